@@ -1,0 +1,265 @@
+"""The ``ragship`` command line: thin over the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ragship.errors import RagshipError
+from ragship.settings import quiet_third_party_progress
+
+# Pretty tracebacks would print local variables, which can hold secrets.
+app = typer.Typer(
+    help="ragship: RAG from notebook prototype to production.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+spec_app = typer.Typer(help="Create, show and validate pipeline specs.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
+app.add_typer(spec_app, name="spec")
+app.add_typer(config_app, name="config")
+
+out = Console()
+err = Console(stderr=True)
+
+SpecOption = Annotated[
+    Path | None, typer.Option("--spec", help="Pipeline spec YAML (default: RAGSHIP_SPEC or built-in).")
+]
+StoreOption = Annotated[
+    str | None, typer.Option("--store", help="Embedded store directory or Elasticsearch URL.")
+]
+
+
+class Mode(str, Enum):
+    """Retrieval modes."""
+
+    bm25 = "bm25"
+    dense = "dense"
+    hybrid = "hybrid"
+
+
+class Generator(str, Enum):
+    """Answer generators."""
+
+    extractive = "extractive"
+    openai = "openai"
+    local = "local"
+
+
+ModeOption = Annotated[
+    Mode | None, typer.Option("--mode", help="Retrieval mode (default: the spec's).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+DEMO_QUESTIONS = (
+    "How do I run the tests?",
+    "Which retrieval modes does ragship support?",
+    "How do I use an OpenAI-compatible endpoint?",
+)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+
+
+@app.command()
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories to index.")],
+    spec: SpecOption = None,
+    store: StoreOption = None,
+    allow_failures: Annotated[
+        bool, typer.Option("--allow-failures", help="Exit 0 even when some files failed.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Index files (txt, md, html, pdf, docx, jsonl) into the store."""
+    from ragship.runtime import open_indexer
+
+    indexer = open_indexer(spec, store)
+    if as_json:
+        report = indexer.index(paths)
+        _print_json(report.to_dict())
+    else:
+        with Progress(
+            TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+        ) as bar:
+            task = bar.add_task("files", total=None)
+            report = indexer.index(paths, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        _print_index_summary(report, indexer.store.describe())
+    if report.failures and not allow_failures:
+        raise typer.Exit(1)
+
+
+def _print_index_summary(report: Any, where: str) -> None:
+    table = Table(title=f"Indexed into {where}", show_lines=False)
+    table.add_column("file")
+    table.add_column("result")
+    for source, chunks in sorted(report.chunks_by_source.items()):
+        table.add_row(source, f"[green]{chunks} chunks")
+    for failure in report.failures:
+        table.add_row(failure.source, f"[red]failed: {failure.reason}")
+    out.print(table)
+    out.print(
+        f"{report.files_indexed} files indexed, {report.chunks_written} chunks written, "
+        f"{report.chunks_deleted} stale chunks removed, {len(report.failures)} failed."
+    )
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    spec: SpecOption = None,
+    store: StoreOption = None,
+    mode: ModeOption = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", min=1, max=1000, help="Sources to return.")] = None,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Only search these source files (repeatable).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer a question from the indexed documents, citing sources."""
+    from ragship.runtime import open_query_engine
+
+    engine = open_query_engine(spec, store, mode=_mode(mode))
+    filters = {"field": "meta.source", "operator": "in", "value": source} if source else None
+    answer = engine.ask(question, top_k=top_k, filters=filters)
+    if as_json:
+        _print_json(answer.to_dict())
+        return
+    _print_answer(question, answer)
+
+
+def _print_answer(question: str, answer: Any) -> None:
+    out.print(f"[bold]Q:[/bold] {question}")
+    out.print(f"[bold]A:[/bold] {answer.answer}")
+    for s in answer.sources:
+        mark = "*" if s.cited else " "
+        score = f"{s.score:.3f}" if s.score is not None else "-"
+        out.print(f"  {mark}[{s.citation}] {s.source} (score {score}): [dim]{s.snippet[:160]}[/dim]")
+
+
+def _mode(mode: Mode | None) -> Any:
+    return mode.value if mode is not None else None
+
+
+@app.command()
+def demo(spec: SpecOption = None, store: StoreOption = None) -> None:
+    """Answer a few sample questions about ragship's own docs (index them first)."""
+    from ragship.runtime import open_query_engine
+
+    engine = open_query_engine(spec, store)
+    if engine.store.count_documents() == 0:
+        raise RagshipError(f"The {engine.store.describe()} is empty; run `ragship index docs README.md` first.")
+    for question in DEMO_QUESTIONS:
+        _print_answer(question, engine.ask(question))
+        out.print()
+
+
+@spec_app.command("init")
+def spec_init(
+    path: Annotated[Path, typer.Argument(help="Where to write the spec.")],
+    generator: Annotated[Generator, typer.Option(help="How answers are written.")] = Generator.extractive,
+    mode: Annotated[Mode, typer.Option(help="Retrieval mode.")] = Mode.hybrid,
+    embedding_model: Annotated[str | None, typer.Option(help="Sentence-transformers path or hub id.")] = None,
+    split_by: Annotated[str, typer.Option(help="word, sentence, passage, line, page.")] = "word",
+    split_length: Annotated[int, typer.Option(min=1, help="Units per chunk.")] = 200,
+    split_overlap: Annotated[int, typer.Option(min=0, help="Units shared by neighbouring chunks.")] = 40,
+    top_k: Annotated[int, typer.Option(min=1, help="Sources per answer.")] = 5,
+    openai_model: Annotated[str | None, typer.Option(help="Model name at the endpoint.")] = None,
+    openai_base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
+    local_model: Annotated[str | None, typer.Option(help="Local Hugging Face causal LM directory.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write the default spec (both pipelines) to PATH."""
+    from ragship.settings import get_settings
+    from ragship.spec import default_spec
+
+    if path.exists() and not force:
+        raise RagshipError(f"{path} exists; pass --force to overwrite it.")
+    if split_overlap >= split_length:
+        raise typer.BadParameter("must be smaller than --split-length", param_hint="--split-overlap")
+    settings = get_settings()
+    spec = default_spec(
+        generator=generator.value,  # type: ignore[arg-type]
+        mode=_mode(mode),
+        embedding_model=embedding_model or settings.embedding_model,
+        split_by=split_by,
+        split_length=split_length,
+        split_overlap=split_overlap,
+        top_k=top_k,
+        openai_model=openai_model or settings.openai.model,
+        openai_base_url=openai_base_url or settings.openai.base_url,
+        openai_api_key_env=settings.openai.api_key_env,
+        local_model=local_model,
+        max_file_bytes=settings.max_file_bytes,
+    )
+    spec.save(path)
+    err.print(f"Wrote {spec.name} spec to {path} (hash {spec.hash}).")
+
+
+@spec_app.command("show")
+def spec_show(path: Annotated[Path | None, typer.Argument(help="Spec file (default: effective).")] = None) -> None:
+    """Print a spec as YAML (the effective one when PATH is omitted)."""
+    from ragship.runtime import resolve_spec
+
+    sys.stdout.write(resolve_spec(path).to_yaml())
+
+
+@spec_app.command("validate")
+def spec_validate(
+    path: Annotated[Path, typer.Argument(help="Spec file to check.")],
+    store: StoreOption = None,
+) -> None:
+    """Check a spec: component types, connections, embedding dimension against the store."""
+    from ragship.pipelines.validate import validate_spec
+    from ragship.spec import load_spec
+    from ragship.stores import open_store
+
+    spec = load_spec(path)
+    problems = validate_spec(spec, open_store(store) if store else None)
+    if problems:
+        for problem in problems:
+            err.print(f"[red]error:[/red] {problem}", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"{path}: valid ({spec.name}, hash {spec.hash}, mode {spec.retrieval_mode}).")
+
+
+@config_app.command("show")
+def config_show(as_json: JsonOption = False) -> None:
+    """Print the effective settings; secrets are masked."""
+    from ragship.settings import get_settings
+
+    data = get_settings().masked()
+    if as_json:
+        _print_json(data)
+        return
+    for key, value in _flatten(data):
+        out.print(f"{key} = {value!r}", highlight=False)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            rows.extend(_flatten(value, f"{prefix}{key}."))
+        else:
+            rows.append((f"{prefix}{key}", value))
+    return rows
+
+
+def main() -> None:
+    """Console entry point: known errors become one line on stderr and exit code 2."""
+    quiet_third_party_progress()
+    try:
+        app()
+    except RagshipError as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False)
+        raise SystemExit(2) from None

@@ -1,0 +1,258 @@
+"""FileConverter: turns files of many types into Documents, reporting each failure with its reason."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging as std_logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from haystack import Document, component, default_from_dict, default_to_dict
+
+TEXT_TYPES = {".txt", ".md", ".markdown", ".html", ".htm", ".jsonl"}
+BINARY_TYPES = {".pdf", ".docx"}
+SUPPORTED_TYPES = TEXT_TYPES | BINARY_TYPES
+_MARKDOWN_TITLE = re.compile(r"^\s{0,3}#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class FileFailure:
+    """A file (or one record of a .jsonl file) that could not be converted."""
+
+    source: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        """Plain-data form for summaries and JSON output."""
+        return {"source": self.source, "reason": self.reason}
+
+
+class _FileRejected(Exception):
+    """Internal: the file cannot be converted, with a human-readable reason."""
+
+
+def source_name(path: str | Path) -> str:
+    """Canonical name of a source file: relative to the working directory when inside it."""
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return resolved.as_posix()
+
+
+@component
+class FileConverter:
+    """Converts .txt, .md, .html, .pdf, .docx and .jsonl files to Documents.
+
+    One bad file never stops the batch: it is listed in ``failures`` with the reason.
+    Each document's meta holds ``source`` (path), ``title``, ``modified_at``, ``content_hash``
+    (sha256 of the file) and ``file_type``; .jsonl records also get ``record``.
+
+    :param max_file_bytes: Larger files are refused.
+    :param jsonl_text_field: Field of a .jsonl record holding the text.
+    :param jsonl_title_field: Optional field of a .jsonl record holding the title.
+    :param jsonl_id_field: Optional field holding the record's id (else its line number).
+    """
+
+    def __init__(
+        self,
+        max_file_bytes: int = 50 * 1024 * 1024,
+        jsonl_text_field: str = "text",
+        jsonl_title_field: str = "title",
+        jsonl_id_field: str = "_id",
+    ) -> None:
+        self.max_file_bytes = max_file_bytes
+        self.jsonl_text_field = jsonl_text_field
+        self.jsonl_title_field = jsonl_title_field
+        self.jsonl_id_field = jsonl_id_field
+        self._converters: dict[str, Any] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize the component."""
+        return default_to_dict(
+            self,
+            max_file_bytes=self.max_file_bytes,
+            jsonl_text_field=self.jsonl_text_field,
+            jsonl_title_field=self.jsonl_title_field,
+            jsonl_id_field=self.jsonl_id_field,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FileConverter:
+        """Deserialize the component."""
+        return default_from_dict(cls, data)
+
+    @component.output_types(documents=list[Document], failures=list[FileFailure])
+    def run(self, sources: list[str | Path]) -> dict[str, Any]:
+        """Convert files.
+
+        :param sources: File paths.
+        :returns: ``documents`` converted, and ``failures`` (source + reason) for what could not be.
+        """
+        documents: list[Document] = []
+        failures: list[FileFailure] = []
+        for path in map(Path, sources):
+            name = source_name(path)
+            try:
+                docs, record_failures = self._convert(path, name)
+            except _FileRejected as e:
+                failures.append(FileFailure(name, str(e)))
+                continue
+            documents.extend(docs)
+            failures.extend(record_failures)
+        return {"documents": documents, "failures": failures}
+
+    def _convert(self, path: Path, name: str) -> tuple[list[Document], list[FileFailure]]:
+        suffix = path.suffix.lower()
+        if not path.exists():
+            raise _FileRejected("file not found")
+        if not path.is_file():
+            raise _FileRejected("not a regular file")
+        if suffix not in SUPPORTED_TYPES:
+            raise _FileRejected(
+                f"unsupported file type '{suffix or '(none)'}'; supported: {', '.join(sorted(SUPPORTED_TYPES))}"
+            )
+        size = path.stat().st_size
+        if size == 0:
+            raise _FileRejected("empty file")
+        if size > self.max_file_bytes:
+            raise _FileRejected(
+                f"file is {size:,} bytes, over the {self.max_file_bytes:,}-byte limit "
+                "(raise RAGSHIP_MAX_FILE_BYTES to index it)"
+            )
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise _FileRejected(f"cannot read file: {e.strerror or e}") from e
+        meta = {
+            "source": name,
+            "file_type": suffix.lstrip("."),
+            "content_hash": hashlib.sha256(data).hexdigest(),
+            "modified_at": datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).isoformat(),
+        }
+        if suffix in TEXT_TYPES:
+            text = _decode_text(data)
+            if suffix == ".jsonl":
+                return self._convert_jsonl(text, meta)
+            if suffix in {".md", ".markdown"}:
+                meta["title"] = _first_match(_MARKDOWN_TITLE, text) or path.stem
+                return [self._run_haystack("markdown", path, meta)], []
+            if suffix in {".html", ".htm"}:
+                meta["title"] = _first_match(_HTML_TITLE, text) or path.stem
+                return [self._run_haystack("html", path, meta)], []
+            if not text.strip():
+                raise _FileRejected("file holds only whitespace")
+            meta["title"] = path.stem
+            return [Document(content=text, meta=meta)], []
+        meta["title"] = path.stem
+        kind = "pdf" if suffix == ".pdf" else "docx"
+        return [self._run_haystack(kind, path, meta)], []
+
+    def _converter(self, kind: str) -> Any:
+        if kind not in self._converters:
+            from haystack.components.converters import (
+                DOCXToDocument,
+                HTMLToDocument,
+                MarkdownToDocument,
+                PyPDFToDocument,
+            )
+
+            factories = {
+                "markdown": lambda: MarkdownToDocument(progress_bar=False),
+                "html": HTMLToDocument,
+                "pdf": PyPDFToDocument,
+                "docx": DOCXToDocument,
+            }
+            self._converters[kind] = factories[kind]()
+        return self._converters[kind]
+
+    def _run_haystack(self, kind: str, path: Path, meta: dict[str, Any]) -> Document:
+        # Haystack's converters log and skip a file they cannot read; capture that log as the reason.
+        with _captured_warnings("haystack.components.converters") as warnings:
+            try:
+                result = self._converter(kind).run(sources=[path], meta=[meta])
+            except Exception as e:  # a converter library raising is a bad file, not a crash of the batch
+                raise _FileRejected(f"{kind} conversion failed: {e}") from e
+        docs = [d for d in result["documents"] if d.content and d.content.strip()]
+        if not docs:
+            detail = warnings[-1] if warnings else "no text could be extracted"
+            raise _FileRejected(f"{kind} conversion failed: {detail}")
+        return docs[0]
+
+    def _convert_jsonl(self, text: str, meta: dict[str, Any]) -> tuple[list[Document], list[FileFailure]]:
+        documents: list[Document] = []
+        failures: list[FileFailure] = []
+        for line_no, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            where = f"{meta['source']}:{line_no}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                failures.append(FileFailure(where, f"invalid JSON: {e.msg} at column {e.colno}"))
+                continue
+            if not isinstance(record, dict):
+                failures.append(FileFailure(where, "a line must hold a JSON object"))
+                continue
+            content = record.get(self.jsonl_text_field)
+            if not isinstance(content, str) or not content.strip():
+                failures.append(FileFailure(where, f"missing or empty text field '{self.jsonl_text_field}'"))
+                continue
+            title = record.get(self.jsonl_title_field)
+            extra = record.get("meta") if isinstance(record.get("meta"), dict) else {}
+            record_meta = {
+                **{k: v for k, v in extra.items() if k not in meta},
+                **meta,
+                "record": str(record.get(self.jsonl_id_field, line_no)),
+                "title": title if isinstance(title, str) and title else meta["source"],
+            }
+            body = f"{title}\n\n{content}" if isinstance(title, str) and title else content
+            documents.append(Document(content=body, meta=record_meta))
+        if not documents and not failures:
+            raise _FileRejected("no records found")
+        return documents, failures
+
+
+def _decode_text(data: bytes) -> str:
+    if b"\x00" in data[:8192]:
+        raise _FileRejected("binary content (NUL bytes) in a text file type; is the extension right?")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise _FileRejected(
+            f"not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); re-save the file as UTF-8"
+        ) from e
+
+
+def _first_match(pattern: re.Pattern[str], text: str) -> str | None:
+    match = pattern.search(text)
+    return re.sub(r"\s+", " ", match.group(1)).strip() if match else None
+
+
+class _ListHandler(std_logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=std_logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: std_logging.LogRecord) -> None:
+        message = record.getMessage()
+        error = getattr(record, "error", None)
+        self.messages.append(f"{message} ({error})" if error and str(error) not in message else message)
+
+
+@contextmanager
+def _captured_warnings(logger_name: str) -> Iterator[list[str]]:
+    handler = _ListHandler()
+    logger = std_logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)

@@ -1,0 +1,48 @@
+"""StoreWriter: overwrites chunks by id and drops a file's stale chunks after its new ones land."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from haystack import Document, component, default_from_dict, default_to_dict
+from haystack.document_stores.types import DuplicatePolicy
+
+from ragship.components.retrievers import StoreBound
+
+
+@component
+class StoreWriter(StoreBound):
+    """Writes chunks to the attached store.
+
+    :param replace_sources: After writing a file's chunks, delete that file's older chunks that are
+        not among them (an edited file leaves nothing stale behind). The new chunks are written
+        first, so a reader never sees the file missing.
+    """
+
+    def __init__(self, replace_sources: bool = True) -> None:
+        self.replace_sources = replace_sources
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize (without the store)."""
+        return default_to_dict(self, replace_sources=self.replace_sources)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StoreWriter:
+        """Deserialize."""
+        return default_from_dict(cls, data)
+
+    @component.output_types(documents_written=int, documents_deleted=int)
+    def run(self, documents: list[Document]) -> dict[str, Any]:
+        """Write ``documents`` (overwriting same ids)."""
+        store = self._store()
+        written = store.write_documents(documents, policy=DuplicatePolicy.OVERWRITE)
+        deleted = 0
+        if self.replace_sources:
+            ids_by_source: dict[str, set[str]] = defaultdict(set)
+            for doc in documents:
+                if doc.meta.get("source"):
+                    ids_by_source[doc.meta["source"]].add(doc.id)
+            for source, ids in ids_by_source.items():
+                deleted += store.delete_by_source([source], keep_ids=ids)
+        return {"documents_written": written, "documents_deleted": deleted}

@@ -1,0 +1,71 @@
+"""Build runnable Haystack pipelines from a spec and a store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from haystack import Pipeline
+from haystack.core.errors import DeserializationError, PipelineError
+
+import ragship.components  # registers our components on Haystack's deserialization allowlist
+from ragship.components.retrievers import StoreBM25Retriever, StoreBound, StoreEmbeddingRetriever
+from ragship.errors import SpecError
+from ragship.settings import RetrievalMode
+from ragship.stores.base import RetrievalStore
+
+__all__ = ["attach_store", "load_pipeline", "with_retrieval_mode"]
+
+_ = ragship.components
+_BRANCH_OF_MODE: dict[str, type] = {"bm25": StoreEmbeddingRetriever, "dense": StoreBM25Retriever}
+
+
+def load_pipeline(data: dict[str, Any], where: str) -> Pipeline:
+    """Deserialize one Haystack pipeline, reporting failures against ``where`` (e.g. 'query')."""
+    try:
+        return Pipeline.from_dict(data)
+    except (DeserializationError, PipelineError, ImportError, TypeError, ValueError, KeyError) as e:
+        raise SpecError(f"{where}: {e}") from e
+
+
+def attach_store(pipeline: Pipeline, store: RetrievalStore) -> Pipeline:
+    """Give every store-bound component (retrievers, writer) of ``pipeline`` the store."""
+    for _, instance in pipeline.walk():
+        if isinstance(instance, StoreBound):
+            instance.document_store = store
+    return pipeline
+
+
+def with_retrieval_mode(data: dict[str, Any], mode: RetrievalMode) -> dict[str, Any]:
+    """A copy of a query pipeline's dict keeping only the retrieval branch(es) of ``mode``.
+
+    The spec holds both branches (hybrid); bm25 drops the dense retriever and the query embedder
+    that only fed it, dense drops the BM25 retriever. The joiner stays, fusing one list.
+    """
+    if mode == "hybrid":
+        return data
+    doomed_type = _BRANCH_OF_MODE[mode]
+    doomed_name = f"{doomed_type.__module__}.{doomed_type.__name__}"
+    components = dict(data["components"])
+    connections = list(data.get("connections", []))
+    removed = {name for name, comp in components.items() if comp.get("type") == doomed_name}
+    if not removed:
+        return data
+    while True:
+        # A component whose every outgoing connection led to removed components has no purpose left.
+        senders: dict[str, set[str]] = {}
+        for conn in connections:
+            senders.setdefault(conn["sender"].split(".")[0], set()).add(conn["receiver"].split(".")[0])
+        orphaned = {s for s, receivers in senders.items() if s not in removed and receivers <= removed}
+        if not orphaned:
+            break
+        removed |= orphaned
+    return {
+        **data,
+        "metadata": {**(data.get("metadata") or {}), "retrieval_mode": mode},
+        "components": {n: c for n, c in components.items() if n not in removed},
+        "connections": [
+            c
+            for c in connections
+            if c["sender"].split(".")[0] not in removed and c["receiver"].split(".")[0] not in removed
+        ],
+    }

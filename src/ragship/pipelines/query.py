@@ -1,0 +1,147 @@
+"""Run the spec's query pipeline: a question in, an answer with cited sources out."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from haystack import Document, Pipeline
+from haystack.components.builders import AnswerBuilder
+from haystack.components.joiners import DocumentJoiner
+
+from ragship.components.retrievers import StoreBM25Retriever, StoreEmbeddingRetriever
+from ragship.errors import SpecError
+from ragship.pipelines import attach_store, load_pipeline, with_retrieval_mode
+from ragship.settings import RetrievalMode
+from ragship.spec import RETRIEVAL_MODES, PipelineSpec
+from ragship.stores.base import RetrievalStore
+
+SNIPPET_CHARS = 300
+_QUESTION_SOCKETS = ("query", "text", "question")
+
+
+@dataclass
+class Source:
+    """One retrieved chunk, as shown to users. ``citation`` is the [n] the answer uses."""
+
+    id: str
+    source: str
+    score: float | None
+    snippet: str
+    citation: int
+    cited: bool
+    title: str | None = None
+
+    @classmethod
+    def from_document(cls, doc: Document, citation: int) -> Source:
+        """Build from a Haystack document ranked ``citation``-th."""
+        text = " ".join((doc.content or "").split())
+        snippet = text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " ..."
+        return cls(
+            id=doc.id,
+            source=str(doc.meta.get("source", "")),
+            score=doc.score,
+            snippet=snippet,
+            citation=int(doc.meta.get("source_index", citation)),
+            cited=bool(doc.meta.get("referenced", False)),
+            title=doc.meta.get("title"),
+        )
+
+
+@dataclass
+class Answer:
+    """An answer and the sources it was built from (in retrieval order)."""
+
+    answer: str
+    sources: list[Source]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: ``{"answer": str, "sources": [{"id", "source", "score", "snippet", ...}]}``."""
+        return {"answer": self.answer, "sources": [asdict(s) for s in self.sources]}
+
+
+class QueryEngine:
+    """Answers questions with the spec's query pipeline over a store.
+
+    Usage::
+
+        engine = QueryEngine(load_spec(), open_store(".ragship/store"), mode="hybrid")
+        print(engine.ask("How do I run the tests?").answer)
+
+    :param spec: The pipeline spec.
+    :param store: Where to retrieve from.
+    :param mode: bm25, dense or hybrid; the spec's mode when None.
+    """
+
+    def __init__(self, spec: PipelineSpec, store: RetrievalStore, mode: RetrievalMode | None = None) -> None:
+        self.spec = spec
+        self.store = store
+        self.mode: RetrievalMode = mode or spec.retrieval_mode
+        if self.mode not in RETRIEVAL_MODES:
+            raise SpecError(f"retrieval mode {self.mode!r} is not one of {list(RETRIEVAL_MODES)}.")
+        data = with_retrieval_mode(spec.query, self.mode)
+        self.pipeline: Pipeline = attach_store(load_pipeline(data, "query"), store)
+        self._answer_builder = self._find(AnswerBuilder, required=True)
+        self._joiners = [n for n, c in self.pipeline.walk() if isinstance(c, DocumentJoiner)]
+        self._retrievers = {
+            n: c.top_k
+            for n, c in self.pipeline.walk()
+            if isinstance(c, StoreBM25Retriever | StoreEmbeddingRetriever)
+        }
+        self._question_inputs = {
+            (component, socket)
+            for component, sockets in self.pipeline.inputs().items()
+            for socket in sockets
+            if socket in _QUESTION_SOCKETS
+        }
+        self._warm = False
+
+    def _find(self, kind: type, required: bool = False) -> str:
+        names = [n for n, c in self.pipeline.walk() if isinstance(c, kind)]
+        if required and len(names) != 1:
+            raise SpecError(f"query: needs exactly one {kind.__name__} component, found {len(names)}.")
+        return names[0]
+
+    def warm_up(self) -> None:
+        """Load models once."""
+        if not self._warm:
+            self.pipeline.warm_up()
+            self._warm = True
+
+    def _inputs(self, question: str, top_k: int | None, filters: dict[str, Any] | None) -> dict[str, Any]:
+        data: dict[str, dict[str, Any]] = {}
+        for component, socket in self._question_inputs:
+            data.setdefault(component, {})[socket] = question
+        for name, default_k in self._retrievers.items():
+            if top_k or filters:
+                data.setdefault(name, {})
+            if top_k:
+                data[name]["top_k"] = max(top_k, default_k)
+            if filters:
+                data[name]["filters"] = filters
+        if top_k:
+            for name in self._joiners:
+                data.setdefault(name, {})["top_k"] = top_k
+        return data
+
+    def ask(self, question: str, top_k: int | None = None, filters: dict[str, Any] | None = None) -> Answer:
+        """Answer ``question``.
+
+        :param top_k: Sources returned (the spec's joiner top_k when None).
+        :param filters: Haystack metadata filters, e.g. ``{"field": "meta.source", "operator": "==", ...}``.
+        """
+        if not question or not question.strip():
+            raise ValueError("The question is empty.")
+        self.warm_up()
+        result = self.pipeline.run(self._inputs(question, top_k, filters))
+        answers = result.get(self._answer_builder, {}).get("answers", [])
+        if not answers:
+            return Answer(answer="", sources=[])
+        answer = answers[0]
+        docs = list(answer.documents or [])
+        if top_k:
+            docs = docs[:top_k]
+        return Answer(
+            answer=answer.data or "",
+            sources=[Source.from_document(d, i) for i, d in enumerate(docs, start=1)],
+        )

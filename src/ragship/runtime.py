@@ -1,0 +1,47 @@
+"""One-call constructors used by the CLI, notebooks and services: settings -> spec -> store -> pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ragship.models import embedding_dimension
+from ragship.pipelines.indexing import Indexer
+from ragship.pipelines.query import QueryEngine
+from ragship.settings import RetrievalMode, Settings, get_settings
+from ragship.spec import PipelineSpec, load_spec
+from ragship.stores import open_store
+from ragship.stores.base import RetrievalStore
+
+
+def resolve_spec(spec: PipelineSpec | str | Path | None, settings: Settings | None = None) -> PipelineSpec:
+    """A spec object from an object, a path, the settings' spec, or the built-in default."""
+    if isinstance(spec, PipelineSpec):
+        return spec
+    settings = settings or get_settings()
+    return load_spec(spec or settings.spec)
+
+
+def store_for(spec: PipelineSpec, location: str | None = None, settings: Settings | None = None) -> RetrievalStore:
+    """Open the store, telling it the spec's embedding dimension so mismatches fail early."""
+    model = spec.embedding_model
+    return open_store(location, embedding_dim=embedding_dimension(model) if model else None, settings=settings)
+
+
+def open_indexer(
+    spec: PipelineSpec | str | Path | None = None, store: str | None = None, settings: Settings | None = None
+) -> Indexer:
+    """An :class:`Indexer` for ``spec`` writing to ``store`` (settings fill what is None)."""
+    settings = settings or get_settings()
+    resolved = resolve_spec(spec, settings)
+    return Indexer(resolved, store_for(resolved, store, settings), batch_files=settings.index_batch_files)
+
+
+def open_query_engine(
+    spec: PipelineSpec | str | Path | None = None,
+    store: str | None = None,
+    mode: RetrievalMode | None = None,
+    settings: Settings | None = None,
+) -> QueryEngine:
+    """A :class:`QueryEngine` for ``spec`` over ``store`` (settings fill what is None)."""
+    resolved = resolve_spec(spec, settings)
+    return QueryEngine(resolved, store_for(resolved, store, settings), mode=mode)

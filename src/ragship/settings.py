@@ -1,0 +1,170 @@
+"""Typed settings: the one place that reads the environment and holds defaults.
+
+Values come, highest priority first, from keyword arguments, ``RAGSHIP_*`` environment
+variables, a ``.env`` file, a ``ragship.toml`` file in the working directory (or the file named
+by ``RAGSHIP_CONFIG_FILE``), and the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from ragship.errors import ConfigError
+
+RetrievalMode = Literal["bm25", "dense", "hybrid"]
+GeneratorKind = Literal["extractive", "openai", "local"]
+
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("RAGSHIP_CONFIG_FILE", "ragship.toml"))
+
+
+class ElasticsearchSettings(BaseSettings):
+    """Connection and index layout of an Elasticsearch store."""
+
+    model_config = SettingsConfigDict(extra="forbid")
+
+    url: str = Field("http://127.0.0.1:9200", description="Cluster URL (https for managed clusters).")
+    index: str = Field("ragship", description="Alias that reads and writes go through.")
+    api_key: SecretStr | None = Field(None, description="API key (Elastic Cloud); wins over basic auth.")
+    username: str | None = Field(None, description="Basic-auth user.")
+    password: SecretStr | None = Field(None, description="Basic-auth password.")
+    ca_certs: Path | None = Field(None, description="CA bundle for a self-signed https cluster.")
+    verify_certs: bool = Field(True, description="Verify TLS certificates.")
+    shards: int = Field(1, ge=1, le=1024, description="Primary shards of a new index.")
+    replicas: int = Field(0, ge=0, le=16, description="Replicas of a new index (>0 for HA on a cluster).")
+    request_timeout_s: float = Field(30.0, gt=0, le=600, description="Per-request timeout.")
+
+
+class LocalElasticsearchSettings(BaseSettings):
+    """The Elasticsearch node that ``ragship es start`` runs for development and tests."""
+
+    model_config = SettingsConfigDict(extra="forbid")
+
+    version: str = Field("8.19.3", description="Elasticsearch version fetched from Maven Central.")
+    home: Path = Field(Path.home() / ".cache" / "ragship" / "elasticsearch", description="Cache + data.")
+    port: int = Field(9200, ge=0, le=65535, description="HTTP port on 127.0.0.1 (0 picks a free one).")
+    heap: str = Field("1g", pattern=r"^\d+[mg]$", description="JVM heap, e.g. 1g or 512m.")
+    java_home: Path | None = Field(None, description="JDK 17-23 to run it; found automatically if unset.")
+    start_timeout_s: float = Field(180.0, gt=0, le=1800, description="How long to wait for health.")
+
+
+class OpenAISettings(BaseSettings):
+    """An OpenAI-compatible chat-completions endpoint."""
+
+    model_config = SettingsConfigDict(extra="forbid")
+
+    base_url: str | None = Field(None, description="Base URL, e.g. http://localhost:8000/v1.")
+    model: str = Field("gpt-4o-mini", description="Model name sent to the endpoint.")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="Name of the environment variable holding the key (never the key)."
+    )
+    timeout_s: float = Field(60.0, gt=0, le=600, description="Request timeout.")
+
+
+class Settings(BaseSettings):
+    """All of ragship's settings. Nested fields use ``__`` in env names (RAGSHIP_ES__URL)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAGSHIP_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    home: Path = Field(Path(".ragship"), description="Working data: embedded store, manifests, runs.")
+    store: str | None = Field(
+        None, description="Store: a directory (embedded) or an http(s) URL (Elasticsearch). Default: home/store."
+    )
+    spec: Path | None = Field(None, description="Pipeline spec YAML; the built-in default when unset.")
+    embedding_model: str = Field(DEFAULT_EMBEDDING_MODEL, description="Sentence-transformers path or hub id.")
+    device: str | None = Field(None, description="Torch device for models (cuda, cpu); auto when unset.")
+    mode: RetrievalMode = Field("hybrid", description="Default retrieval mode for `ragship ask`.")
+    top_k: int = Field(5, ge=1, le=1000, description="Default number of sources returned.")
+    max_file_bytes: int = Field(
+        50 * 1024 * 1024, ge=1, description="Files larger than this are refused at indexing."
+    )
+    index_batch_files: int = Field(32, ge=1, le=10_000, description="Files converted per indexing batch.")
+    es: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)  # type: ignore[arg-type]
+    local_es: LocalElasticsearchSettings = Field(default_factory=LocalElasticsearchSettings)  # type: ignore[arg-type]
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)  # type: ignore[arg-type]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return (init_settings, env_settings, dotenv_settings, toml, file_secret_settings)
+
+    @property
+    def store_location(self) -> str:
+        """Where the store lives: the configured one, else the embedded store under ``home``."""
+        return self.store or str(self.home / "store")
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings as plain data with secrets shown as ``**********``."""
+        return _mask(self.model_dump(mode="python"))
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return "**********"
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into one readable :class:`ConfigError`."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+            for err in e.errors()
+        )
+        raise ConfigError(f"Invalid ragship settings: {problems}. Fix the RAGSHIP_* variable or ragship.toml.") from e
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once."""
+    return load_settings()
+
+
+def hub_offline() -> bool:
+    """Whether Hugging Face hub access is switched off (HF_HUB_OFFLINE)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+
+
+def env_secret(name: str) -> str | None:
+    """Read a secret from the environment by variable name (used for endpoint keys)."""
+    return os.environ.get(name) or None
+
+
+def quiet_third_party_progress() -> None:
+    """Silence model-loading progress bars of Hugging Face libraries (ragship shows its own)."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

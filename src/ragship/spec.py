@@ -1,0 +1,288 @@
+"""Pipeline spec: one YAML file holding the indexing and the query Haystack pipelines.
+
+Layout::
+
+    ragship_spec: 1
+    name: default
+    description: ...
+    indexing: {<Haystack Pipeline.to_dict()>}
+    query: {<Haystack Pipeline.to_dict()>}
+
+The retrieval mode lives in the query pipeline's Haystack ``metadata`` (``retrieval_mode``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ragship.errors import SpecError
+from ragship.settings import DEFAULT_EMBEDDING_MODEL, GeneratorKind, RetrievalMode
+
+SPEC_VERSION = 1
+TOP_LEVEL_KEYS = {"ragship_spec", "name", "description", "indexing", "query"}
+RETRIEVAL_MODES: tuple[RetrievalMode, ...] = ("bm25", "dense", "hybrid")
+GENERATORS: tuple[GeneratorKind, ...] = ("extractive", "openai", "local")
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You answer questions using only the numbered documents given. Cite every statement with the "
+    "number of its document in square brackets, like [1]. If the documents do not contain the answer, "
+    "say that you do not know."
+)
+DEFAULT_USER_PROMPT = (
+    "Documents:\n{% for doc in documents %}[{{ loop.index }}] {{ doc.meta.get('title', '') }}\n"
+    "{{ doc.content }}\n\n{% endfor %}Question: {{ query }}\nAnswer:"
+)
+
+
+@dataclass
+class PipelineSpec:
+    """An indexing and a query pipeline that belong together.
+
+    :param indexing: Haystack serialization of the indexing pipeline.
+    :param query: Haystack serialization of the query pipeline.
+    """
+
+    indexing: dict[str, Any]
+    query: dict[str, Any]
+    name: str = "default"
+    description: str = ""
+    version: int = SPEC_VERSION
+    source_path: Path | None = field(default=None, compare=False)
+
+    # -- (de)serialization --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form, in file order."""
+        return {
+            "ragship_spec": self.version,
+            "name": self.name,
+            "description": self.description,
+            "indexing": self.indexing,
+            "query": self.query,
+        }
+
+    def to_yaml(self) -> str:
+        """YAML text of the spec."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the spec to ``path`` and return it."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(self.to_yaml(), encoding="utf-8")
+        return target
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "spec") -> PipelineSpec:
+        """Build a spec from plain data, checking its shape (not its components: see validate)."""
+        if not isinstance(data, dict):
+            raise SpecError(f"{where}: the top level must be a mapping with 'indexing' and 'query' keys.")
+        unknown = sorted(set(data) - TOP_LEVEL_KEYS)
+        if unknown:
+            raise SpecError(f"{where}: unknown top-level key(s) {unknown}; allowed: {sorted(TOP_LEVEL_KEYS)}.")
+        version = data.get("ragship_spec", SPEC_VERSION)
+        if version != SPEC_VERSION:
+            raise SpecError(f"{where}: ragship_spec {version!r} is not supported; this ragship reads {SPEC_VERSION}.")
+        for key in ("indexing", "query"):
+            section = data.get(key)
+            if not isinstance(section, dict):
+                raise SpecError(f"{where}: '{key}' is missing or not a mapping of a Haystack pipeline.")
+            if not isinstance(section.get("components"), dict) or not section["components"]:
+                raise SpecError(f"{where}: '{key}.components' is missing or empty.")
+            if not isinstance(section.get("connections", []), list):
+                raise SpecError(f"{where}: '{key}.connections' must be a list of sender/receiver pairs.")
+        return cls(
+            indexing=data["indexing"],
+            query=data["query"],
+            name=str(data.get("name", "default")),
+            description=str(data.get("description", "")),
+            version=version,
+        )
+
+    @classmethod
+    def from_yaml(cls, text: str, where: str = "spec") -> PipelineSpec:
+        """Parse YAML text."""
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise SpecError(f"{where}: not valid YAML{at}: {getattr(e, 'problem', e)}") from e
+        return cls.from_dict(data, where=where)
+
+    # -- derived facts -----------------------------------------------------------------------------
+    @property
+    def hash(self) -> str:
+        """Content hash of both pipelines (names and descriptions do not count)."""
+        canonical = json.dumps({"indexing": self.indexing, "query": self.query}, sort_keys=True, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def retrieval_mode(self) -> RetrievalMode:
+        """The query pipeline's retrieval mode (hybrid when unset)."""
+        mode = (self.query.get("metadata") or {}).get("retrieval_mode", "hybrid")
+        if mode not in RETRIEVAL_MODES:
+            raise SpecError(f"query.metadata.retrieval_mode: {mode!r} is not one of {list(RETRIEVAL_MODES)}.")
+        return mode  # type: ignore[no-any-return]
+
+    def components_of(self, pipeline: str, type_suffix: str) -> dict[str, dict[str, Any]]:
+        """Components of ``pipeline`` ('indexing' or 'query') whose type ends with ``type_suffix``."""
+        section = self.indexing if pipeline == "indexing" else self.query
+        return {
+            name: comp
+            for name, comp in section.get("components", {}).items()
+            if isinstance(comp, dict) and str(comp.get("type", "")).endswith(type_suffix)
+        }
+
+    def embedding_models(self) -> dict[str, str]:
+        """``pipeline.components.name`` -> embedding model, for every embedder in the spec."""
+        found: dict[str, str] = {}
+        for pipeline in ("indexing", "query"):
+            for suffix in ("DocumentEmbedder", "TextEmbedder"):
+                for name, comp in self.components_of(pipeline, suffix).items():
+                    model = (comp.get("init_parameters") or {}).get("model")
+                    if model:
+                        found[f"{pipeline}.components.{name}"] = str(model)
+        return found
+
+    @property
+    def embedding_model(self) -> str | None:
+        """The embedding model (None for a keyword-only spec)."""
+        models = set(self.embedding_models().values())
+        return next(iter(models)) if len(models) == 1 else None
+
+
+def load_spec(path: str | Path | None = None) -> PipelineSpec:
+    """Load a spec file; the built-in default spec when ``path`` is None.
+
+    :raises SpecError: the file is missing, not YAML, or malformed (message names the key).
+    """
+    if path is None:
+        return default_spec()
+    target = Path(path)
+    if not target.is_file():
+        raise SpecError(f"Spec file {target} not found; create one with `ragship spec init {target}`.")
+    spec = PipelineSpec.from_yaml(target.read_text(encoding="utf-8"), where=str(target))
+    spec.source_path = target
+    return spec
+
+
+def default_spec(
+    *,
+    generator: GeneratorKind = "extractive",
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL,
+    split_by: str = "word",
+    split_length: int = 200,
+    split_overlap: int = 40,
+    top_k: int = 5,
+    candidates: int = 20,
+    mode: RetrievalMode = "hybrid",
+    openai_model: str = "gpt-4o-mini",
+    openai_base_url: str | None = None,
+    openai_api_key_env: str = "OPENAI_API_KEY",
+    local_model: str | None = None,
+    max_file_bytes: int = 50 * 1024 * 1024,
+) -> PipelineSpec:
+    """The default spec: convert -> clean -> split -> ids -> embed -> write, and
+    bm25 + dense -> RRF -> answer (extractive, OpenAI-compatible or local Hugging Face model).
+    """
+    from haystack import Pipeline
+    from haystack.components.builders import AnswerBuilder, ChatPromptBuilder
+    from haystack.components.joiners import DocumentJoiner
+    from haystack.components.preprocessors import DocumentCleaner, DocumentSplitter
+    from haystack.dataclasses import ChatMessage
+
+    from ragship.components.answerers import ExtractiveAnswerer
+    from ragship.components.converters import FileConverter
+    from ragship.components.embedders import DocumentEmbedder, TextEmbedder
+    from ragship.components.ids import StableIdAssigner
+    from ragship.components.retrievers import StoreBM25Retriever, StoreEmbeddingRetriever
+    from ragship.components.writers import StoreWriter
+
+    if generator not in GENERATORS:
+        raise SpecError(f"generator {generator!r} is not one of {list(GENERATORS)}.")
+    if mode not in RETRIEVAL_MODES:
+        raise SpecError(f"retrieval mode {mode!r} is not one of {list(RETRIEVAL_MODES)}.")
+
+    indexing = Pipeline(metadata={"ragship_role": "indexing"})
+    indexing.add_component("converter", FileConverter(max_file_bytes=max_file_bytes))
+    indexing.add_component("cleaner", DocumentCleaner(remove_empty_lines=False, remove_repeated_substrings=False))
+    indexing.add_component(
+        "splitter",
+        DocumentSplitter(split_by=split_by, split_length=split_length, split_overlap=split_overlap),  # type: ignore[arg-type]
+    )
+    indexing.add_component("ids", StableIdAssigner())
+    indexing.add_component("embedder", DocumentEmbedder(model=embedding_model, progress_bar=False))
+    indexing.add_component("writer", StoreWriter())
+    indexing.connect("converter.documents", "cleaner.documents")
+    indexing.connect("cleaner.documents", "splitter.documents")
+    indexing.connect("splitter.documents", "ids.documents")
+    indexing.connect("ids.documents", "embedder.documents")
+    indexing.connect("embedder.documents", "writer.documents")
+
+    query = Pipeline(metadata={"ragship_role": "query", "retrieval_mode": mode})
+    query.add_component("query_embedder", TextEmbedder(model=embedding_model, progress_bar=False))
+    query.add_component("dense_retriever", StoreEmbeddingRetriever(top_k=candidates))
+    query.add_component("bm25_retriever", StoreBM25Retriever(top_k=candidates))
+    query.add_component("joiner", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=top_k))
+    query.add_component(
+        "answer_builder", AnswerBuilder(reference_pattern=r"\[(\d+)\]", return_only_referenced_documents=False)
+    )
+    query.connect("query_embedder.embedding", "dense_retriever.query_embedding")
+    query.connect("dense_retriever.documents", "joiner.documents")
+    query.connect("bm25_retriever.documents", "joiner.documents")
+    query.connect("joiner.documents", "answer_builder.documents")
+    if generator == "extractive":
+        query.add_component("answerer", ExtractiveAnswerer())
+        query.connect("joiner.documents", "answerer.documents")
+        query.connect("answerer.replies", "answer_builder.replies")
+    else:
+        template = [ChatMessage.from_system(DEFAULT_SYSTEM_PROMPT), ChatMessage.from_user(DEFAULT_USER_PROMPT)]
+        query.add_component("prompt_builder", ChatPromptBuilder(template=template, required_variables=["query"]))
+        query.add_component("llm", _llm(generator, openai_model, openai_base_url, openai_api_key_env, local_model))
+        query.connect("joiner.documents", "prompt_builder.documents")
+        query.connect("prompt_builder.prompt", "llm.messages")
+        query.connect("llm.replies", "answer_builder.replies")
+
+    return PipelineSpec(
+        indexing=indexing.to_dict(),
+        query=query.to_dict(),
+        name=f"default-{generator}",
+        description=f"{mode} retrieval over {embedding_model}, {generator} answers",
+    )
+
+
+def _llm(
+    generator: GeneratorKind,
+    openai_model: str,
+    openai_base_url: str | None,
+    openai_api_key_env: str,
+    local_model: str | None,
+) -> Any:
+    from haystack.utils import Secret
+
+    if generator == "openai":
+        from haystack.components.generators.chat import OpenAIChatGenerator
+
+        return OpenAIChatGenerator(
+            api_key=Secret.from_env_var(openai_api_key_env),
+            model=openai_model,
+            api_base_url=openai_base_url,
+            generation_kwargs={"temperature": 0.0, "max_completion_tokens": 512},
+            timeout=60.0,
+            max_retries=2,
+        )
+    if not local_model:
+        raise SpecError("generator 'local' needs --local-model: a directory with a Hugging Face causal LM.")
+    from haystack_integrations.components.generators.transformers import TransformersChatGenerator
+
+    return TransformersChatGenerator(
+        model=local_model,
+        task="text-generation",
+        generation_kwargs={"max_new_tokens": 256, "do_sample": False},
+    )

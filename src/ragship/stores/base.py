@@ -1,0 +1,45 @@
+"""What a ragship document store offers beyond Haystack's DocumentStore protocol."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from haystack import Document
+from haystack.document_stores.types import DocumentStore
+
+
+@runtime_checkable
+class RetrievalStore(DocumentStore, Protocol):
+    """A Haystack document store that ragship's retrievers and writer can drive.
+
+    Every store keeps the chunk's originating file in ``meta["source"]``.
+    """
+
+    def bm25_retrieval(
+        self, query: str, top_k: int = 10, filters: dict[str, Any] | None = None
+    ) -> list[Document]:
+        """Keyword (BM25) search; scores are higher-is-better."""
+        ...
+
+    def embedding_retrieval(
+        self, query_embedding: list[float], top_k: int = 10, filters: dict[str, Any] | None = None
+    ) -> list[Document]:
+        """Dense (cosine) search; scores are higher-is-better."""
+        ...
+
+    def delete_by_source(self, sources: list[str], keep_ids: set[str] | None = None) -> int:
+        """Delete the chunks of these source files (except ``keep_ids``); returns how many went."""
+        ...
+
+    def ids_by_source(self, source: str) -> set[str]:
+        """Ids of the chunks stored for one source file."""
+        ...
+
+    @property
+    def embedding_dim(self) -> int | None:
+        """Vector size the store holds (None until known)."""
+        ...
+
+    def describe(self) -> str:
+        """Where the store lives, for messages (never contains secrets)."""
+        ...

@@ -1,0 +1,386 @@
+"""Embedded document store: SQLite for durability and BM25, numpy for dense search.
+
+Why this design (see docs/architecture.md for figures):
+- SQLite gives crash-safe, incremental writes and deletes in a single file, with FTS5's BM25;
+  nothing needs a rebuild when one document changes.
+- Dense search is a single matrix-vector product over an in-memory float32 matrix of
+  L2-normalised embeddings, rebuilt lazily after writes (also writes by other processes,
+  detected through SQLite's ``data_version``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from haystack import Document, default_from_dict, default_to_dict, logging
+from haystack.document_stores.errors import DuplicateDocumentError
+from haystack.document_stores.types import DuplicatePolicy
+from haystack.utils.filters import document_matches_filter
+
+from ragship.errors import StoreError
+from ragship.text import content_words
+
+logger = logging.getLogger(__name__)
+
+DB_FILE = "store.sqlite3"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    content TEXT,
+    meta TEXT NOT NULL,
+    source TEXT,
+    embedding BLOB
+);
+CREATE INDEX IF NOT EXISTS documents_source ON documents(source);
+CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(
+    content, content='documents', content_rowid='rowid', tokenize='porter unicode61'
+);
+CREATE TRIGGER IF NOT EXISTS documents_ai AFTER INSERT ON documents BEGIN
+    INSERT INTO documents_fts(rowid, content) VALUES (new.rowid, coalesce(new.content, ''));
+END;
+CREATE TRIGGER IF NOT EXISTS documents_ad AFTER DELETE ON documents BEGIN
+    INSERT INTO documents_fts(documents_fts, rowid, content)
+    VALUES ('delete', old.rowid, coalesce(old.content, ''));
+END;
+"""
+
+
+def fts_query(text: str) -> str:
+    """Turn free text into an FTS5 OR-query of quoted terms (no FTS syntax leaks through)."""
+    return " OR ".join(f'"{t}"' for t in content_words(text))
+
+
+class _DenseIndex:
+    """Normalised embedding matrix plus the row ids and metadata it was built from."""
+
+    def __init__(self, rowids: np.ndarray, matrix: np.ndarray, metas: list[dict[str, Any]]) -> None:
+        self.rowids = rowids
+        self.matrix = matrix
+        self.metas = metas
+
+
+class EmbeddedDocumentStore:
+    """A persistent, in-process document store for notebooks, tests and single-node serving.
+
+    Usage::
+
+        store = EmbeddedDocumentStore(".ragship/store")
+        store.write_documents([Document(content="hello", embedding=[...])])
+        store.bm25_retrieval("hello", top_k=3)
+
+    :param path: Directory holding the store; created if missing.
+    :param embedding_dim: Expected vector size. When given, it must match what is stored.
+    """
+
+    def __init__(self, path: str | Path, embedding_dim: int | None = None) -> None:
+        self.path = Path(path)
+        self._configured_dim = embedding_dim
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._dense: _DenseIndex | None = None
+        self._dense_version: tuple[int, int] | None = None
+        self._local_writes = 0
+
+    # -- connection ---------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            if self.path.exists() and not self.path.is_dir():
+                raise StoreError(
+                    f"Embedded store path {self.path} is a file; give a directory (it is created if missing)."
+                )
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path / DB_FILE, check_same_thread=False, timeout=30)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(_SCHEMA)
+            except sqlite3.DatabaseError as e:
+                raise StoreError(
+                    f"Cannot open the embedded store at {self.path}: {e}. "
+                    "Check the directory is writable and holds a ragship store."
+                ) from e
+            self._conn = conn
+            self._check_dimension(conn)
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._connect()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._local_writes += 1
+
+    def close(self) -> None:
+        """Close the database connection (the store reopens on next use)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            self._dense = None
+
+    def _meta_value(self, conn: sqlite3.Connection, key: str) -> str | None:
+        row = conn.execute("SELECT value FROM store_meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _check_dimension(self, conn: sqlite3.Connection) -> None:
+        stored = self._meta_value(conn, "embedding_dim")
+        if stored is not None and self._configured_dim is not None and int(stored) != self._configured_dim:
+            raise StoreError(
+                f"The embedded store at {self.path} holds {stored}-dimensional embeddings but the spec's "
+                f"model makes {self._configured_dim}. Use a new --store directory or reindex with --rebuild."
+            )
+
+    @property
+    def embedding_dim(self) -> int | None:
+        """Vector size stored (or configured when nothing is stored yet)."""
+        with self._lock:
+            stored = self._meta_value(self._connect(), "embedding_dim")
+        return int(stored) if stored is not None else self._configured_dim
+
+    def describe(self) -> str:
+        """Human-readable location."""
+        return f"embedded store at {self.path}"
+
+    # -- Haystack DocumentStore protocol --------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize to a dictionary."""
+        return default_to_dict(self, path=str(self.path), embedding_dim=self._configured_dim)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EmbeddedDocumentStore:
+        """Deserialize from a dictionary."""
+        return default_from_dict(cls, data)
+
+    def count_documents(self) -> int:
+        """Number of stored chunks."""
+        with self._lock:
+            return int(self._connect().execute("SELECT count(*) FROM documents").fetchone()[0])
+
+    def filter_documents(self, filters: dict[str, Any] | None = None) -> list[Document]:
+        """All documents matching Haystack-style ``filters`` (all documents when None)."""
+        with self._lock:
+            rows = self._connect().execute("SELECT id, content, meta, embedding FROM documents").fetchall()
+        docs = [self._row_to_document(*row) for row in rows]
+        if filters:
+            _check_filters(filters)
+            docs = [d for d in docs if document_matches_filter(filters, d)]
+        return docs
+
+    def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
+        """Write documents; OVERWRITE replaces same-id documents, SKIP keeps them, FAIL/NONE raise."""
+        if not isinstance(documents, list) or any(not isinstance(d, Document) for d in documents):
+            raise ValueError("write_documents expects a list of haystack Document objects.")
+        if not documents:
+            return 0
+        dims = {len(d.embedding) for d in documents if d.embedding is not None}
+        if len(dims) > 1:
+            raise StoreError(f"Documents in one batch have different embedding sizes {sorted(dims)}.")
+        written = 0
+        with self._transaction() as conn:
+            if dims:
+                self._ensure_dimension(conn, dims.pop())
+            for doc in documents:
+                exists = conn.execute("SELECT rowid FROM documents WHERE id = ?", (doc.id,)).fetchone()
+                if exists is not None:
+                    if policy == DuplicatePolicy.SKIP:
+                        continue
+                    if policy in (DuplicatePolicy.NONE, DuplicatePolicy.FAIL):
+                        raise DuplicateDocumentError(f"Document with id '{doc.id}' already exists in the store.")
+                    conn.execute("DELETE FROM documents WHERE id = ?", (doc.id,))
+                conn.execute(
+                    "INSERT INTO documents(id, content, meta, source, embedding) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        doc.id,
+                        doc.content,
+                        json.dumps(doc.meta, default=str),
+                        doc.meta.get("source"),
+                        _to_blob(doc.embedding),
+                    ),
+                )
+                written += 1
+        return written
+
+    def delete_documents(self, document_ids: list[str]) -> None:
+        """Delete documents by id; unknown ids are ignored."""
+        with self._transaction() as conn:
+            conn.executemany("DELETE FROM documents WHERE id = ?", [(i,) for i in document_ids])
+
+    def delete_all_documents(self) -> None:
+        """Delete every document (the embedding dimension is forgotten too)."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM documents")
+            conn.execute("DELETE FROM store_meta WHERE key = 'embedding_dim'")
+
+    # -- ragship store API --------------------------------------------------------------------
+    def delete_by_source(self, sources: list[str], keep_ids: set[str] | None = None) -> int:
+        """Delete the chunks of the given source files, except ids in ``keep_ids``."""
+        keep = keep_ids or set()
+        deleted = 0
+        with self._transaction() as conn:
+            for source in sources:
+                ids = [r[0] for r in conn.execute("SELECT id FROM documents WHERE source = ?", (source,))]
+                doomed = [(i,) for i in ids if i not in keep]
+                conn.executemany("DELETE FROM documents WHERE id = ?", doomed)
+                deleted += len(doomed)
+        return deleted
+
+    def ids_by_source(self, source: str) -> set[str]:
+        """Ids stored for one source file."""
+        with self._lock:
+            rows = self._connect().execute("SELECT id FROM documents WHERE source = ?", (source,)).fetchall()
+        return {r[0] for r in rows}
+
+    def bm25_retrieval(
+        self, query: str, top_k: int = 10, filters: dict[str, Any] | None = None
+    ) -> list[Document]:
+        """BM25 over chunk content (FTS5, Porter stemming)."""
+        match = fts_query(query)
+        if not match or top_k <= 0:
+            return []
+        if filters:
+            _check_filters(filters)
+        limit = top_k if not filters else top_k * 10
+        while True:
+            with self._lock:
+                rows = (
+                    self._connect()
+                    .execute(
+                        "SELECT d.id, d.content, d.meta, d.embedding, -bm25(documents_fts) AS score "
+                        "FROM documents_fts JOIN documents d ON d.rowid = documents_fts.rowid "
+                        "WHERE documents_fts MATCH ? ORDER BY bm25(documents_fts) LIMIT ?",
+                        (match, limit),
+                    )
+                    .fetchall()
+                )
+            docs = [self._row_to_document(*row[:4], score=float(row[4])) for row in rows]
+            if filters:
+                docs = [d for d in docs if document_matches_filter(filters, d)]
+            # Filtering can drop hits: widen the candidate pool until enough survive or none are left.
+            if len(docs) >= top_k or len(rows) < limit:
+                return docs[:top_k]
+            limit *= 10
+
+    def embedding_retrieval(
+        self, query_embedding: list[float], top_k: int = 10, filters: dict[str, Any] | None = None
+    ) -> list[Document]:
+        """Exact cosine-similarity search over all stored embeddings."""
+        index = self._dense_index()
+        if index is None or top_k <= 0:
+            return []
+        query = np.asarray(query_embedding, dtype=np.float32)
+        if query.shape != (index.matrix.shape[1],):
+            raise StoreError(
+                f"Query embedding has {query.size} dimensions but the store holds {index.matrix.shape[1]}; "
+                "query with the model that indexed the store."
+            )
+        norm = float(np.linalg.norm(query))
+        scores = index.matrix @ (query / norm if norm else query)
+        if filters:
+            _check_filters(filters)
+            mask = np.fromiter(
+                (document_matches_filter(filters, Document(content="", meta=m)) for m in index.metas),
+                dtype=bool,
+                count=len(index.metas),
+            )
+            scores = np.where(mask, scores, -np.inf)
+        k = min(top_k, int(np.isfinite(scores).sum()))
+        if k == 0:
+            return []
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return self._documents_by_rowid([int(index.rowids[i]) for i in top], [float(scores[i]) for i in top])
+
+    # -- internals ------------------------------------------------------------------------------
+    def _ensure_dimension(self, conn: sqlite3.Connection, dim: int) -> None:
+        stored = self._meta_value(conn, "embedding_dim")
+        if stored is None:
+            if self._configured_dim is not None and dim != self._configured_dim:
+                raise StoreError(
+                    f"Documents have {dim}-dimensional embeddings but the store expects {self._configured_dim}."
+                )
+            conn.execute("INSERT INTO store_meta(key, value) VALUES ('embedding_dim', ?)", (str(dim),))
+        elif int(stored) != dim:
+            raise StoreError(
+                f"The embedded store at {self.path} holds {stored}-dimensional embeddings; these documents have "
+                f"{dim}. Use a new --store directory or reindex with --rebuild after changing the model."
+            )
+
+    def _version(self, conn: sqlite3.Connection) -> tuple[int, int]:
+        # data_version changes when *another* connection commits; _local_writes covers our own.
+        return int(conn.execute("PRAGMA data_version").fetchone()[0]), self._local_writes
+
+    def _dense_index(self) -> _DenseIndex | None:
+        with self._lock:
+            conn = self._connect()
+            version = self._version(conn)
+            if self._dense is None or self._dense_version != version:
+                rows = conn.execute(
+                    "SELECT rowid, embedding, meta FROM documents WHERE embedding IS NOT NULL"
+                ).fetchall()
+                if not rows:
+                    self._dense = None
+                else:
+                    matrix = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+                    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+                    matrix = matrix / np.where(norms == 0, 1, norms)
+                    rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                    self._dense = _DenseIndex(rowids, matrix, [json.loads(r[2]) for r in rows])
+                self._dense_version = version
+            return self._dense
+
+    def _documents_by_rowid(self, rowids: list[int], scores: list[float]) -> list[Document]:
+        marks = ",".join("?" * len(rowids))
+        with self._lock:
+            rows = (
+                self._connect()
+                .execute(f"SELECT rowid, id, content, meta, embedding FROM documents WHERE rowid IN ({marks})", rowids)
+                .fetchall()
+            )
+        by_rowid = {r[0]: r[1:] for r in rows}
+        return [
+            self._row_to_document(*by_rowid[rid], score=score)
+            for rid, score in zip(rowids, scores, strict=True)
+            if rid in by_rowid
+        ]
+
+    @staticmethod
+    def _row_to_document(
+        doc_id: str, content: str | None, meta: str, embedding: bytes | None, score: float | None = None
+    ) -> Document:
+        return Document(
+            id=doc_id,
+            content=content,
+            meta=json.loads(meta),
+            embedding=None if embedding is None else np.frombuffer(embedding, dtype=np.float32).tolist(),
+            score=score,
+        )
+
+
+def _to_blob(embedding: Iterable[float] | None) -> bytes | None:
+    return None if embedding is None else np.asarray(list(embedding), dtype=np.float32).tobytes()
+
+
+def _check_filters(filters: dict[str, Any]) -> None:
+    if "operator" not in filters and "conditions" not in filters:
+        raise StoreError(
+            f"Invalid filters {filters!r}: use Haystack filter syntax, e.g. "
+            '{"field": "meta.source", "operator": "==", "value": "docs/setup.md"}.'
+        )
