@@ -83,6 +83,9 @@ def index(
     """Index files (txt, md, html, pdf, docx, jsonl) into the store."""
     from ragship.runtime import open_indexer
 
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise RagshipError(f"path not found: {', '.join(missing)}; nothing was indexed.")
     indexer = open_indexer(spec, store)
     if as_json:
         report = indexer.index(paths)
@@ -199,7 +202,7 @@ def spec_init(
         openai_base_url=openai_base_url or settings.openai.base_url,
         openai_api_key_env=settings.openai.api_key_env,
         local_model=local_model,
-        max_file_bytes=settings.max_file_bytes,
+        **({"max_file_bytes": settings.max_file_bytes} if settings.max_file_bytes else {}),
     )
     spec.save(path)
     err.print(f"Wrote {spec.name} spec to {path} (hash {spec.hash}).")
@@ -263,3 +266,7 @@ def main() -> None:
     except RagshipError as e:
         err.print(f"[red]error:[/red] {e}", highlight=False)
         raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,7 @@ from ragship.models import embedding_dimension
 from ragship.pipelines.indexing import Indexer
 from ragship.pipelines.query import QueryEngine
 from ragship.settings import RetrievalMode, Settings, get_settings
-from ragship.spec import PipelineSpec, load_spec
+from ragship.spec import PipelineSpec, default_spec, load_spec
 from ragship.stores import open_store
 from ragship.stores.base import RetrievalStore
 
@@ -18,7 +18,10 @@ def resolve_spec(spec: PipelineSpec | str | Path | None, settings: Settings | No
     if isinstance(spec, PipelineSpec):
         return spec
     settings = settings or get_settings()
-    return load_spec(spec or settings.spec)
+    path = spec or settings.spec
+    if path is None:
+        return default_spec(embedding_model=settings.embedding_model)
+    return load_spec(path)
 
 
 def store_for(spec: PipelineSpec, location: str | None = None, settings: Settings | None = None) -> RetrievalStore:
@@ -33,7 +36,12 @@ def open_indexer(
     """An :class:`Indexer` for ``spec`` writing to ``store`` (settings fill what is None)."""
     settings = settings or get_settings()
     resolved = resolve_spec(spec, settings)
-    return Indexer(resolved, store_for(resolved, store, settings), batch_files=settings.index_batch_files)
+    return Indexer(
+        resolved,
+        store_for(resolved, store, settings),
+        batch_files=settings.index_batch_files,
+        max_file_bytes=settings.max_file_bytes,
+    )
 
 
 def open_query_engine(

@@ -95,8 +95,8 @@ class Settings(BaseSettings):
     device: str | None = Field(None, description="Torch device for models (cuda, cpu); auto when unset.")
     mode: RetrievalMode = Field("hybrid", description="Default retrieval mode for `ragship ask`.")
     top_k: int = Field(5, ge=1, le=1000, description="Default number of sources returned.")
-    max_file_bytes: int = Field(
-        50 * 1024 * 1024, ge=1, description="Files larger than this are refused at indexing."
+    max_file_bytes: int | None = Field(
+        None, ge=1, description="Refuse larger files at indexing; overrides the spec's converter limit."
     )
     index_batch_files: int = Field(32, ge=1, le=10_000, description="Files converted per indexing batch.")
     es: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)  # type: ignore[arg-type]

@@ -86,15 +86,24 @@ class Indexer:
     :param spec: The pipeline spec.
     :param store: The store the writer writes to.
     :param batch_files: Files per pipeline run; bounds memory and keeps embedding batched.
+    :param max_file_bytes: Overrides the spec converter's file size limit when given.
     """
 
-    def __init__(self, spec: PipelineSpec, store: RetrievalStore, batch_files: int = 32) -> None:
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        store: RetrievalStore,
+        batch_files: int = 32,
+        max_file_bytes: int | None = None,
+    ) -> None:
         self.spec = spec
         self.store = store
         self.batch_files = batch_files
         self.pipeline: Pipeline = attach_store(load_pipeline(spec.indexing, "indexing"), store)
         self._converter_name = self._only_component(FileConverter)
         self._writer_name = self._only_component(StoreWriter)
+        if max_file_bytes is not None:
+            self.pipeline.get_component(self._converter_name).max_file_bytes = max_file_bytes
         self._warm = False
 
     def _only_component(self, kind: type) -> str:

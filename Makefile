@@ -1,0 +1,47 @@
+# ragship: `make run` and `make test` are the two commands the README promises.
+PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+VENV := .venv
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+STORE ?= .ragship/store
+
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: setup run test lint unit integration bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# The stamp file makes setup a no-op until the lock file changes.
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON) --extra dev
+	touch $@
+
+setup: $(VENV)/.installed  ## create .venv with the locked dependencies
+
+run: setup  ## index the project's docs and answer sample questions
+	$(VENV)/bin/ragship index docs README.md --store $(STORE)
+	$(VENV)/bin/ragship demo --store $(STORE)
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
+
+test: setup lint  ## install everything and run the whole suite
+	$(UV) pip check --python $(VENV)/bin/python
+	@# pytest exits 5 when it collected nothing: for this project that is a failure, not a pass.
+	$(VENV)/bin/pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+unit: setup
+	$(VENV)/bin/pytest tests/unit
+
+bench: setup  ## retrieval latency of the embedded store at 1k/10k/50k chunks
+	$(VENV)/bin/python benchmarks/store_latency.py --sizes 1000 10000 50000
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .ragship .scratch .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from haystack import Document
+
+from ragship.errors import SpecError
+from ragship.pipelines.validate import validate_spec
+from ragship.spec import PipelineSpec, default_spec, load_spec
+from ragship.stores import EmbeddedDocumentStore
+
+
+@pytest.mark.parametrize("generator", ["extractive", "openai"])
+def test_load_dump_load_round_trips_exactly(tmp_path: Path, generator: str) -> None:
+    path = default_spec(generator=generator).save(tmp_path / "spec.yaml")  # type: ignore[arg-type]
+    first = load_spec(path)
+    text = first.to_yaml()
+    assert text == path.read_text()
+    assert PipelineSpec.from_yaml(text) == first
+    assert first.hash == default_spec(generator=generator).hash  # type: ignore[arg-type]
+
+
+def test_default_spec_validates_and_keeps_device_unpinned() -> None:
+    spec = default_spec()
+    assert validate_spec(spec) == []
+    assert spec.indexing["components"]["embedder"]["init_parameters"]["device"] is None
+    assert spec.embedding_model == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_openai_key_is_an_env_reference_not_a_value() -> None:
+    spec = default_spec(generator="openai", openai_api_key_env="MY_KEY")
+    key = spec.query["components"]["llm"]["init_parameters"]["api_key"]
+    assert key == {"type": "env_var", "env_vars": ["MY_KEY"], "strict": True}
+
+
+def _edit(tmp_path: Path, change) -> Path:
+    data = default_spec().to_dict()
+    change(data)
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_unknown_component_type_names_the_key(tmp_path: Path) -> None:
+    def change(d):
+        d["query"]["components"]["joiner"]["type"] = "nowhere.Joiner"
+
+    problems = validate_spec(load_spec(_edit(tmp_path, change)))
+    assert len(problems) == 1
+    assert problems[0].startswith("query.components.joiner.type: cannot load component type 'nowhere.Joiner'")
+
+
+def test_missing_connection_names_the_socket(tmp_path: Path) -> None:
+    def change(d):
+        d["query"]["connections"] = [c for c in d["query"]["connections"] if c["receiver"] != "answer_builder.replies"]
+
+    problems = validate_spec(load_spec(_edit(tmp_path, change)))
+    assert problems == [
+        "query.components.answer_builder: mandatory input 'replies' has no connection; "
+        "add one to query.connections with receiver 'answer_builder.replies'."
+    ]
+
+
+def test_connection_to_unknown_component(tmp_path: Path) -> None:
+    def change(d):
+        d["indexing"]["connections"].append({"sender": "ghost.documents", "receiver": "writer.documents"})
+
+    problems = validate_spec(load_spec(_edit(tmp_path, change)))
+    assert problems[0].startswith("indexing.connections[5].sender: 'ghost.documents' names no component")
+
+
+def test_dimension_mismatch_with_store(tmp_path: Path) -> None:
+    store = EmbeddedDocumentStore(tmp_path / "store")
+    store.write_documents([Document(content="x", meta={}, embedding=np.ones(8).tolist())])
+    problems = validate_spec(default_spec(), store)
+    assert len(problems) == 1
+    assert problems[0].startswith("indexing.components.embedder.init_parameters.model:")
+    assert "384-dimensional" in problems[0] and "holds 8" in problems[0]
+
+
+def test_embedders_that_disagree(tmp_path: Path) -> None:
+    def change(d):
+        d["query"]["components"]["query_embedder"]["init_parameters"]["model"] = "other/model"
+
+    problems = validate_spec(load_spec(_edit(tmp_path, change)))
+    assert any("embedders disagree" in p and "query.components.query_embedder" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("indexing: [unclosed", "not valid YAML at line 1"),
+        ("- a list", "top level must be a mapping"),
+        ("indexing: {components: {a: {type: x}}}\n", "'query' is missing"),
+        ("extra: 1\nindexing: {}\nquery: {}\n", "unknown top-level key(s) ['extra']"),
+        ("ragship_spec: 9\nindexing: {}\nquery: {}\n", "ragship_spec 9 is not supported"),
+    ],
+)
+def test_malformed_files(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert message in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_missing_spec_file_suggests_init(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="ragship spec init"):
+        load_spec(tmp_path / "nope.yaml")
+
+
+def test_bad_retrieval_mode_in_metadata(tmp_path: Path) -> None:
+    def change(d):
+        d["query"]["metadata"]["retrieval_mode"] = "fuzzy"
+
+    assert any("retrieval_mode: 'fuzzy'" in p for p in validate_spec(load_spec(_edit(tmp_path, change))))
