@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,12 +33,10 @@ err = Console(stderr=True)
 SpecOption = Annotated[
     Path | None, typer.Option("--spec", help="Pipeline spec YAML (default: RAGSHIP_SPEC or built-in).")
 ]
-StoreOption = Annotated[
-    str | None, typer.Option("--store", help="Embedded store directory or Elasticsearch URL.")
-]
+StoreOption = Annotated[str | None, typer.Option("--store", help="Embedded store directory or Elasticsearch URL.")]
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     """Retrieval modes."""
 
     bm25 = "bm25"
@@ -46,7 +44,7 @@ class Mode(str, Enum):
     hybrid = "hybrid"
 
 
-class Generator(str, Enum):
+class Generator(StrEnum):
     """Answer generators."""
 
     extractive = "extractive"
@@ -54,9 +52,7 @@ class Generator(str, Enum):
     local = "local"
 
 
-ModeOption = Annotated[
-    Mode | None, typer.Option("--mode", help="Retrieval mode (default: the spec's).")
-]
+ModeOption = Annotated[Mode | None, typer.Option("--mode", help="Retrieval mode (default: the spec's).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 DEMO_QUESTIONS = (
@@ -191,7 +187,7 @@ def spec_init(
         raise typer.BadParameter("must be smaller than --split-length", param_hint="--split-overlap")
     settings = get_settings()
     spec = default_spec(
-        generator=generator.value,  # type: ignore[arg-type]
+        generator=generator.value,
         mode=_mode(mode),
         embedding_model=embedding_model or settings.embedding_model,
         split_by=split_by,
@@ -209,7 +205,9 @@ def spec_init(
 
 
 @spec_app.command("show")
-def spec_show(path: Annotated[Path | None, typer.Argument(help="Spec file (default: effective).")] = None) -> None:
+def spec_show(
+    path: Annotated[Path | None, typer.Argument(help="Spec file (default: effective).")] = None,
+) -> None:
     """Print a spec as YAML (the effective one when PATH is omitted)."""
     from ragship.runtime import resolve_spec
 

@@ -88,7 +88,8 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path(".ragship"), description="Working data: embedded store, manifests, runs.")
     store: str | None = Field(
-        None, description="Store: a directory (embedded) or an http(s) URL (Elasticsearch). Default: home/store."
+        None,
+        description="Store: a directory (embedded) or an http(s) URL (Elasticsearch). Default: home/store.",
     )
     spec: Path | None = Field(None, description="Pipeline spec YAML; the built-in default when unset.")
     embedding_model: str = Field(DEFAULT_EMBEDDING_MODEL, description="Sentence-transformers path or hub id.")
@@ -141,8 +142,7 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as e:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
-            for err in e.errors()
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})" for err in e.errors()
         )
         raise ConfigError(f"Invalid ragship settings: {problems}. Fix the RAGSHIP_* variable or ragship.toml.") from e
 

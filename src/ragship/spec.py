@@ -128,7 +128,7 @@ class PipelineSpec:
         mode = (self.query.get("metadata") or {}).get("retrieval_mode", "hybrid")
         if mode not in RETRIEVAL_MODES:
             raise SpecError(f"query.metadata.retrieval_mode: {mode!r} is not one of {list(RETRIEVAL_MODES)}.")
-        return mode  # type: ignore[no-any-return]
+        return mode
 
     def components_of(self, pipeline: str, type_suffix: str) -> dict[str, dict[str, Any]]:
         """Components of ``pipeline`` ('indexing' or 'query') whose type ends with ``type_suffix``."""
@@ -176,7 +176,7 @@ def default_spec(
     *,
     generator: GeneratorKind = "extractive",
     embedding_model: str = DEFAULT_EMBEDDING_MODEL,
-    split_by: str = "word",
+    split_by: Any = "word",
     split_length: int = 200,
     split_overlap: int = 40,
     top_k: int = 5,
@@ -214,7 +214,7 @@ def default_spec(
     indexing.add_component("cleaner", DocumentCleaner(remove_empty_lines=False, remove_repeated_substrings=False))
     indexing.add_component(
         "splitter",
-        DocumentSplitter(split_by=split_by, split_length=split_length, split_overlap=split_overlap),  # type: ignore[arg-type]
+        DocumentSplitter(split_by=split_by, split_length=split_length, split_overlap=split_overlap),
     )
     indexing.add_component("ids", StableIdAssigner())
     indexing.add_component("embedder", DocumentEmbedder(model=embedding_model, progress_bar=False))
@@ -231,7 +231,8 @@ def default_spec(
     query.add_component("bm25_retriever", StoreBM25Retriever(top_k=candidates))
     query.add_component("joiner", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=top_k))
     query.add_component(
-        "answer_builder", AnswerBuilder(reference_pattern=r"\[(\d+)\]", return_only_referenced_documents=False)
+        "answer_builder",
+        AnswerBuilder(reference_pattern=r"\[(\d+)\]", return_only_referenced_documents=False),
     )
     query.connect("query_embedder.embedding", "dense_retriever.query_embedding")
     query.connect("dense_retriever.documents", "joiner.documents")
@@ -242,7 +243,10 @@ def default_spec(
         query.connect("joiner.documents", "answerer.documents")
         query.connect("answerer.replies", "answer_builder.replies")
     else:
-        template = [ChatMessage.from_system(DEFAULT_SYSTEM_PROMPT), ChatMessage.from_user(DEFAULT_USER_PROMPT)]
+        template = [
+            ChatMessage.from_system(DEFAULT_SYSTEM_PROMPT),
+            ChatMessage.from_user(DEFAULT_USER_PROMPT),
+        ]
         query.add_component("prompt_builder", ChatPromptBuilder(template=template, required_variables=["query"]))
         query.add_component("llm", _llm(generator, openai_model, openai_base_url, openai_api_key_env, local_model))
         query.connect("joiner.documents", "prompt_builder.documents")

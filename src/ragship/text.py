@@ -6,9 +6,58 @@ import re
 
 # Words too common to help ranking; dropping them keeps keyword search from scoring most of a corpus.
 STOPWORDS = frozenset(
-    "a an and are as at be but by do does for from has have how i if in into is it its of on or "
-    "so than that the their then there these they this to was we what when where which who why "
-    "will with you your can".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "do",
+        "does",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "you",
+        "your",
+        "can",
+    ]
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
 

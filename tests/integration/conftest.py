@@ -14,7 +14,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def docs_store(tmp_path_factory: pytest.TempPathFactory, ) -> str:
+def docs_store(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> str:
     """An embedded store with docs/ and README.md indexed (once per module)."""
     store = tmp_path_factory.mktemp("docs") / "store"
     indexer = open_indexer(default_spec(), str(store))

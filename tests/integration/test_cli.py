@@ -36,7 +36,9 @@ def test_index_then_ask_json(tmp_path: Path) -> None:
     assert set(answer["sources"][0]) >= {"id", "source", "score", "snippet"}
     assert any(s["source"].startswith(("docs/", "README.md")) for s in answer["sources"])
 
-    top2 = json.loads(ragship("ask", "retrieval modes", "--store", store, "--json", "--top-k", "2", "--mode", "bm25").stdout)
+    top2 = json.loads(
+        ragship("ask", "retrieval modes", "--store", store, "--json", "--top-k", "2", "--mode", "bm25").stdout
+    )
     assert len(top2["sources"]) == 2
 
 
@@ -69,7 +71,11 @@ def test_bad_files_are_summarised_and_good_ones_indexed(tmp_path: Path, make_pdf
     assert "invalid JSON" in reasons["records.jsonl:2"]
     assert {Path(s).name for s in report["files"]} == {"good.md", "records.jsonl"}
 
-    for question, expected in [("walrus flippers", "good.md"), ("zebra archive", "already.md"), ("otters", "records.jsonl")]:
+    for question, expected in [
+        ("walrus flippers", "good.md"),
+        ("zebra archive", "already.md"),
+        ("otters", "records.jsonl"),
+    ]:
         answer = json.loads(ragship("ask", question, "--store", store, "--json", "--mode", "bm25").stdout)
         assert Path(answer["sources"][0]["source"]).name == expected
 

@@ -69,7 +69,7 @@ def test_fts_query_neutralises_syntax() -> None:
 
 
 def test_bm25_survives_fts_syntax_in_question(store: EmbeddedDocumentStore) -> None:
-    store.write_documents([_doc(1, "colon: star* quote\" paren(")])
+    store.write_documents([_doc(1, 'colon: star* quote" paren(')])
     assert [d.id for d in store.bm25_retrieval('colon: "star* AND paren(')] == ["d1"]
 
 
@@ -86,9 +86,7 @@ def test_dense_retrieval_matches_brute_force(store: EmbeddedDocumentStore) -> No
 
 
 def test_filters_apply_to_both_retrievals(store: EmbeddedDocumentStore) -> None:
-    store.write_documents(
-        [_doc(i, f"shared words {i}", source="a.md" if i % 2 else "b.md") for i in range(1, 41)]
-    )
+    store.write_documents([_doc(i, f"shared words {i}", source="a.md" if i % 2 else "b.md") for i in range(1, 41)])
     only_b = {"field": "meta.source", "operator": "==", "value": "b.md"}
     bm25 = store.bm25_retrieval("shared words", top_k=15, filters=only_b)
     dense = store.embedding_retrieval(np.ones(DIM).tolist(), top_k=15, filters=only_b)

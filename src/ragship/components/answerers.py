@@ -46,9 +46,7 @@ class ExtractiveAnswerer:
 
     def to_dict(self) -> dict[str, Any]:
         """Serialize the component."""
-        return default_to_dict(
-            self, max_sentences=self.max_sentences, max_sentence_chars=self.max_sentence_chars
-        )
+        return default_to_dict(self, max_sentences=self.max_sentences, max_sentence_chars=self.max_sentence_chars)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExtractiveAnswerer:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging as std_logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +34,7 @@ class FileFailure:
         return {"source": self.source, "reason": self.reason}
 
 
-class _FileRejected(Exception):
+class _FileRejectedError(Exception):
     """Internal: the file cannot be converted, with a human-readable reason."""
 
 
@@ -102,7 +102,7 @@ class FileConverter:
             name = source_name(path)
             try:
                 docs, record_failures = self._convert(path, name)
-            except _FileRejected as e:
+            except _FileRejectedError as e:
                 failures.append(FileFailure(name, str(e)))
                 continue
             documents.extend(docs)
@@ -112,25 +112,25 @@ class FileConverter:
     def _convert(self, path: Path, name: str) -> tuple[list[Document], list[FileFailure]]:
         suffix = path.suffix.lower()
         if not path.exists():
-            raise _FileRejected("file not found")
+            raise _FileRejectedError("file not found")
         if not path.is_file():
-            raise _FileRejected("not a regular file")
+            raise _FileRejectedError("not a regular file")
         if suffix not in SUPPORTED_TYPES:
-            raise _FileRejected(
+            raise _FileRejectedError(
                 f"unsupported file type '{suffix or '(none)'}'; supported: {', '.join(sorted(SUPPORTED_TYPES))}"
             )
         size = path.stat().st_size
         if size == 0:
-            raise _FileRejected("empty file")
+            raise _FileRejectedError("empty file")
         if size > self.max_file_bytes:
-            raise _FileRejected(
+            raise _FileRejectedError(
                 f"file is {size:,} bytes, over the {self.max_file_bytes:,}-byte limit "
                 "(raise RAGSHIP_MAX_FILE_BYTES to index it)"
             )
         try:
             data = path.read_bytes()
         except OSError as e:
-            raise _FileRejected(f"cannot read file: {e.strerror or e}") from e
+            raise _FileRejectedError(f"cannot read file: {e.strerror or e}") from e
         meta = {
             "source": name,
             "file_type": suffix.lstrip("."),
@@ -148,7 +148,7 @@ class FileConverter:
                 meta["title"] = _first_match(_HTML_TITLE, text) or path.stem
                 return [self._run_haystack("html", path, meta)], []
             if not text.strip():
-                raise _FileRejected("file holds only whitespace")
+                raise _FileRejectedError("file holds only whitespace")
             meta["title"] = path.stem
             return [Document(content=text, meta=meta)], []
         meta["title"] = path.stem
@@ -164,7 +164,7 @@ class FileConverter:
                 PyPDFToDocument,
             )
 
-            factories = {
+            factories: dict[str, Callable[[], Any]] = {
                 "markdown": lambda: MarkdownToDocument(progress_bar=False),
                 "html": HTMLToDocument,
                 "pdf": PyPDFToDocument,
@@ -179,11 +179,11 @@ class FileConverter:
             try:
                 result = self._converter(kind).run(sources=[path], meta=[meta])
             except Exception as e:  # a converter library raising is a bad file, not a crash of the batch
-                raise _FileRejected(f"{kind} conversion failed: {e}") from e
+                raise _FileRejectedError(f"{kind} conversion failed: {e}") from e
         docs = [d for d in result["documents"] if d.content and d.content.strip()]
         if not docs:
             detail = warnings[-1] if warnings else "no text could be extracted"
-            raise _FileRejected(f"{kind} conversion failed: {detail}")
+            raise _FileRejectedError(f"{kind} conversion failed: {detail}")
         return docs[0]
 
     def _convert_jsonl(self, text: str, meta: dict[str, Any]) -> tuple[list[Document], list[FileFailure]]:
@@ -206,7 +206,8 @@ class FileConverter:
                 failures.append(FileFailure(where, f"missing or empty text field '{self.jsonl_text_field}'"))
                 continue
             title = record.get(self.jsonl_title_field)
-            extra = record.get("meta") if isinstance(record.get("meta"), dict) else {}
+            raw_meta = record.get("meta")
+            extra: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
             record_meta = {
                 **{k: v for k, v in extra.items() if k not in meta},
                 **meta,
@@ -216,17 +217,17 @@ class FileConverter:
             body = f"{title}\n\n{content}" if isinstance(title, str) and title else content
             documents.append(Document(content=body, meta=record_meta))
         if not documents and not failures:
-            raise _FileRejected("no records found")
+            raise _FileRejectedError("no records found")
         return documents, failures
 
 
 def _decode_text(data: bytes) -> str:
     if b"\x00" in data[:8192]:
-        raise _FileRejected("binary content (NUL bytes) in a text file type; is the extension right?")
+        raise _FileRejectedError("binary content (NUL bytes) in a text file type; is the extension right?")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise _FileRejected(
+        raise _FileRejectedError(
             f"not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); re-save the file as UTF-8"
         ) from e
 

@@ -53,9 +53,7 @@ class StoreBM25Retriever(_Retriever):
     """
 
     @component.output_types(documents=list[Document])
-    def run(
-        self, query: str, top_k: int | None = None, filters: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
+    def run(self, query: str, top_k: int | None = None, filters: dict[str, Any] | None = None) -> dict[str, Any]:
         """Retrieve documents matching ``query``'s words."""
         docs = self._store().bm25_retrieval(query, top_k=top_k or self.top_k, filters=filters or self.filters)
         return {"documents": docs}

@@ -9,11 +9,11 @@ from haystack.core.errors import DeserializationError, PipelineError
 
 import ragship.components  # registers our components on Haystack's deserialization allowlist
 from ragship.components.retrievers import StoreBM25Retriever, StoreBound, StoreEmbeddingRetriever
-from ragship.errors import SpecError
-from ragship.settings import RetrievalMode
+from ragship.errors import ConfigError, SpecError
+from ragship.settings import RetrievalMode, env_secret
 from ragship.stores.base import RetrievalStore
 
-__all__ = ["attach_store", "load_pipeline", "with_retrieval_mode"]
+__all__ = ["attach_store", "check_secrets", "load_pipeline", "with_retrieval_mode"]
 
 _ = ragship.components
 _BRANCH_OF_MODE: dict[str, type] = {"bm25": StoreEmbeddingRetriever, "dense": StoreBM25Retriever}
@@ -69,3 +69,19 @@ def with_retrieval_mode(data: dict[str, Any], mode: RetrievalMode) -> dict[str, 
             if c["sender"].split(".")[0] not in removed and c["receiver"].split(".")[0] not in removed
         ],
     }
+
+
+def check_secrets(data: dict[str, Any], where: str) -> None:
+    """Fail early when a component needs a secret from an environment variable that is not set.
+
+    :raises ConfigError: naming the spec key and the variables to export.
+    """
+    for name, comp in data.get("components", {}).items():
+        for param, value in (comp.get("init_parameters") or {}).items():
+            if isinstance(value, dict) and value.get("type") == "env_var" and value.get("strict", True):
+                names = list(value.get("env_vars") or [])
+                if names and not any(env_secret(n) for n in names):
+                    raise ConfigError(
+                        f"{where}.components.{name}.init_parameters.{param} reads a secret from "
+                        f"{' or '.join(names)}, which is not set; export it before running."
+                    )

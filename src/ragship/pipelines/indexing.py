@@ -103,15 +103,14 @@ class Indexer:
         self._converter_name = self._only_component(FileConverter)
         self._writer_name = self._only_component(StoreWriter)
         if max_file_bytes is not None:
-            self.pipeline.get_component(self._converter_name).max_file_bytes = max_file_bytes
+            converter: Any = self.pipeline.get_component(self._converter_name)
+            converter.max_file_bytes = max_file_bytes
         self._warm = False
 
     def _only_component(self, kind: type) -> str:
         names = [name for name, inst in self.pipeline.walk() if isinstance(inst, kind)]
         if len(names) != 1:
-            raise SpecError(
-                f"indexing: needs exactly one {kind.__name__} component, found {len(names)} ({names})."
-            )
+            raise SpecError(f"indexing: needs exactly one {kind.__name__} component, found {len(names)} ({names}).")
         return names[0]
 
     def warm_up(self) -> None:

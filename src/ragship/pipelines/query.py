@@ -11,7 +11,7 @@ from haystack.components.joiners import DocumentJoiner
 
 from ragship.components.retrievers import StoreBM25Retriever, StoreEmbeddingRetriever
 from ragship.errors import SpecError
-from ragship.pipelines import attach_store, load_pipeline, with_retrieval_mode
+from ragship.pipelines import attach_store, check_secrets, load_pipeline, with_retrieval_mode
 from ragship.settings import RetrievalMode
 from ragship.spec import RETRIEVAL_MODES, PipelineSpec
 from ragship.stores.base import RetrievalStore
@@ -80,13 +80,12 @@ class QueryEngine:
         if self.mode not in RETRIEVAL_MODES:
             raise SpecError(f"retrieval mode {self.mode!r} is not one of {list(RETRIEVAL_MODES)}.")
         data = with_retrieval_mode(spec.query, self.mode)
+        check_secrets(data, "query")
         self.pipeline: Pipeline = attach_store(load_pipeline(data, "query"), store)
         self._answer_builder = self._find(AnswerBuilder, required=True)
         self._joiners = [n for n, c in self.pipeline.walk() if isinstance(c, DocumentJoiner)]
         self._retrievers = {
-            n: c.top_k
-            for n, c in self.pipeline.walk()
-            if isinstance(c, StoreBM25Retriever | StoreEmbeddingRetriever)
+            n: c.top_k for n, c in self.pipeline.walk() if isinstance(c, StoreBM25Retriever | StoreEmbeddingRetriever)
         }
         self._question_inputs = {
             (component, socket)

@@ -15,9 +15,7 @@ class RetrievalStore(DocumentStore, Protocol):
     Every store keeps the chunk's originating file in ``meta["source"]``.
     """
 
-    def bm25_retrieval(
-        self, query: str, top_k: int = 10, filters: dict[str, Any] | None = None
-    ) -> list[Document]:
+    def bm25_retrieval(self, query: str, top_k: int = 10, filters: dict[str, Any] | None = None) -> list[Document]:
         """Keyword (BM25) search; scores are higher-is-better."""
         ...
 

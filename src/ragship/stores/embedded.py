@@ -248,9 +248,7 @@ class EmbeddedDocumentStore:
             rows = self._connect().execute("SELECT id FROM documents WHERE source = ?", (source,)).fetchall()
         return {r[0] for r in rows}
 
-    def bm25_retrieval(
-        self, query: str, top_k: int = 10, filters: dict[str, Any] | None = None
-    ) -> list[Document]:
+    def bm25_retrieval(self, query: str, top_k: int = 10, filters: dict[str, Any] | None = None) -> list[Document]:
         """BM25 over chunk content (FTS5, Porter stemming)."""
         match = fts_query(query)
         if not match or top_k <= 0:
@@ -270,7 +268,7 @@ class EmbeddedDocumentStore:
                     )
                     .fetchall()
                 )
-            docs = [self._row_to_document(*row[:4], score=float(row[4])) for row in rows]
+            docs = [self._row_to_document(row[0], row[1], row[2], row[3], score=float(row[4])) for row in rows]
             if filters:
                 docs = [d for d in docs if document_matches_filter(filters, d)]
             # Filtering can drop hits: widen the candidate pool until enough survive or none are left.
@@ -340,7 +338,7 @@ class EmbeddedDocumentStore:
                 else:
                     matrix = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
                     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-                    matrix = matrix / np.where(norms == 0, 1, norms)
+                    matrix = (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)
                     rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
                     self._dense = _DenseIndex(rowids, matrix, [json.loads(r[2]) for r in rows])
                 self._dense_version = version
@@ -351,12 +349,15 @@ class EmbeddedDocumentStore:
         with self._lock:
             rows = (
                 self._connect()
-                .execute(f"SELECT rowid, id, content, meta, embedding FROM documents WHERE rowid IN ({marks})", rowids)
+                .execute(
+                    f"SELECT rowid, id, content, meta, embedding FROM documents WHERE rowid IN ({marks})",
+                    rowids,
+                )
                 .fetchall()
             )
-        by_rowid = {r[0]: r[1:] for r in rows}
+        by_rowid = {r[0]: r for r in rows}
         return [
-            self._row_to_document(*by_rowid[rid], score=score)
+            self._row_to_document(by_rowid[rid][1], by_rowid[rid][2], by_rowid[rid][3], by_rowid[rid][4], score=score)
             for rid, score in zip(rowids, scores, strict=True)
             if rid in by_rowid
         ]

@@ -1,0 +1,153 @@
+"""Retrieval latency of ragship's embedded store vs Haystack's InMemoryDocumentStore.
+
+Both stores get the same chunks and answer the same queries in one run, so the ratio is meaningful
+on a noisy machine. Corpora:
+- ``nfcorpus`` (default when ../shared/data/nfcorpus exists): 60-word windows (stride 12) over the
+  BEIR NFCorpus titles+abstracts, queried with its real queries. Read from disk, never copied.
+- ``synthetic``: Zipf(1.3) vocabulary, 120 words a chunk; a stress case where most query words
+  occur in most chunks.
+Embeddings are random 384-d vectors (as all-MiniLM-L6-v2 makes): dense latency does not depend on
+their values. Query embedding time is excluded (the same for both stores).
+
+    .venv/bin/python benchmarks/store_latency.py --sizes 1000 10000 50000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from haystack import Document
+from haystack.document_stores.in_memory import InMemoryDocumentStore
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+from ragship.stores import EmbeddedDocumentStore
+
+DIM = 384
+VOCAB = 30_000
+WORDS_PER_CHUNK = 120
+
+
+NFCORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "nfcorpus"
+
+
+def _texts(corpus: str, n: int, rng: np.random.Generator) -> tuple[list[str], list[str]]:
+    if corpus == "nfcorpus":
+        chunks: list[str] = []
+        with (NFCORPUS / "corpus.jsonl").open() as f:
+            for line in f:
+                record = json.loads(line)
+                words = f"{record['title']} {record['text']}".split()
+                chunks.extend(" ".join(words[s : s + 60]) for s in range(0, max(1, len(words) - 60), 12))
+        with (NFCORPUS / "queries.jsonl").open() as f:
+            queries = [json.loads(line)["text"] for line in f]
+        if len(chunks) < n:
+            raise SystemExit(f"nfcorpus yields {len(chunks)} chunks; ask for at most that many")
+        return chunks[:n], queries[:200]
+    vocab = np.array([f"w{i}" for i in range(VOCAB)])
+    ids = rng.zipf(1.3, size=(n, WORDS_PER_CHUNK)) % VOCAB
+    query_ids = rng.zipf(1.3, size=(200, 6)) % VOCAB
+    return [" ".join(vocab[row]) for row in ids], [" ".join(vocab[q]) for q in query_ids]
+
+
+def make_corpus(corpus: str, n: int, seed: int = 0) -> tuple[list[Document], list[str], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    texts, queries = _texts(corpus, n, rng)
+    vectors = rng.normal(size=(n, DIM)).astype(np.float32)
+    docs = [
+        Document(id=f"c{i}", content=text, meta={"source": f"f{i // 20}.md"}, embedding=vectors[i].tolist())
+        for i, text in enumerate(texts)
+    ]
+    return docs, queries, rng.normal(size=(len(queries), DIM)).astype(np.float32)
+
+
+def timed(fn: Callable[[], object], repeats: int) -> list[float]:
+    fn()  # warm caches (e.g. the dense matrix) outside the measurement
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def p(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def bench(
+    corpus: str, size: int, queries_per_mode: int, with_in_memory: bool, console: Console
+) -> list[tuple[str, ...]]:
+    docs, queries, qvecs = make_corpus(corpus, size)
+    nq = len(queries)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        stores: dict[str, object] = {"ragship embedded": EmbeddedDocumentStore(Path(tmp) / "s")}
+        if with_in_memory:
+            stores["haystack InMemory"] = InMemoryDocumentStore(embedding_similarity_function="cosine")
+        results: dict[str, dict[str, list[float]]] = {}
+        for name, store in stores.items():
+            start = time.perf_counter()
+            for i in track(range(0, size, 1000), description=f"{size:>6} chunks -> {name}", console=console):
+                store.write_documents(docs[i : i + 1000])  # type: ignore[attr-defined]
+            write_s = time.perf_counter() - start
+            # Both stores expose the same two retrieval methods, so one pair of calls serves both.
+            bm25 = lambda i, s=store: s.bm25_retrieval(queries[i % nq], top_k=20)  # type: ignore[attr-defined]  # noqa: E731
+            dense = lambda i, s=store: s.embedding_retrieval(qvecs[i % nq].tolist(), top_k=20)  # type: ignore[attr-defined]  # noqa: E731
+            counter = iter(range(10**9))
+            results[name] = {
+                "bm25": timed(lambda b=bm25, c=counter: b(next(c)), queries_per_mode),
+                "dense": timed(lambda d=dense, c=counter: d(next(c)), queries_per_mode),
+            }
+            results[name]["hybrid"] = [
+                b + d for b, d in zip(results[name]["bm25"], results[name]["dense"], strict=True)
+            ]
+            for mode in ("bm25", "dense", "hybrid"):
+                values = results[name][mode]
+                rows.append(
+                    (corpus, str(size), name, mode, f"{p(values, 50):.1f}", f"{p(values, 95):.1f}", f"{write_s:.1f}")
+                )
+        if with_in_memory:
+            for mode in ("bm25", "dense", "hybrid"):
+                ratio = statistics.median(results["haystack InMemory"][mode]) / statistics.median(
+                    results["ragship embedded"][mode]
+                )
+                rows.append((corpus, str(size), "InMemory p50 / embedded p50", mode, f"{ratio:.1f}x", "", ""))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 50000])
+    parser.add_argument("--queries", type=int, default=100, help="Timed queries per mode and store.")
+    parser.add_argument(
+        "--corpus",
+        choices=["nfcorpus", "synthetic"],
+        nargs="+",
+        default=["nfcorpus", "synthetic"] if NFCORPUS.exists() else ["synthetic"],
+    )
+    parser.add_argument(
+        "--in-memory-max", type=int, default=10000, help="Largest size also run on InMemoryDocumentStore."
+    )
+    args = parser.parse_args()
+    console = Console(stderr=True)
+    table = Table(title="Retrieval latency, top_k=20 (ms)")
+    for column in ("corpus", "chunks", "store", "mode", "p50 ms", "p95 ms", "write s"):
+        table.add_column(column)
+    for corpus in args.corpus:
+        for size in args.sizes:
+            for row in bench(corpus, size, args.queries, size <= args.in_memory_max, console):
+                table.add_row(*row)
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""The LLM answer paths, through real loading code and a real HTTP endpoint."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from ragship.errors import ConfigError
+from ragship.runtime import open_query_engine
+from ragship.spec import default_spec
+
+QUESTION = "How do I run the tests?"
+
+
+@pytest.fixture(scope="module")
+def tiny_causal_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-layer GPT-2 with random weights and a word-level tokenizer, saved like any HF model."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    target = tmp_path_factory.mktemp("tiny-lm")
+    words = (Path(__file__).resolve().parents[2] / "docs" / "testing.md").read_text()
+    tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.train_from_iterator([words], trainers.WordLevelTrainer(special_tokens=["[UNK]", "[PAD]", "[EOS]"]))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]")
+    fast.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant:{% endif %}"
+    )
+    config = GPT2Config(
+        vocab_size=len(fast),
+        n_positions=8192,
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        bos_token_id=fast.eos_token_id,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id,
+    )
+    torch.manual_seed(0)
+    GPT2LMHeadModel(config).save_pretrained(target)
+    fast.save_pretrained(target)
+    return target
+
+
+def test_local_generator_answers_through_transformers(docs_store: str, tiny_causal_lm: Path) -> None:
+    spec = default_spec(generator="local", local_model=str(tiny_causal_lm))
+    spec.query["components"]["llm"]["init_parameters"]["generation_kwargs"]["max_new_tokens"] = 12
+    engine = open_query_engine(spec, docs_store)
+    first = engine.ask(QUESTION)
+    second = engine.ask(QUESTION)
+    # random weights produce words from the tiny vocabulary; greedy decoding makes them repeatable
+    assert first.answer.strip()
+    assert first.answer == second.answer
+    assert len(first.sources) == 5
+    assert first.sources[0].source.endswith("docs/testing.md")
+
+
+class _ChatCompletions(BaseHTTPRequestHandler):
+    """Just enough of the OpenAI chat-completions protocol, recording what it was sent."""
+
+    requests: ClassVar[list[dict[str, Any]]] = []
+    reply = "Run `make test`, which runs the linters and the whole pytest suite [1]."
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+        payload = {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": self.reply}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+        }
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def openai_server() -> Iterator[str]:
+    _ChatCompletions.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ChatCompletions)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_openai_compatible_endpoint(docs_store: str, openai_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAGSHIP_TEST_LLM_KEY", "sk-test-not-a-real-key")
+    spec = default_spec(
+        generator="openai",
+        openai_base_url=openai_server,
+        openai_model="tiny",
+        openai_api_key_env="RAGSHIP_TEST_LLM_KEY",
+    )
+    assert "sk-test-not-a-real-key" not in spec.to_yaml()
+    answer = open_query_engine(spec, docs_store).ask(QUESTION)
+
+    assert answer.answer == _ChatCompletions.reply
+    [request] = _ChatCompletions.requests
+    assert request["path"] == "/v1/chat/completions"
+    assert request["auth"] == "Bearer sk-test-not-a-real-key"
+    assert request["body"]["model"] == "tiny"
+    system, user = request["body"]["messages"]
+    assert system["role"] == "system" and "square brackets" in system["content"]
+    assert f"Question: {QUESTION}" in user["content"]
+    assert answer.sources[0].snippet.split(" ...")[0][:60] in " ".join(user["content"].split())
+    assert [s.cited for s in answer.sources] == [True, False, False, False, False]
+
+
+def test_openai_without_key_fails_clearly(docs_store: str, openai_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAGSHIP_MISSING_KEY", raising=False)
+    spec = default_spec(generator="openai", openai_base_url=openai_server, openai_api_key_env="RAGSHIP_MISSING_KEY")
+    with pytest.raises(ConfigError) as err:
+        open_query_engine(spec, docs_store)
+    assert str(err.value) == (
+        "query.components.llm.init_parameters.api_key reads a secret from RAGSHIP_MISSING_KEY, "
+        "which is not set; export it before running."
+    )
+    assert _ChatCompletions.requests == []
