@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,14 +28,22 @@ GeneratorKind = Literal["extractive", "openai", "local"]
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
+def _default_es_home() -> Path:
+    # As root, Elasticsearch runs as an unprivileged user who cannot enter /root: keep it outside.
+    if os.geteuid() == 0:
+        return Path("/var/cache/ragship/elasticsearch")
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "ragship" / "elasticsearch"
+
+
 def _config_file() -> Path:
     return Path(os.environ.get("RAGSHIP_CONFIG_FILE", "ragship.toml"))
 
 
-class ElasticsearchSettings(BaseSettings):
+class ElasticsearchSettings(BaseModel):
     """Connection and index layout of an Elasticsearch store."""
 
-    model_config = SettingsConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
     url: str = Field("http://127.0.0.1:9200", description="Cluster URL (https for managed clusters).")
     index: str = Field("ragship", description="Alias that reads and writes go through.")
@@ -47,25 +55,28 @@ class ElasticsearchSettings(BaseSettings):
     shards: int = Field(1, ge=1, le=1024, description="Primary shards of a new index.")
     replicas: int = Field(0, ge=0, le=16, description="Replicas of a new index (>0 for HA on a cluster).")
     request_timeout_s: float = Field(30.0, gt=0, le=600, description="Per-request timeout.")
+    analyzer: str | None = Field(
+        None, description="Analyzer of the content field (e.g. english); a portable standard+stopwords one when unset."
+    )
 
 
-class LocalElasticsearchSettings(BaseSettings):
+class LocalElasticsearchSettings(BaseModel):
     """The Elasticsearch node that ``ragship es start`` runs for development and tests."""
 
-    model_config = SettingsConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
-    version: str = Field("8.19.3", description="Elasticsearch version fetched from Maven Central.")
-    home: Path = Field(Path.home() / ".cache" / "ragship" / "elasticsearch", description="Cache + data.")
+    version: str = Field("8.19.21", description="Elasticsearch version fetched from Maven Central.")
+    home: Path = Field(default_factory=lambda: _default_es_home(), description="Download cache and node directories.")
     port: int = Field(9200, ge=0, le=65535, description="HTTP port on 127.0.0.1 (0 picks a free one).")
     heap: str = Field("1g", pattern=r"^\d+[mg]$", description="JVM heap, e.g. 1g or 512m.")
     java_home: Path | None = Field(None, description="JDK 17-23 to run it; found automatically if unset.")
     start_timeout_s: float = Field(180.0, gt=0, le=1800, description="How long to wait for health.")
 
 
-class OpenAISettings(BaseSettings):
+class OpenAISettings(BaseModel):
     """An OpenAI-compatible chat-completions endpoint."""
 
-    model_config = SettingsConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
     base_url: str | None = Field(None, description="Base URL, e.g. http://localhost:8000/v1.")
     model: str = Field("gpt-4o-mini", description="Model name sent to the endpoint.")

@@ -39,3 +39,14 @@ def test_bad_value_names_field_and_value(monkeypatch: pytest.MonkeyPatch, tmp_pa
 def test_default_store_lives_under_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     assert load_settings(home=tmp_path / "h").store_location == str(tmp_path / "h" / "store")
+
+
+def test_nested_settings_ignore_unprefixed_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", "/somewhere/else")
+    monkeypatch.setenv("PASSWORD", "not-for-us")
+    monkeypatch.setenv("URL", "http://wrong:1")
+    settings = load_settings()
+    assert settings.local_es.home != Path("/somewhere/else")
+    assert settings.es.password is None
+    assert settings.es.url == "http://127.0.0.1:9200"

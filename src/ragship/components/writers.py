@@ -6,9 +6,9 @@ from collections import defaultdict
 from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
-from haystack.document_stores.types import DuplicatePolicy
 
 from ragship.components.retrievers import StoreBound
+from ragship.stores.base import Rejection
 
 
 @component
@@ -32,17 +32,23 @@ class StoreWriter(StoreBound):
         """Deserialize."""
         return default_from_dict(cls, data)
 
-    @component.output_types(documents_written=int, documents_deleted=int)
+    @component.output_types(documents_written=int, documents_deleted=int, rejected=list[Rejection])
     def run(self, documents: list[Document]) -> dict[str, Any]:
-        """Write ``documents`` (overwriting same ids)."""
+        """Write ``documents`` (overwriting same ids).
+
+        :returns: counts written and deleted, and the chunks the store ``rejected`` with its reasons.
+        """
         store = self._store()
-        written = store.write_documents(documents, policy=DuplicatePolicy.OVERWRITE)
+        result = store.write_chunks(documents)
         deleted = 0
         if self.replace_sources:
             ids_by_source: dict[str, set[str]] = defaultdict(set)
             for doc in documents:
                 if doc.meta.get("source"):
                     ids_by_source[doc.meta["source"]].add(doc.id)
+            # A file with a refused chunk keeps its older chunks: nothing stored is lost to a partial write.
+            for source in {r.source for r in result.rejected}:
+                ids_by_source.pop(source, None)
             for source, ids in ids_by_source.items():
                 deleted += store.delete_by_source([source], keep_ids=ids)
-        return {"documents_written": written, "documents_deleted": deleted}
+        return {"documents_written": result.written, "documents_deleted": deleted, "rejected": result.rejected}

@@ -28,6 +28,7 @@ class IndexReport:
     failures: list[FileFailure] = field(default_factory=list)
     chunks_written: int = 0
     chunks_deleted: int = 0
+    rebuild: str | None = None
 
     @property
     def files_indexed(self) -> int:
@@ -47,6 +48,7 @@ class IndexReport:
             "chunks_deleted": self.chunks_deleted,
             "files": self.chunks_by_source,
             "failures": [f.to_dict() for f in self.failures],
+            **({"rebuild": self.rebuild} if self.rebuild else {}),
         }
 
 
@@ -139,6 +141,34 @@ class Indexer:
                 progress(min(start + len(batch), len(files)), len(files))
         return report
 
+    def rebuild(
+        self, paths: Iterable[str | Path], progress: ProgressCallback | None = None, allow_failures: bool = False
+    ) -> IndexReport:
+        """Index ``paths`` into a fresh staged store, then swap it in atomically.
+
+        Readers keep seeing the old index until the swap. When any file fails and ``allow_failures`` is
+        False, the staged store is discarded and the live one is left as it was.
+        """
+        live = self.store
+        staged = live.staged_rebuild()
+        try:
+            attach_store(self.pipeline, staged)
+            self.store = staged
+            report = self.index(paths, progress)
+        except BaseException:
+            live.discard(staged)
+            raise
+        finally:
+            attach_store(self.pipeline, live)
+            self.store = live
+        if report.failures and not allow_failures:
+            live.discard(staged)
+            report.rebuild = "discarded: some files failed, the live index is unchanged"
+        else:
+            live.promote(staged)
+            report.rebuild = "promoted"
+        return report
+
     def _index_batch(self, batch: list[Path], report: IndexReport) -> None:
         result = self.pipeline.run(
             {self._converter_name: {"sources": batch}},
@@ -149,6 +179,10 @@ class Indexer:
         writer_out = result.get(self._writer_name, {})
         report.chunks_written += int(writer_out.get("documents_written", 0))
         report.chunks_deleted += int(writer_out.get("documents_deleted", 0))
+        for rejection in writer_out.get("rejected", []):
+            report.failures.append(
+                FileFailure(rejection.source, f"chunk {rejection.id[:12]} rejected by the store: {rejection.reason}")
+            )
         chunk_docs = result.get("ids", {}).get("documents") or converted.get("documents", [])
         counts = Counter(str(d.meta.get("source")) for d in chunk_docs)
         for source, n in counts.items():

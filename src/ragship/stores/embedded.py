@@ -11,10 +11,12 @@ Why this design (see docs/architecture.md for figures):
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from haystack.document_stores.types import DuplicatePolicy
 from haystack.utils.filters import document_matches_filter
 
 from ragship.errors import StoreError
+from ragship.stores.base import RetrievalStore, WriteResult
 from ragship.text import content_words
 
 logger = logging.getLogger(__name__)
@@ -230,6 +233,37 @@ class EmbeddedDocumentStore:
             conn.execute("DELETE FROM store_meta WHERE key = 'embedding_dim'")
 
     # -- ragship store API --------------------------------------------------------------------
+    def write_chunks(self, documents: list[Document]) -> WriteResult:
+        """Write with overwrite semantics (one transaction: all chunks land or none do)."""
+        return WriteResult(written=self.write_documents(documents, policy=DuplicatePolicy.OVERWRITE))
+
+    def staged_rebuild(self) -> EmbeddedDocumentStore:
+        """An empty store in a sibling directory, swapped in by :meth:`promote`."""
+        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
+        return EmbeddedDocumentStore(self.path.with_name(f"{self.path.name}.rebuild-{stamp}"), self._configured_dim)
+
+    def promote(self, staged: RetrievalStore) -> None:
+        """Swap the staged directory in by two renames; the old data is deleted afterwards.
+
+        Other processes holding the old store open keep reading it until they reopen.
+        """
+        if not isinstance(staged, EmbeddedDocumentStore):
+            raise StoreError("promote() needs a store returned by staged_rebuild().")
+        staged.close()
+        with self._lock:
+            self.close()
+            retired = self.path.with_name(f"{self.path.name}.retired-{staged.path.name.rsplit('-', 1)[-1]}")
+            if self.path.exists():
+                self.path.rename(retired)
+            staged.path.rename(self.path)
+            shutil.rmtree(retired, ignore_errors=True)
+
+    def discard(self, staged: RetrievalStore) -> None:
+        """Delete a staged rebuild."""
+        if isinstance(staged, EmbeddedDocumentStore):
+            staged.close()
+            shutil.rmtree(staged.path, ignore_errors=True)
+
     def delete_by_source(self, sources: list[str], keep_ids: set[str] | None = None) -> int:
         """Delete the chunks of the given source files, except ids in ``keep_ids``."""
         keep = keep_ids or set()
