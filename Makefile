@@ -9,8 +9,9 @@ STORE ?= .ragship/store
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export UV_PYTHON_DOWNLOADS := never
+export HAYSTACK_TELEMETRY_ENABLED := False
 
-.PHONY: setup run test lint unit integration bench clean
+.PHONY: setup run test lint unit integration bench clean system-deps es-start es-stop
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -23,6 +24,23 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 
 setup: $(VENV)/.installed  ## create .venv with the locked dependencies
 
+# Elasticsearch 8 needs a JDK 17-23 and is fetched with Maven; install them from Debian when missing.
+system-deps:
+	@if ! ls /usr/lib/jvm/*/release 2>/dev/null | xargs -r grep -lqE 'JAVA_VERSION="(1[7-9]|2[0-3])' \
+	     || ! command -v mvn >/dev/null; then \
+	  if [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven; \
+	  else \
+	    echo "Elasticsearch needs a JDK 17-23 and Maven: install them (e.g. apt-get install openjdk-17-jre-headless maven)" >&2; exit 1; \
+	  fi; \
+	fi
+
+es-start: setup system-deps  ## start the local Elasticsearch node (fetched once with mvn)
+	$(VENV)/bin/ragship es start
+
+es-stop:
+	$(VENV)/bin/ragship es stop
+
 run: setup  ## index the project's docs and answer sample questions
 	$(VENV)/bin/ragship index docs README.md --store $(STORE)
 	$(VENV)/bin/ragship demo --store $(STORE)
@@ -32,7 +50,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy
 
-test: setup lint  ## install everything and run the whole suite
+test: setup system-deps lint  ## install everything and run the whole suite (starts its own Elasticsearch)
 	$(UV) pip check --python $(VENV)/bin/python
 	@# pytest exits 5 when it collected nothing: for this project that is a failure, not a pass.
 	$(VENV)/bin/pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc

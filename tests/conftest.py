@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
+RAGSHIP = str(Path(sys.executable).parent / "ragship")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -56,3 +61,48 @@ def make_docx(tmp_path: Path):
         return path
 
     return _make
+
+
+@pytest.fixture(scope="session")
+def es_url() -> Iterator[str]:
+    """A real Elasticsearch: RAGSHIP_TEST_ES_URL if set, else a node started for this session."""
+    from ragship.local_es import LocalElasticsearch
+    from ragship.settings import load_settings
+
+    given = os.environ.get("RAGSHIP_TEST_ES_URL")
+    if given:
+        yield given
+        return
+    node = LocalElasticsearch(load_settings().local_es, name=f"pytest-{os.getpid()}")
+    try:
+        yield node.start(port=0)
+    finally:
+        node.remove()
+
+
+@pytest.fixture
+def es_alias(es_url: str) -> Iterator[str]:
+    """A unique alias per test; its indices are deleted afterwards."""
+    from ragship.stores.elasticsearch import ElasticsearchStore
+
+    alias = f"test-{uuid.uuid4().hex[:12]}"
+    yield alias
+    ElasticsearchStore(es_url, alias).delete_index()
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """Run the installed `ragship` command the way a user does (subprocess, offline hub)."""
+
+    def run(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [RAGSHIP, *args],
+            cwd=cwd,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    return run

@@ -179,3 +179,13 @@ def quiet_third_party_progress() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def disable_phone_home() -> None:
+    """Switch off third-party usage telemetry unless the user explicitly opted in.
+
+    ragship runs in private networks; libraries must not send usage data anywhere by default.
+    """
+    os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    os.environ.setdefault("DO_NOT_TRACK", "1")

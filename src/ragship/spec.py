@@ -217,7 +217,10 @@ def default_spec(
         DocumentSplitter(split_by=split_by, split_length=split_length, split_overlap=split_overlap),
     )
     indexing.add_component("ids", StableIdAssigner())
-    indexing.add_component("embedder", DocumentEmbedder(model=embedding_model, progress_bar=False))
+    # The title gives a mid-document chunk the context its own words lack.
+    indexing.add_component(
+        "embedder", DocumentEmbedder(model=embedding_model, progress_bar=False, meta_fields_to_embed=["title"])
+    )
     indexing.add_component("writer", StoreWriter())
     indexing.connect("converter.documents", "cleaner.documents")
     indexing.connect("cleaner.documents", "splitter.documents")

@@ -3,32 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-RAGSHIP = str(Path(sys.executable).parent / "ragship")
 
 
-def ragship(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    return subprocess.run(
-        [RAGSHIP, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600, check=False
-    )
-
-
-def test_index_then_ask_json(tmp_path: Path) -> None:
+def test_index_then_ask_json(tmp_path: Path, cli) -> None:
     store = str(tmp_path / "store")
-    indexed = ragship("index", "docs", "README.md", "--store", store, "--json")
+    indexed = cli("index", "docs", "README.md", "--store", store, "--json")
     assert indexed.returncode == 0, indexed.stderr
     report = json.loads(indexed.stdout)
     assert report["failures"] == [] and "docs/testing.md" in report["files"]
 
-    asked = ragship("ask", "How do I run the tests?", "--store", store, "--json")
+    asked = cli("ask", "How do I run the tests?", "--store", store, "--json")
     assert asked.returncode == 0, asked.stderr
     answer = json.loads(asked.stdout)
     assert answer["answer"]
@@ -37,18 +26,18 @@ def test_index_then_ask_json(tmp_path: Path) -> None:
     assert any(s["source"].startswith(("docs/", "README.md")) for s in answer["sources"])
 
     top2 = json.loads(
-        ragship("ask", "retrieval modes", "--store", store, "--json", "--top-k", "2", "--mode", "bm25").stdout
+        cli("ask", "retrieval modes", "--store", store, "--json", "--top-k", "2", "--mode", "bm25").stdout
     )
     assert len(top2["sources"]) == 2
 
 
-def test_bad_files_are_summarised_and_good_ones_indexed(tmp_path: Path, make_pdf) -> None:
+def test_bad_files_are_summarised_and_good_ones_indexed(tmp_path: Path, make_pdf, cli) -> None:
     store = str(tmp_path / "store")
     batch = tmp_path / "batch"
     batch.mkdir()
     keep = tmp_path / "already.md"
     keep.write_text("# Already\n\nThe zebra archive was indexed earlier.\n")
-    assert ragship("index", str(keep), "--store", store).returncode == 0
+    assert cli("index", str(keep), "--store", store).returncode == 0
 
     (batch / "good.md").write_text("# Good\n\nThe walrus manual explains flippers.\n")
     (batch / "empty.txt").write_bytes(b"")
@@ -59,7 +48,7 @@ def test_bad_files_are_summarised_and_good_ones_indexed(tmp_path: Path, make_pdf
     (batch / "big.txt").write_text("word " * 5000)
     (batch / "records.jsonl").write_text('{"text": "fine record about otters"}\n{broken\n')
 
-    result = ragship("index", str(batch), "--store", store, "--json", env={"RAGSHIP_MAX_FILE_BYTES": "10000"})
+    result = cli("index", str(batch), "--store", store, "--json", env={"RAGSHIP_MAX_FILE_BYTES": "10000"})
     assert result.returncode == 1
     report = json.loads(result.stdout)
     reasons = {Path(f["source"]).name: f["reason"] for f in report["failures"]}
@@ -76,12 +65,12 @@ def test_bad_files_are_summarised_and_good_ones_indexed(tmp_path: Path, make_pdf
         ("zebra archive", "already.md"),
         ("otters", "records.jsonl"),
     ]:
-        answer = json.loads(ragship("ask", question, "--store", store, "--json", "--mode", "bm25").stdout)
+        answer = json.loads(cli("ask", question, "--store", store, "--json", "--mode", "bm25").stdout)
         assert Path(answer["sources"][0]["source"]).name == expected
 
-    human = ragship("index", str(batch), "--store", store, env={"RAGSHIP_MAX_FILE_BYTES": "10000"})
+    human = cli("index", str(batch), "--store", store, env={"RAGSHIP_MAX_FILE_BYTES": "10000"})
     assert "failed: empty file" in human.stdout and "6 failed" in human.stdout.replace("\n", " ")
-    allowed = ragship("index", str(batch), "--store", store, "--allow-failures")
+    allowed = cli("index", str(batch), "--store", store, "--allow-failures")
     assert allowed.returncode == 0
 
 
@@ -92,37 +81,37 @@ def test_bad_files_are_summarised_and_good_ones_indexed(tmp_path: Path, make_pdf
         (["ask", "q", "--spec", "missing.yaml"], "Spec file missing.yaml not found"),
     ],
 )
-def test_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
-    result = ragship(*args, "--store", str(tmp_path / "s"), cwd=tmp_path)
+def test_one_line_errors(tmp_path: Path, args: list[str], message: str, cli) -> None:
+    result = cli(*args, "--store", str(tmp_path / "s"), cwd=tmp_path)
     assert result.returncode == 2
     assert message in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr
 
 
-def test_malformed_spec_is_one_line(tmp_path: Path) -> None:
+def test_malformed_spec_is_one_line(tmp_path: Path, cli) -> None:
     (tmp_path / "spec.yaml").write_text("indexing: [unclosed\n")
-    result = ragship("ask", "q", "--spec", "spec.yaml", "--store", "s", cwd=tmp_path)
+    result = cli("ask", "q", "--spec", "spec.yaml", "--store", "s", cwd=tmp_path)
     assert result.returncode == 2
     assert "not valid YAML at line" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_spec_init_show_validate(tmp_path: Path) -> None:
-    assert ragship("spec", "init", "spec.yaml", cwd=tmp_path).returncode == 0
-    again = ragship("spec", "init", "spec.yaml", cwd=tmp_path)
+def test_spec_init_show_validate(tmp_path: Path, cli) -> None:
+    assert cli("spec", "init", "spec.yaml", cwd=tmp_path).returncode == 0
+    again = cli("spec", "init", "spec.yaml", cwd=tmp_path)
     assert again.returncode == 2 and "--force" in again.stderr
-    shown = ragship("spec", "show", "spec.yaml", cwd=tmp_path)
+    shown = cli("spec", "show", "spec.yaml", cwd=tmp_path)
     assert shown.stdout == (tmp_path / "spec.yaml").read_text()
-    assert ragship("spec", "validate", "spec.yaml", cwd=tmp_path).returncode == 0
+    assert cli("spec", "validate", "spec.yaml", cwd=tmp_path).returncode == 0
 
     text = (tmp_path / "spec.yaml").read_text().replace("ragship.components.writers.StoreWriter", "ragship.nope.Writer")
     (tmp_path / "bad.yaml").write_text(text)
-    bad = ragship("spec", "validate", "bad.yaml", cwd=tmp_path)
+    bad = cli("spec", "validate", "bad.yaml", cwd=tmp_path)
     assert bad.returncode == 1
     assert "indexing.components.writer.type" in " ".join(bad.stderr.split())
 
 
-def test_config_show_masks_secrets(tmp_path: Path) -> None:
-    result = ragship("config", "show", "--json", cwd=tmp_path, env={"RAGSHIP_ES__API_KEY": "hunter2-secret"})
+def test_config_show_masks_secrets(tmp_path: Path, cli) -> None:
+    result = cli("config", "show", "--json", cwd=tmp_path, env={"RAGSHIP_ES__API_KEY": "hunter2-secret"})
     assert result.returncode == 0
     assert "hunter2-secret" not in result.stdout + result.stderr
     assert json.loads(result.stdout)["es"]["api_key"] == "**********"

@@ -5,15 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from haystack import Pipeline
-from haystack.core.errors import DeserializationError, PipelineError
+from haystack.core.errors import DeserializationError, PipelineError, PipelineRuntimeError
 
 import ragship.components  # registers our components on Haystack's deserialization allowlist
 from ragship.components.retrievers import StoreBM25Retriever, StoreBound, StoreEmbeddingRetriever
-from ragship.errors import ConfigError, SpecError
+from ragship.errors import ConfigError, RagshipError, SpecError
 from ragship.settings import RetrievalMode, env_secret
 from ragship.stores.base import RetrievalStore
 
-__all__ = ["attach_store", "check_secrets", "load_pipeline", "with_retrieval_mode"]
+__all__ = [
+    "attach_store",
+    "check_secrets",
+    "find_component",
+    "load_pipeline",
+    "run_pipeline",
+    "with_retrieval_mode",
+]
 
 _ = ragship.components
 _BRANCH_OF_MODE: dict[str, type] = {"bm25": StoreEmbeddingRetriever, "dense": StoreBM25Retriever}
@@ -25,6 +32,17 @@ def load_pipeline(data: dict[str, Any], where: str) -> Pipeline:
         return Pipeline.from_dict(data)
     except (DeserializationError, PipelineError, ImportError, TypeError, ValueError, KeyError) as e:
         raise SpecError(f"{where}: {e}") from e
+
+
+def find_component(pipeline: Pipeline, kind: type, where: str) -> str:
+    """Name of the one component of type ``kind`` in ``pipeline``.
+
+    :raises SpecError: when there is none or more than one, naming the pipeline (``where``).
+    """
+    names = [name for name, instance in pipeline.walk() if isinstance(instance, kind)]
+    if len(names) != 1:
+        raise SpecError(f"{where}: needs exactly one {kind.__name__} component, found {len(names)} ({names}).")
+    return names[0]
 
 
 def attach_store(pipeline: Pipeline, store: RetrievalStore) -> Pipeline:
@@ -85,3 +103,14 @@ def check_secrets(data: dict[str, Any], where: str) -> None:
                         f"{where}.components.{name}.init_parameters.{param} reads a secret from "
                         f"{' or '.join(names)}, which is not set; export it before running."
                     )
+
+
+def run_pipeline(pipeline: Pipeline, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Run ``pipeline``; a ragship error raised inside a component surfaces as itself, not wrapped."""
+    try:
+        return pipeline.run(data, **kwargs)
+    except PipelineRuntimeError as e:
+        cause = e.__cause__
+        if isinstance(cause, RagshipError):
+            raise cause from None
+        raise

@@ -12,8 +12,7 @@ from haystack import Pipeline
 
 from ragship.components.converters import SUPPORTED_TYPES, FileConverter, FileFailure, source_name
 from ragship.components.writers import StoreWriter
-from ragship.errors import SpecError
-from ragship.pipelines import attach_store, load_pipeline
+from ragship.pipelines import attach_store, find_component, load_pipeline, run_pipeline
 from ragship.spec import PipelineSpec
 from ragship.stores.base import RetrievalStore
 
@@ -102,18 +101,12 @@ class Indexer:
         self.store = store
         self.batch_files = batch_files
         self.pipeline: Pipeline = attach_store(load_pipeline(spec.indexing, "indexing"), store)
-        self._converter_name = self._only_component(FileConverter)
-        self._writer_name = self._only_component(StoreWriter)
+        self._converter_name = find_component(self.pipeline, FileConverter, "indexing")
+        self._writer_name = find_component(self.pipeline, StoreWriter, "indexing")
         if max_file_bytes is not None:
             converter: Any = self.pipeline.get_component(self._converter_name)
             converter.max_file_bytes = max_file_bytes
         self._warm = False
-
-    def _only_component(self, kind: type) -> str:
-        names = [name for name, inst in self.pipeline.walk() if isinstance(inst, kind)]
-        if len(names) != 1:
-            raise SpecError(f"indexing: needs exactly one {kind.__name__} component, found {len(names)} ({names}).")
-        return names[0]
 
     def warm_up(self) -> None:
         """Load models once."""
@@ -170,8 +163,9 @@ class Indexer:
         return report
 
     def _index_batch(self, batch: list[Path], report: IndexReport) -> None:
-        result = self.pipeline.run(
-            {self._converter_name: {"sources": batch}},
+        result = run_pipeline(
+            self.pipeline,
+            {self._converter_name: {"sources": [str(p) for p in batch]}},
             include_outputs_from={self._converter_name, "ids"} & set(self.spec.indexing["components"]),
         )
         converted = result.get(self._converter_name, {})

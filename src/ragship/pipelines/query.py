@@ -11,7 +11,14 @@ from haystack.components.joiners import DocumentJoiner
 
 from ragship.components.retrievers import StoreBM25Retriever, StoreEmbeddingRetriever
 from ragship.errors import SpecError
-from ragship.pipelines import attach_store, check_secrets, load_pipeline, with_retrieval_mode
+from ragship.pipelines import (
+    attach_store,
+    check_secrets,
+    find_component,
+    load_pipeline,
+    run_pipeline,
+    with_retrieval_mode,
+)
 from ragship.settings import RetrievalMode
 from ragship.spec import RETRIEVAL_MODES, PipelineSpec
 from ragship.stores.base import RetrievalStore
@@ -82,7 +89,7 @@ class QueryEngine:
         data = with_retrieval_mode(spec.query, self.mode)
         check_secrets(data, "query")
         self.pipeline: Pipeline = attach_store(load_pipeline(data, "query"), store)
-        self._answer_builder = self._find(AnswerBuilder, required=True)
+        self._answer_builder = find_component(self.pipeline, AnswerBuilder, "query")
         self._joiners = [n for n, c in self.pipeline.walk() if isinstance(c, DocumentJoiner)]
         self._retrievers = {
             n: c.top_k for n, c in self.pipeline.walk() if isinstance(c, StoreBM25Retriever | StoreEmbeddingRetriever)
@@ -94,12 +101,6 @@ class QueryEngine:
             if socket in _QUESTION_SOCKETS
         }
         self._warm = False
-
-    def _find(self, kind: type, required: bool = False) -> str:
-        names = [n for n, c in self.pipeline.walk() if isinstance(c, kind)]
-        if required and len(names) != 1:
-            raise SpecError(f"query: needs exactly one {kind.__name__} component, found {len(names)}.")
-        return names[0]
 
     def warm_up(self) -> None:
         """Load models once."""
@@ -132,7 +133,7 @@ class QueryEngine:
         if not question or not question.strip():
             raise ValueError("The question is empty.")
         self.warm_up()
-        result = self.pipeline.run(self._inputs(question, top_k, filters))
+        result = run_pipeline(self.pipeline, self._inputs(question, top_k, filters))
         answers = result.get(self._answer_builder, {}).get("answers", [])
         if not answers:
             return Answer(answer="", sources=[])

@@ -178,7 +178,7 @@ class ElasticsearchStore:
                 **self._tls,
             )
         if not self._ready:
-            self._call(self._client.info)
+            self._call(self._client.cluster.health)
             self._ensure_index()
             self._ready = True
         return self._client
@@ -394,13 +394,12 @@ class ElasticsearchStore:
 
     def delete_by_source(self, sources: list[str], keep_ids: set[str] | None = None) -> int:
         """Delete chunks of these sources except ``keep_ids``."""
-        query: dict[str, Any] = {"bool": {"filter": [{"terms": {"source": sources}}]}}
-        if keep_ids:
-            query["bool"]["must_not"] = [{"ids": {"values": sorted(keep_ids)}}]
-        response = self._call(
-            self.client.delete_by_query, index=self._target(), query=query, refresh=True, conflicts="proceed"
-        )
-        return int(response["deleted"])
+        keep = keep_ids or set()
+        doomed = [i for source in sources for i in self.ids_by_source(source) if i not in keep]
+        # Ids + bulk delete rather than _delete_by_query: that API lives in the optional reindex module.
+        if doomed:
+            self.delete_documents(doomed)
+        return len(doomed)
 
     def ids_by_source(self, source: str) -> set[str]:
         """Ids stored for one source file."""

@@ -1,0 +1,192 @@
+"""ragship on a real Elasticsearch node (started by the session fixture)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from haystack import Document
+
+from ragship.errors import StoreError
+from ragship.pipelines.indexing import Indexer
+from ragship.pipelines.query import QueryEngine
+from ragship.runtime import open_indexer, open_query_engine
+from ragship.settings import Settings, load_settings
+from ragship.spec import default_spec
+from ragship.stores import open_store
+from ragship.stores.elasticsearch import ElasticsearchStore
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def _settings(alias: str) -> Settings:
+    return load_settings(es={"index": alias})
+
+
+@pytest.fixture
+def indexed(es_url: str, es_alias: str) -> tuple[Indexer, str]:
+    indexer = open_indexer(default_spec(), es_url, settings=_settings(es_alias))
+    report = indexer.index([REPO / "docs"])
+    assert report.ok, report.failures
+    return indexer, es_alias
+
+
+def _engine(es_url: str, alias: str, mode: str | None = None) -> QueryEngine:
+    return open_query_engine(default_spec(), es_url, mode=mode, settings=_settings(alias))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_index_and_ask_in_every_mode(es_url: str, indexed: tuple[Indexer, str], mode: str) -> None:
+    engine = _engine(es_url, indexed[1], mode)
+    answer = engine.ask("Which pytest markers does the test suite use?", top_k=3)
+    assert answer.sources[0].source == "docs/testing.md"
+    assert answer.sources[0].cited and answer.answer
+    # getting-started.md also tells how to run the tests; without a stemmer (this distribution lacks
+    # analysis-common) BM25 may rank it first, so only require testing.md among the top three here.
+    broad = engine.ask("How do I run the tests?", top_k=3)
+    assert "docs/testing.md" in [s.source for s in broad.sources]
+
+
+def test_mapping_is_explicit_and_behind_an_alias(es_url: str, indexed: tuple[Indexer, str]) -> None:
+    store = indexed[0].store
+    assert isinstance(store, ElasticsearchStore)
+    es = store.client
+    [index] = es.indices.get_alias(name=indexed[1]).body
+    mapping = es.indices.get_mapping(index=index).body[index]["mappings"]["properties"]
+    assert mapping["embedding"]["dims"] == 384
+    assert mapping["embedding"]["similarity"] == "cosine"
+    assert mapping["embedding"]["index_options"]["type"] == "int8_hnsw"
+    assert mapping["content"]["analyzer"] == "ragship_text"
+    assert mapping["source"]["type"] == "keyword"
+    assert store.embedding_dim == 384
+
+
+def test_reindexing_overwrites_without_duplicates(indexed: tuple[Indexer, str]) -> None:
+    indexer = indexed[0]
+    before = indexer.store.count_documents()
+    report = indexer.index([REPO / "docs"])
+    assert report.chunks_written == before
+    assert indexer.store.count_documents() == before
+
+
+def test_delete_by_source_and_filters(es_url: str, indexed: tuple[Indexer, str]) -> None:
+    store = indexed[0].store
+    testing_ids = store.ids_by_source("docs/testing.md")
+    assert testing_ids
+    total = store.count_documents()
+
+    only_stores = {"field": "meta.source", "operator": "==", "value": "docs/stores.md"}
+    for mode in ("bm25", "dense"):
+        answer = _engine(es_url, indexed[1], mode).ask("How do I run the tests?", filters=only_stores)
+        assert answer.sources and {s.source for s in answer.sources} == {"docs/stores.md"}
+
+    assert store.delete_by_source(["docs/testing.md"]) == len(testing_ids)
+    assert store.count_documents() == total - len(testing_ids)
+    assert store.ids_by_source("docs/testing.md") == set()
+    sources = {s.source for s in _engine(es_url, indexed[1], "bm25").ask("How do I run the tests?").sources}
+    assert "docs/testing.md" not in sources
+
+
+def test_rebuild_swaps_alias_while_queries_run(es_url: str, indexed: tuple[Indexer, str]) -> None:
+    indexer, alias = indexed
+    store = indexer.store
+    assert isinstance(store, ElasticsearchStore)
+    old_indices = set(store.client.indices.get_alias(name=alias).body)
+    count = store.count_documents()
+    engine = _engine(es_url, alias, "hybrid")
+    engine.warm_up()
+    stop = threading.Event()
+    outcomes: list[str] = []
+
+    def keep_querying() -> None:
+        while not stop.is_set():
+            try:
+                outcomes.append("ok" if engine.ask("How do I run the tests?").sources else "empty")
+            except Exception as e:  # every failure counts against the test
+                outcomes.append(f"error: {e}")
+
+    worker = threading.Thread(target=keep_querying)
+    worker.start()
+    try:
+        for _ in range(2):
+            report = indexer.rebuild([REPO / "docs"])
+            assert report.rebuild == "promoted"
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+    assert len(outcomes) >= 5
+    assert set(outcomes) == {"ok"}, [o for o in outcomes if o != "ok"][:3]
+    new_indices = set(store.client.indices.get_alias(name=alias).body)
+    assert len(new_indices) == 1 and not new_indices & old_indices
+    assert not any(store.client.indices.exists(index=i) for i in old_indices)
+    assert store.count_documents() == count
+
+
+def test_failed_rebuild_leaves_live_index_alone(indexed: tuple[Indexer, str], tmp_path: Path) -> None:
+    indexer, _ = indexed
+    count = indexer.store.count_documents()
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 truncated")
+    report = indexer.rebuild([tmp_path / "broken.pdf"])
+    assert report.rebuild is not None and report.rebuild.startswith("discarded")
+    assert indexer.store.count_documents() == count
+
+
+def test_rejected_chunk_is_reported_and_the_rest_written(es_url: str, es_alias: str, tmp_path: Path) -> None:
+    records = tmp_path / "records.jsonl"
+    records.write_text(
+        json.dumps({"_id": "a", "text": "first record", "meta": {"priority": 1}})
+        + "\n"
+        + json.dumps({"_id": "b", "text": "second record", "meta": {"priority": "very high"}})
+        + "\n"
+    )
+    other = tmp_path / "other.md"
+    other.write_text("# Other\n\nAnother file that indexes fine.\n")
+    indexer = open_indexer(default_spec(), es_url, settings=_settings(es_alias))
+    report = indexer.index([records, other])
+    [failure] = report.failures
+    assert failure.source.endswith("records.jsonl")
+    assert "rejected by the store" in failure.reason
+    assert "exception" in failure.reason  # Elasticsearch's own error type, e.g. document_parsing_exception
+    assert indexer.store.count_documents() == 2
+
+
+def test_dimension_mismatch_fails_before_writing(es_url: str, indexed: tuple[Indexer, str]) -> None:
+    alias = indexed[1]
+    with pytest.raises(StoreError, match="maps 384-dimensional embeddings"):
+        open_store(es_url, embedding_dim=8, settings=_settings(alias)).count_documents()
+    store = open_store(es_url, settings=_settings(alias))
+    before = store.count_documents()
+    wrong = Document(content="x", meta={"source": "x.md"}, embedding=np.ones(8).tolist())
+    with pytest.raises(StoreError, match="nothing was written"):
+        store.write_chunks([wrong])
+    assert store.count_documents() == before
+
+
+def test_cli_index_and_ask_on_elasticsearch(es_url: str, es_alias: str, cli) -> None:
+    env = {"RAGSHIP_ES__INDEX": es_alias}
+    assert cli("index", "docs", "--store", es_url, env=env).returncode == 0
+    result = cli("ask", "How do I run the tests?", "--store", es_url, "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["answer"]
+    assert "docs/testing.md" in [s["source"] for s in answer["sources"]]
+    assert cli("es", "size", "--docs", "1000", "--dims", "384").returncode == 0
+
+
+def test_unreachable_elasticsearch_is_one_clear_line(cli) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    result = cli("ask", "anything", "--store", f"http://127.0.0.1:{port}")
+    assert result.returncode == 2
+    assert f"Cannot reach Elasticsearch at http://127.0.0.1:{port}" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+    assert time.monotonic() - start < 120
