@@ -86,6 +86,21 @@ class OpenAISettings(BaseModel):
     timeout_s: float = Field(60.0, gt=0, le=600, description="Request timeout.")
 
 
+class MLflowSettings(BaseModel):
+    """Where runs, artifacts and registered models go."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI (http(s) server); a sqlite database under home when unset."
+    )
+    experiment: str = Field("ragship-eval", description="Experiment of evaluation runs.")
+    registered_model: str = Field("ragship", description="Registry name of the pipeline spec model.")
+    primary_metric: str = Field("ndcg_at_10", description="Metric the promotion gate compares.")
+    request_timeout_s: int = Field(10, ge=1, le=600, description="HTTP timeout towards an MLflow server.")
+    trace_queries: int = Field(20, ge=0, le=100_000, description="Queries per evaluation traced in MLflow.")
+
+
 class Settings(BaseSettings):
     """All of ragship's settings. Nested fields use ``__`` in env names (RAGSHIP_ES__URL)."""
 
@@ -114,6 +129,7 @@ class Settings(BaseSettings):
     es: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)  # type: ignore[arg-type]
     local_es: LocalElasticsearchSettings = Field(default_factory=LocalElasticsearchSettings)  # type: ignore[arg-type]
     openai: OpenAISettings = Field(default_factory=OpenAISettings)  # type: ignore[arg-type]
+    mlflow: MLflowSettings = Field(default_factory=MLflowSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(
@@ -126,6 +142,18 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
         return (init_settings, env_settings, dotenv_settings, toml, file_secret_settings)
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking URI: the configured server, else a sqlite database under ``home``."""
+        if self.mlflow.tracking_uri:
+            return self.mlflow.tracking_uri
+        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> str:
+        """Artifact location for experiments on the local sqlite store."""
+        return (self.home / "mlartifacts").resolve().as_uri()
 
     @property
     def store_location(self) -> str:
@@ -189,3 +217,10 @@ def disable_phone_home() -> None:
     os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+def configure_mlflow_client(timeout_s: int) -> None:
+    """Bound MLflow's HTTP calls so a missing server fails fast instead of hanging."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(timeout_s))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")

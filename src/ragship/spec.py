@@ -293,3 +293,27 @@ def _llm(
         task="text-generation",
         generation_kwargs={"max_new_tokens": 256, "do_sample": False},
     )
+
+
+def with_overrides(
+    spec: PipelineSpec,
+    *,
+    split_length: int | None = None,
+    split_overlap: int | None = None,
+    top_k: int | None = None,
+) -> PipelineSpec:
+    """A copy of ``spec`` with chunking or the number of returned sources changed (for experiment grids)."""
+    import copy
+
+    indexing, query = copy.deepcopy(spec.indexing), copy.deepcopy(spec.query)
+    out = PipelineSpec(indexing, query, spec.name, spec.description, spec.version)
+    for comp in out.components_of("indexing", "DocumentSplitter").values():
+        params = comp.setdefault("init_parameters", {})
+        if split_length is not None:
+            params["split_length"] = split_length
+        if split_overlap is not None:
+            params["split_overlap"] = split_overlap
+    if top_k is not None:
+        for comp in out.components_of("query", "DocumentJoiner").values():
+            comp.setdefault("init_parameters", {})["top_k"] = top_k
+    return out

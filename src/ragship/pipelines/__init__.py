@@ -18,6 +18,7 @@ __all__ = [
     "check_secrets",
     "find_component",
     "load_pipeline",
+    "retrieval_only",
     "run_pipeline",
     "with_retrieval_mode",
 ]
@@ -114,3 +115,27 @@ def run_pipeline(pipeline: Pipeline, data: dict[str, Any], **kwargs: Any) -> dic
         if isinstance(cause, RagshipError):
             raise cause from None
         raise
+
+
+def retrieval_only(data: dict[str, Any], last: str) -> dict[str, Any]:
+    """A copy of a query pipeline's dict keeping ``last`` and everything upstream of it.
+
+    Used to retrieve without generating (evaluation, the /retrieve endpoint): an LLM never runs.
+    """
+    connections = data.get("connections", [])
+    keep = {last}
+    changed = True
+    while changed:
+        changed = False
+        for conn in connections:
+            sender, receiver = conn["sender"].split(".")[0], conn["receiver"].split(".")[0]
+            if receiver in keep and sender not in keep:
+                keep.add(sender)
+                changed = True
+    return {
+        **data,
+        "components": {n: c for n, c in data["components"].items() if n in keep},
+        "connections": [
+            c for c in connections if c["sender"].split(".")[0] in keep and c["receiver"].split(".")[0] in keep
+        ],
+    }

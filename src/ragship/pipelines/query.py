@@ -16,6 +16,7 @@ from ragship.pipelines import (
     check_secrets,
     find_component,
     load_pipeline,
+    retrieval_only,
     run_pipeline,
     with_retrieval_mode,
 )
@@ -100,6 +101,8 @@ class QueryEngine:
             for socket in sockets
             if socket in _QUESTION_SOCKETS
         }
+        self._retrieval_data = data
+        self._retrieval: Pipeline | None = None
         self._warm = False
 
     def warm_up(self) -> None:
@@ -107,6 +110,32 @@ class QueryEngine:
         if not self._warm:
             self.pipeline.warm_up()
             self._warm = True
+
+    @property
+    def retrieval_pipeline(self) -> Pipeline:
+        """The query pipeline cut after its joiner: retrieval only, nothing generates."""
+        if self._retrieval is None:
+            if len(self._joiners) != 1:
+                raise SpecError(f"query: retrieval needs exactly one DocumentJoiner, found {len(self._joiners)}.")
+            data = retrieval_only(self._retrieval_data, self._joiners[0])
+            self._retrieval = attach_store(load_pipeline(data, "query"), self.store)
+            self._retrieval.warm_up()
+        return self._retrieval
+
+    def retrieve(
+        self, question: str, top_k: int | None = None, filters: dict[str, Any] | None = None
+    ) -> list[Document]:
+        """The ranked chunks for ``question``, without generating an answer."""
+        if not question or not question.strip():
+            raise ValueError("The question is empty.")
+        pipeline = self.retrieval_pipeline
+        inputs = {
+            name: value
+            for name, value in self._inputs(question, top_k, filters).items()
+            if name in dict(pipeline.walk())
+        }
+        result = run_pipeline(pipeline, inputs)
+        return list(result[self._joiners[0]]["documents"])
 
     def _inputs(self, question: str, top_k: int | None, filters: dict[str, Any] | None) -> dict[str, Any]:
         data: dict[str, dict[str, Any]] = {}

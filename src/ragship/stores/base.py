@@ -67,6 +67,14 @@ class RetrievalStore(DocumentStore, Protocol):
         """Throw away a staged rebuild; the live store is untouched."""
         ...
 
+    def index_fingerprint(self) -> str | None:
+        """What the live index was built from (set by evaluation to reuse an index), if recorded."""
+        ...
+
+    def set_index_fingerprint(self, fingerprint: str) -> None:
+        """Record what the index was built from."""
+        ...
+
     @property
     def embedding_dim(self) -> int | None:
         """Vector size the store holds (None until known)."""

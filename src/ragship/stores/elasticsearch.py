@@ -440,6 +440,27 @@ class ElasticsearchStore:
         data["score"] = hit.get("_score")
         return Document.from_dict(data)
 
+    def _live_index(self) -> str | None:
+        if self.physical_index:
+            return self.physical_index
+        indices = self._current_indices_or_none()
+        return indices[0] if indices else None
+
+    def index_fingerprint(self) -> str | None:
+        """What the live index was built from (kept in the mapping's ``_meta``)."""
+        index = self._live_index()
+        if index is None:
+            return None
+        mapping = self._call(self.client.indices.get_mapping, index=index).body
+        meta = next(iter(mapping.values()))["mappings"].get("_meta", {})
+        return meta.get("ragship_fingerprint")
+
+    def set_index_fingerprint(self, fingerprint: str) -> None:
+        """Record what the live index was built from."""
+        index = self._live_index()
+        if index is not None:
+            self._call(self.client.indices.put_mapping, index=index, meta={"ragship_fingerprint": fingerprint})
+
     # -- rebuild through the alias ----------------------------------------------------------------
     def staged_rebuild(self) -> ElasticsearchStore:
         """Create an empty versioned index (not behind the alias) and return a store writing to it."""

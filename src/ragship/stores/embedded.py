@@ -237,6 +237,18 @@ class EmbeddedDocumentStore:
         """Write with overwrite semantics (one transaction: all chunks land or none do)."""
         return WriteResult(written=self.write_documents(documents, policy=DuplicatePolicy.OVERWRITE))
 
+    def index_fingerprint(self) -> str | None:
+        """What the store was built from, if recorded."""
+        with self._lock:
+            return self._meta_value(self._connect(), "index_fingerprint")
+
+    def set_index_fingerprint(self, fingerprint: str) -> None:
+        """Record what the store was built from."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO store_meta(key, value) VALUES ('index_fingerprint', ?)", (fingerprint,)
+            )
+
     def staged_rebuild(self) -> EmbeddedDocumentStore:
         """An empty store in a sibling directory, swapped in by :meth:`promote`."""
         stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")

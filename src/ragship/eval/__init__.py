@@ -1,0 +1,1 @@
+"""Evaluation: BEIR retrieval metrics, answer quality on QA sets, experiment grids."""

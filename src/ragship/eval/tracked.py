@@ -1,0 +1,241 @@
+"""Evaluations as MLflow runs: params, spec artifact, metrics, per-query table, plots, traces, model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ragship.eval import plots
+from ragship.eval.datasets import BeirDataset
+from ragship.eval.retrieval import Progress, RetrievalEvaluation, eval_store, evaluate_retrieval
+from ragship.runtime import store_for
+from ragship.settings import RetrievalMode, Settings, get_settings
+from ragship.spec import PipelineSpec
+from ragship.stores import is_remote
+from ragship.tracking import git_commit, init_mlflow, log_spec_model, spec_file, spec_params
+
+GRID_KEYS = {"mode", "split_length", "split_overlap", "top_k"}
+
+
+def run_tracked_eval(
+    spec: PipelineSpec,
+    dataset: BeirDataset,
+    store_location: str | None,
+    mode: RetrievalMode,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+    nested: bool = False,
+    run_name: str | None = None,
+) -> RetrievalEvaluation:
+    """Evaluate and record everything in one MLflow run (a child run when ``nested``)."""
+    import mlflow
+    import pandas as pd
+
+    settings = settings or get_settings()
+    location, store_settings = eval_store(dataset, store_location, settings)
+    store = store_for(spec, location, store_settings)
+    if not nested:
+        init_mlflow(settings)
+    with mlflow.start_run(run_name=run_name or f"{dataset.name}-{mode}", nested=nested) as run:
+        mlflow.log_params(
+            {
+                **spec_params(spec),
+                "mode": mode,
+                "top_k": _joiner_top_k(spec),
+                "dataset": dataset.name,
+                "split": dataset.split,
+                "queries": len(dataset.queries),
+                "dataset_fingerprint": dataset.fingerprint,
+                "store": store.describe(),
+                "git_commit": git_commit(),
+            }
+        )
+        with spec_file(spec) as path:
+            mlflow.log_artifact(str(path))
+        traced = settings.mlflow.trace_queries
+        _start_tracing(traced)
+
+        def tracked_progress(stage: str, done: int, total: int) -> None:
+            if stage == "queries" and done == traced:
+                _stop_tracing()
+            if progress:
+                progress(stage, done, total)
+
+        try:
+            result = evaluate_retrieval(spec, dataset, store, mode, settings, tracked_progress)
+        finally:
+            _stop_tracing()
+        mlflow.log_metrics(result.metrics)
+        mlflow.log_metrics({f"seconds_{k}": v for k, v in result.seconds.items()})
+        table = pd.DataFrame(
+            [
+                {"query_id": qid, "query": dataset.queries[qid], "relevant": len(dataset.qrels[qid]), **m}
+                for qid, m in sorted(result.per_query.items())
+            ]
+        )
+        mlflow.log_table(table, artifact_file="per_query.json")
+        mlflow.log_figure(plots.metrics_bar(result.metrics, f"{dataset.name} {dataset.split}, {mode}"), "metrics.png")
+        ndcg = [m["ndcg_at_10"] for m in result.per_query.values()]
+        mlflow.log_figure(plots.per_query_histogram(ndcg, "ndcg_at_10"), "per_query_ndcg.png")
+        log_spec_model(spec, settings)
+        result.run_id = run.info.run_id
+    return result
+
+
+def _joiner_top_k(spec: PipelineSpec) -> Any:
+    joiner = next(iter(spec.components_of("query", "DocumentJoiner").values()), {})
+    return joiner.get("init_parameters", {}).get("top_k")
+
+
+def _start_tracing(n: int) -> None:
+    """Trace pipeline runs with mlflow.haystack.autolog; stopped after ``n`` queries (all would bloat the store)."""
+    if n > 0:
+        import mlflow.haystack
+
+        mlflow.haystack.autolog(silent=True)
+
+
+def _stop_tracing() -> None:
+    import mlflow.haystack
+
+    mlflow.haystack.autolog(disable=True, silent=True)
+
+
+def load_grid(path: str | Path) -> dict[str, Any]:
+    """Read and check a grid file (see evaluation/grids/README.md)."""
+    from ragship.eval.datasets import DatasetError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"Grid file {path} not found.")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("grid"), dict) or "dataset" not in data:
+        raise DatasetError(f"{path}: needs 'dataset' and a 'grid' mapping of parameter -> list of values.")
+    unknown = set(data["grid"]) - GRID_KEYS
+    if unknown:
+        raise DatasetError(f"{path}: grid key(s) {sorted(unknown)} unknown; allowed: {sorted(GRID_KEYS)}.")
+    for key, values in data["grid"].items():
+        if not isinstance(values, list) or not values:
+            raise DatasetError(f"{path}: grid.{key} must be a non-empty list.")
+    return data
+
+
+def run_grid(
+    grid_path: str | Path,
+    store_location: str | None = None,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run every combination of a grid as child runs of one parent run; returns rows and the parent run id."""
+    import itertools
+
+    import mlflow
+
+    from ragship.eval.datasets import load_beir
+    from ragship.runtime import resolve_spec
+    from ragship.spec import with_overrides
+
+    settings = settings or get_settings()
+    grid = load_grid(grid_path)
+    dataset = load_beir(grid["dataset"], split=grid.get("split", "test"), cache_dir=settings.home / "datasets")
+    dataset = dataset.limited(grid.get("limit_queries"))
+    base = resolve_spec(grid.get("spec"), settings)
+    keys = sorted(grid["grid"])
+    combos = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid["grid"][k] for k in keys))]
+    init_mlflow(settings)
+    rows: list[dict[str, Any]] = []
+    name = Path(grid_path).stem
+    with mlflow.start_run(run_name=f"grid-{name}") as parent:
+        mlflow.log_params({"grid": name, "dataset": dataset.name, "split": dataset.split, "combinations": len(combos)})
+        mlflow.log_artifact(str(grid_path))
+        for combo in combos:
+            spec = with_overrides(
+                base,
+                split_length=combo.get("split_length"),
+                split_overlap=combo.get("split_overlap"),
+                top_k=combo.get("top_k"),
+            )
+            mode = combo.get("mode", spec.retrieval_mode)
+            config = ", ".join(f"{k}={v}" for k, v in combo.items())
+            result = run_tracked_eval(
+                spec,
+                dataset,
+                store_location or grid.get("store"),
+                mode,
+                settings,
+                progress,
+                nested=True,
+                run_name=config,
+            )
+            rows.append({"config": config, "run_id": result.run_id, **combo, **result.metrics})
+        metric_names = ["ndcg_at_10", "recall_at_100", "mrr_at_10"]
+        mlflow.log_figure(plots.grid_comparison(rows, metric_names), "grid_comparison.png")
+        import pandas as pd
+
+        mlflow.log_table(pd.DataFrame(rows), artifact_file="grid.json")
+        best = max(rows, key=lambda r: r[settings.mlflow.primary_metric])
+        mlflow.log_metrics({f"best_{settings.mlflow.primary_metric}": best[settings.mlflow.primary_metric]})
+        mlflow.set_tag("best_run_id", best["run_id"])
+    return {"parent_run_id": parent.info.run_id, "rows": rows, "best_run_id": best["run_id"]}
+
+
+def run_tracked_qa(
+    spec: PipelineSpec,
+    qa_path: str | Path,
+    docs: list[str | Path],
+    store_location: str | None = None,
+    settings: Settings | None = None,
+) -> Any:
+    """Index ``docs`` (reused while unchanged), answer the QA set and record the run in MLflow."""
+    import hashlib
+    import json
+
+    import mlflow
+    import pandas as pd
+
+    from ragship.eval.answers import evaluate_answers
+    from ragship.eval.datasets import load_qa
+    from ragship.pipelines.indexing import Indexer, discover_files
+    from ragship.pipelines.query import QueryEngine
+
+    settings = settings or get_settings()
+    examples = load_qa(qa_path)
+    files, _ = discover_files(docs)
+    digest = hashlib.sha256(json.dumps(spec.indexing, sort_keys=True).encode())
+    for file in files:
+        digest.update(str(file).encode() + file.read_bytes())
+    fingerprint = digest.hexdigest()[:16]
+    base = store_location or settings.store_location
+    if is_remote(base):
+        es = settings.es.model_copy(update={"index": f"{settings.es.index}-eval-qa"})
+        store = store_for(spec, base, settings.model_copy(update={"es": es}))
+    else:
+        store = store_for(spec, f"{base.rstrip('/')}-eval-qa", settings)
+    if store.index_fingerprint() != fingerprint:
+        Indexer(spec, store).rebuild(files, allow_failures=True)
+        store.set_index_fingerprint(fingerprint)
+    init_mlflow(settings)
+    qa_hash = hashlib.sha256(Path(qa_path).read_bytes()).hexdigest()[:16]
+    with mlflow.start_run(run_name=f"qa-{Path(qa_path).stem}") as run:
+        mlflow.set_tag("ragship.kind", "qa")
+        mlflow.log_params(
+            {
+                **spec_params(spec),
+                "qa_set": str(qa_path),
+                "qa_fingerprint": qa_hash,
+                "questions": len(examples),
+                "docs_fingerprint": fingerprint,
+                "git_commit": git_commit(),
+            }
+        )
+        with spec_file(spec) as path:
+            mlflow.log_artifact(str(path))
+        result = evaluate_answers(QueryEngine(spec, store), examples, settings)
+        mlflow.log_metrics(result.metrics)
+        mlflow.set_tag("ragship.notes", "; ".join(result.notes) or "none")
+        mlflow.log_table(pd.DataFrame(result.rows), artifact_file="answers.json")
+        mlflow.log_figure(plots.metrics_bar(result.metrics, f"QA: {Path(qa_path).name}"), "qa_metrics.png")
+        result.run_id = run.info.run_id
+    return result

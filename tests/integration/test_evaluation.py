@@ -1,0 +1,270 @@
+"""Evaluation runs in MLflow, experiment grids, the promotion gate and the champion model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ragship.eval.datasets import BeirDataset, load_beir
+from ragship.eval.tracked import run_grid, run_tracked_eval
+from ragship.settings import Settings, load_settings
+from ragship.spec import default_spec, load_spec
+from ragship.tracking import CHAMPION, TrackingError, champion, init_mlflow, promote
+
+NFCORPUS = Path(__file__).resolve().parents[3] / "shared" / "data" / "nfcorpus"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not NFCORPUS.exists(), reason="needs ../shared/data/nfcorpus (BEIR NFCorpus)"),
+]
+
+
+@pytest.fixture(scope="module")
+def nfcorpus_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 30 judged test queries of NFCorpus, their judged documents and 100 other documents."""
+    target = tmp_path_factory.mktemp("nfcorpus-slice") / "nfcorpus"
+    (target / "qrels").mkdir(parents=True)
+    lines = (NFCORPUS / "qrels" / "test.tsv").read_text().splitlines()
+    header, rows = lines[0], [r.split("\t") for r in lines[1:]]
+    queries = sorted({r[0] for r in rows})[:30]
+    kept_rows = [r for r in rows if r[0] in queries]
+    docs = {r[1] for r in kept_rows}
+    corpus = []
+    with (NFCORPUS / "corpus.jsonl").open() as f:
+        for i, line in enumerate(f):
+            if json.loads(line)["_id"] in docs or i < 100:
+                corpus.append(line)
+    (target / "corpus.jsonl").write_text("".join(corpus))
+    with (NFCORPUS / "queries.jsonl").open() as f:
+        (target / "queries.jsonl").write_text("".join(q for q in f if json.loads(q)["_id"] in queries))
+    (target / "qrels" / "test.tsv").write_text("\n".join([header, *("\t".join(r) for r in kept_rows)]) + "\n")
+    return target
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return load_settings(home=tmp_path_factory.mktemp("home"), mlflow={"trace_queries": 3})
+
+
+@pytest.fixture(scope="module")
+def dataset(nfcorpus_slice: Path) -> BeirDataset:
+    return load_beir(nfcorpus_slice)
+
+
+@pytest.fixture(scope="module")
+def slice_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One embedded store location for the module: the slice is indexed once and then reused."""
+    return str(tmp_path_factory.mktemp("slice") / "store")
+
+
+def _client(settings: Settings) -> Any:
+    from mlflow import MlflowClient
+
+    init_mlflow(settings)
+    return MlflowClient()
+
+
+def _check_run(settings: Settings, run_id: str, mode: str) -> None:
+    client = _client(settings)
+    run = client.get_run(run_id)
+    params = run.data.params
+    assert params["mode"] == mode
+    assert params["embedding_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert params["split_length"] == "200" and params["top_k"] == "5"
+    assert len(params["dataset_fingerprint"]) == 16 and params["git_commit"]
+    assert 0 < run.data.metrics["ndcg_at_10"] <= 1
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert {"spec.yaml", "per_query.json", "metrics.png", "per_query_ndcg.png"} <= artifacts
+    [version] = client.search_model_versions(f"run_id='{run_id}'")
+    assert version.name == settings.mlflow.registered_model
+    import mlflow
+
+    spec_path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="spec.yaml")
+    assert load_spec(spec_path).hash == params["spec_hash"]
+    table = json.loads(
+        Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="per_query.json")).read_text()
+    )
+    assert len(table["data"]) == int(params["queries"])
+    assert "ndcg_at_10" in table["columns"]
+
+
+def test_eval_on_embedded_store_is_tracked_and_reuses_its_index(
+    settings: Settings, dataset: BeirDataset, slice_store: str
+) -> None:
+    spec = default_spec()
+    first = run_tracked_eval(spec, dataset, slice_store, "hybrid", settings)
+    assert not first.reused_index
+    _check_run(settings, str(first.run_id), "hybrid")
+    traces = _client(settings).search_traces(locations=[_experiment_id(settings)])
+    assert traces, "haystack autolog recorded no trace"
+    again = run_tracked_eval(spec, dataset.limited(10), slice_store, "bm25", settings)
+    assert again.reused_index
+
+
+def _experiment_id(settings: Settings) -> str:
+    return str(_client(settings).get_experiment_by_name(settings.mlflow.experiment).experiment_id)
+
+
+def test_eval_on_elasticsearch_is_tracked(settings: Settings, dataset: BeirDataset, es_url: str) -> None:
+    es = settings.es.model_copy(update={"index": f"evaltest-{os.getpid()}"})
+    result = run_tracked_eval(default_spec(), dataset, es_url, "hybrid", settings.model_copy(update={"es": es}))
+    _check_run(settings, str(result.run_id), "hybrid")
+    from ragship.stores.elasticsearch import ElasticsearchStore
+
+    ElasticsearchStore(es_url, f"{es.index}-eval-nfcorpus").delete_index()
+
+
+@pytest.fixture(scope="module")
+def grid(
+    settings: Settings, nfcorpus_slice: Path, slice_store: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    path = tmp_path_factory.mktemp("grid") / "modes.yaml"
+    store = slice_store
+    path.write_text(
+        yaml.safe_dump({"dataset": str(nfcorpus_slice), "limit_queries": 20, "grid": {"mode": ["bm25", "dense"]}})
+    )
+    return run_grid(path, store, settings)
+
+
+def test_grid_creates_child_runs(settings: Settings, grid: dict[str, Any]) -> None:
+    client = _client(settings)
+    children = client.search_runs(
+        [_experiment_id(settings)], filter_string=f"tags.mlflow.parentRunId = '{grid['parent_run_id']}'"
+    )
+    assert {c.data.params["mode"] for c in children} == {"bm25", "dense"}
+    assert {c.info.run_id for c in children} == {r["run_id"] for r in grid["rows"]}
+    artifacts = {a.path for a in client.list_artifacts(grid["parent_run_id"])}
+    assert {"grid_comparison.png", "grid.json", "modes.yaml"} <= artifacts
+
+
+def test_promotion_gate(settings: Settings, grid: dict[str, Any], tmp_path: Path) -> None:
+    rows = sorted(grid["rows"], key=lambda r: r["ndcg_at_10"])
+    worse, better = rows[0], rows[-1]
+    assert worse["ndcg_at_10"] < better["ndcg_at_10"]
+    assert promote(better["run_id"], settings=settings).promoted
+    refused = promote(worse["run_id"], settings=settings)
+    assert not refused.promoted and "below the champion" in refused.reason
+    assert champion(settings)["run_id"] == better["run_id"]  # type: ignore[index]
+    with pytest.raises(TrackingError, match="--reason"):
+        promote(worse["run_id"], force=True, settings=settings)
+    forced = promote(worse["run_id"], force=True, reason="rollback drill", settings=settings)
+    assert forced.promoted
+    current = champion(settings)
+    assert current is not None and current["run_id"] == worse["run_id"]
+    assert current["tags"]["promotion_forced_reason"] == "rollback drill"
+    assert promote(better["run_id"], settings=settings).promoted  # better again: allowed by the gate
+
+
+def test_runs_on_other_datasets_are_not_comparable(
+    settings: Settings, grid: dict[str, Any], dataset: BeirDataset, slice_store: str
+) -> None:
+    other = run_tracked_eval(default_spec(), dataset.limited(5), slice_store, "bm25", settings)
+    assert other.reused_index
+    decision = promote(str(other.run_id), settings=settings)
+    assert not decision.promoted and "not comparable" in decision.reason
+
+
+def test_champion_model_answers_in_a_fresh_process(settings: Settings, grid: dict[str, Any], tmp_path: Path) -> None:
+    assert champion(settings) is not None
+    store = str(tmp_path / "answers")
+    doc = tmp_path / "fact.md"
+    doc.write_text("# Fact\n\nThe champion model answers from the pelican archive.\n")
+    from ragship.runtime import open_indexer
+
+    open_indexer(default_spec(), store, settings).index([doc])
+    code = (
+        "import json, mlflow; "
+        f"mlflow.set_tracking_uri({settings.tracking_uri!r}); "
+        f"model = mlflow.pyfunc.load_model('models:/ragship@{CHAMPION}'); "
+        "print(json.dumps(model.predict(['Which archive does the champion answer from?'])))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "RAGSHIP_STORE": store, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    [answer] = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "pelican archive" in answer["answer"]
+    assert answer["sources"][0]["source"].endswith("fact.md")
+
+
+def test_cli_eval_json(nfcorpus_slice: Path, slice_store: str, tmp_path: Path, cli) -> None:
+    env = {"RAGSHIP_HOME": str(tmp_path / "home"), "RAGSHIP_MLFLOW__TRACE_QUERIES": "0"}
+    result = cli(
+        "eval",
+        "--dataset",
+        str(nfcorpus_slice),
+        "--mode",
+        "bm25",
+        "--limit-queries",
+        "10",
+        "--store",
+        slice_store,
+        "--json",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout)
+    assert set(out) == {"metrics", "run_id"}
+    assert set(out["metrics"]) == {"ndcg_at_10", "mrr_at_10", "recall_at_10", "recall_at_100", "map_at_100"}
+    shown = cli("champion", env=env)
+    assert shown.returncode == 1 and "no champion yet" in shown.stderr
+
+
+def test_unreachable_mlflow_server_fails_fast(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = load_settings(home=tmp_path, mlflow={"tracking_uri": f"http://127.0.0.1:{port}", "request_timeout_s": 2})
+    start = time.monotonic()
+    with pytest.raises(TrackingError, match=f"MLflow server at http://127.0.0.1:{port} did not answer"):
+        init_mlflow(settings)
+    assert time.monotonic() - start < 10
+
+
+@pytest.fixture(autouse=True)
+def _restore_mlflow() -> Iterator[None]:
+    yield
+    import mlflow
+
+    if mlflow.active_run():
+        mlflow.end_run()
+
+
+def test_golden_qa_set_scores_answers(settings: Settings, tmp_path: Path) -> None:
+    from ragship.eval.tracked import run_tracked_qa
+
+    repo = Path(__file__).resolve().parents[2]
+    golden = repo / "evaluation" / "golden_qa.jsonl"
+    assert len(golden.read_text().splitlines()) >= 30
+    cwd = Path.cwd()
+    os.chdir(repo)  # gold sources are repo-relative paths
+    try:
+        result = run_tracked_qa(
+            default_spec(), golden, [Path("docs"), Path("README.md")], str(tmp_path / "s"), settings
+        )
+    finally:
+        os.chdir(cwd)
+    metrics = result.metrics
+    assert {"exact_match", "token_f1", "contains_answer", "sas", "source_recall", "cited_source_precision"} <= set(
+        metrics
+    )
+    assert metrics["source_recall"] >= 0.8
+    assert 0 < metrics["sas"] <= 1 and 0 < metrics["token_f1"] <= 1
+    assert any(n.startswith("faithfulness skipped") for n in result.notes)
+    run = _client(settings).get_run(str(result.run_id))
+    assert run.data.tags["ragship.notes"].startswith("faithfulness skipped")
