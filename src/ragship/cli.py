@@ -210,13 +210,17 @@ def eval_command(
     if as_json:
         _print_json({"metrics": result.metrics, "run_id": result.run_id})
         return
-    table = Table(title=f"{data.name} {split} ({len(data.queries)} queries), mode {chosen}")
-    for name in result.metrics:
-        table.add_column(name)
-    table.add_row(*(f"{v:.4f}" for v in result.metrics.values()))
-    out.print(table)
+    _print_metrics(f"{data.name} {split} ({len(data.queries)} queries), mode {chosen}", result.metrics)
     reuse = "reused" if result.reused_index else "built"
     out.print(f"index {reuse}; MLflow run {result.run_id} (`ragship mlflow ui` to browse).")
+
+
+def _print_metrics(title: str, metrics: dict[str, float]) -> None:
+    table = Table(title=title)
+    for name in metrics:
+        table.add_column(name)
+    table.add_row(*(f"{v:.4f}" for v in metrics.values()))
+    out.print(table)
 
 
 @app.command("eval-qa")
@@ -238,11 +242,7 @@ def eval_qa(
     if as_json:
         _print_json(result.to_dict())
         return
-    table = Table(title=f"QA set {qa}")
-    for name in result.metrics:
-        table.add_column(name)
-    table.add_row(*(f"{v:.3f}" for v in result.metrics.values()))
-    out.print(table)
+    _print_metrics(f"QA set {qa}", result.metrics)
     for note in result.notes:
         err.print(f"[yellow]note:[/yellow] {note}")
     out.print(f"MLflow run {result.run_id}")
