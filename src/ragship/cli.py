@@ -454,7 +454,7 @@ def es_status(name: NodeOption = "default", as_json: JsonOption = False) -> None
         _print_json(status.to_dict())
     else:
         state = f"running at {status.url} (health {status.health})" if status.running else "not running"
-        out.print(f"Elasticsearch {status.version} [{name}]: {state}; data in {status.node_dir}")
+        out.print(f"Elasticsearch {status.version} (node {name}): {state}; data in {status.node_dir}", markup=False)
     if not status.running:
         raise typer.Exit(1)
 
