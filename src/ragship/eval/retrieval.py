@@ -48,16 +48,16 @@ class RetrievalEvaluation:
         }
 
 
-def eval_store(dataset: BeirDataset, location: str | None, settings: Settings) -> tuple[str, Settings]:
-    """Where a dataset's index lives: beside (never inside) the given store.
+def eval_store(name: str, location: str | None, settings: Settings) -> tuple[str, Settings]:
+    """Where an evaluation index named ``name`` lives: beside (never inside) the given store.
 
-    Elasticsearch: the same cluster, alias ``<alias>-eval-<dataset>``. Embedded: ``<dir>-eval-<dataset>``.
+    Elasticsearch: the same cluster, alias ``<alias>-eval-<name>``. Embedded: ``<dir>-eval-<name>``.
     """
     base = location or settings.store_location
     if is_remote(base):
-        es = settings.es.model_copy(update={"index": f"{settings.es.index}-eval-{dataset.name}".lower()})
+        es = settings.es.model_copy(update={"index": f"{settings.es.index}-eval-{name}".lower()})
         return base, settings.model_copy(update={"es": es})
-    return f"{base.rstrip('/')}-eval-{dataset.name}", settings
+    return f"{base.rstrip('/')}-eval-{name}", settings
 
 
 def index_fingerprint(spec: PipelineSpec, dataset: BeirDataset) -> str:

@@ -13,7 +13,6 @@ from ragship.eval.retrieval import Progress, RetrievalEvaluation, eval_store, ev
 from ragship.runtime import store_for
 from ragship.settings import RetrievalMode, Settings, get_settings
 from ragship.spec import PipelineSpec
-from ragship.stores import is_remote
 from ragship.tracking import git_commit, init_mlflow, log_spec_model, spec_file, spec_params
 
 GRID_KEYS = {"mode", "split_length", "split_overlap", "top_k"}
@@ -34,7 +33,7 @@ def run_tracked_eval(
     import pandas as pd
 
     settings = settings or get_settings()
-    location, store_settings = eval_store(dataset, store_location, settings)
+    location, store_settings = eval_store(dataset.name, store_location, settings)
     store = store_for(spec, location, store_settings)
     if not nested:
         init_mlflow(settings)
@@ -207,12 +206,8 @@ def run_tracked_qa(
     for file in files:
         digest.update(str(file).encode() + file.read_bytes())
     fingerprint = digest.hexdigest()[:16]
-    base = store_location or settings.store_location
-    if is_remote(base):
-        es = settings.es.model_copy(update={"index": f"{settings.es.index}-eval-qa"})
-        store = store_for(spec, base, settings.model_copy(update={"es": es}))
-    else:
-        store = store_for(spec, f"{base.rstrip('/')}-eval-qa", settings)
+    location, store_settings = eval_store("qa", store_location, settings)
+    store = store_for(spec, location, store_settings)
     if store.index_fingerprint() != fingerprint:
         Indexer(spec, store).rebuild(files, allow_failures=True)
         store.set_index_fingerprint(fingerprint)

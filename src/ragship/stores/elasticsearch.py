@@ -39,7 +39,7 @@ from ragship.stores.base import Rejection, RetrievalStore, WriteResult
 T = TypeVar("T")
 TEXT_ANALYZER = {"type": "standard", "stopwords": "_english_"}
 _TRANSIENT = (ESConnectionError, ESConnectionTimeout)
-_STRIPPED = ("embedding", "score", "blob", "sparse_embedding")
+_NULLABLE = ("embedding", "blob", "sparse_embedding")  # typed fields: ES rejects explicit nulls
 
 
 def _redact(url: str) -> str:
@@ -137,6 +137,7 @@ class ElasticsearchStore:
         self.physical_index = physical_index
         self._client: Elasticsearch | None = None
         self._ready = False
+        self._mapped_dim: int | None = None  # cached so bulk writes need no mapping lookup
 
     @classmethod
     def from_settings(
@@ -257,7 +258,7 @@ class ElasticsearchStore:
         return int(dims) if dims is not None else None
 
     def _check_dimension(self, index: str) -> None:
-        mapped = self._mapped_dimension(index)
+        mapped = self._mapped_dim = self._mapped_dimension(index)
         if self._embedding_dim and mapped and mapped != self._embedding_dim:
             raise StoreError(
                 f"Index {index} at {_redact(self.url)} maps {mapped}-dimensional embeddings but the spec's model "
@@ -336,7 +337,9 @@ class ElasticsearchStore:
         if not documents:
             return WriteResult()
         dims = {len(d.embedding) for d in documents if d.embedding is not None}
-        expected = self.embedding_dim
+        if self._mapped_dim is None:
+            self._mapped_dim = self.embedding_dim
+        expected = self._mapped_dim
         if expected and dims - {expected}:
             raise StoreError(
                 f"Chunks have {sorted(dims)}-dimensional embeddings but {self.describe()} maps {expected}; "
@@ -386,10 +389,10 @@ class ElasticsearchStore:
     def _actions(self, documents: list[Document], op_type: str) -> Iterator[dict[str, Any]]:
         for doc in documents:
             body = doc.to_dict(flatten=True)
-            for key in _STRIPPED:
+            body.pop("score", None)  # a retrieval score is not document data
+            for key in _NULLABLE:
                 if body.get(key) is None:
                     body.pop(key, None)
-            body.pop("score", None)
             yield {"_op_type": op_type, "_index": self._target(), "_id": doc.id, "_source": body}
 
     def delete_by_source(self, sources: list[str], keep_ids: set[str] | None = None) -> int:
@@ -484,6 +487,7 @@ class ElasticsearchStore:
         self._call(self.client.indices.update_aliases, actions=actions)
         for index in old:
             self._call(self.client.indices.delete, index=index, ignore_unavailable=True)
+        self._mapped_dim = None  # the new index may map another dimension
 
     def discard(self, staged: RetrievalStore) -> None:
         """Delete a staged index."""
