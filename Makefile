@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 export UV_PYTHON_DOWNLOADS := never
 export HAYSTACK_TELEMETRY_ENABLED := False
 
-.PHONY: setup run test lint unit integration bench clean system-deps es-start es-stop
+.PHONY: setup run test lint unit integration bench bench-reindex clean system-deps es-start es-stop lab strip-notebooks
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -60,6 +60,15 @@ unit: setup
 
 bench: setup  ## retrieval latency of the embedded store at 1k/10k/50k chunks
 	$(VENV)/bin/python benchmarks/store_latency.py --sizes 1000 10000 50000
+
+bench-reindex: setup  ## incremental (1% changed) vs full reindex of NFCorpus, one file per document
+	$(VENV)/bin/python benchmarks/reindex_incremental.py
+
+lab: setup  ## JupyterLab on the notebooks
+	cd notebooks && ../$(VENV)/bin/jupyter lab
+
+strip-notebooks: setup  ## clear notebook outputs before committing
+	$(VENV)/bin/jupyter nbconvert --clear-output --inplace notebooks/*.ipynb
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .ragship .scratch .pytest_cache .mypy_cache .ruff_cache

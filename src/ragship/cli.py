@@ -30,6 +30,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(es_app, name="es")
 mlflow_app = typer.Typer(help="MLflow helpers.", no_args_is_help=True)
 app.add_typer(mlflow_app, name="mlflow")
+schedule_app = typer.Typer(help="Run jobs on a schedule.", no_args_is_help=True)
+app.add_typer(schedule_app, name="schedule")
 
 out = Console()
 err = Console(stderr=True)
@@ -128,6 +130,142 @@ def _print_index_summary(report: Any, where: str) -> None:
     )
     if report.rebuild:
         out.print(f"Rebuild {report.rebuild}.")
+
+
+class SyncModeChoice(StrEnum):
+    """Sync modes."""
+
+    incremental = "incremental"
+    full = "full"
+
+
+@app.command()
+def sync(
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories to keep in sync with the index.")],
+    spec: Annotated[
+        str | None, typer.Option("--spec", help="Spec YAML or models:/ragship@champion (default: settings).")
+    ] = None,
+    store: StoreOption = None,
+    mode: Annotated[SyncModeChoice, typer.Option("--mode", help="incremental or full.")] = SyncModeChoice.incremental,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would change; write nothing.")] = False,
+    allow_failures: Annotated[
+        bool, typer.Option("--allow-failures", help="Exit 0 (and, in full mode, promote) when files fail.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Index new and changed files, drop removed ones, leave the rest (no notebook, no MLflow run)."""
+    from ragship.runtime import resolve_spec, store_for
+    from ragship.settings import get_settings
+    from ragship.sync import Syncer
+
+    settings = get_settings()
+    resolved = resolve_spec(spec, settings)
+    syncer = Syncer(resolved, store_for(resolved, store, settings), batch_files=settings.index_batch_files)
+
+    def run(progress: Any = None) -> Any:
+        return syncer.sync(paths, mode=mode.value, dry_run=dry_run, allow_failures=allow_failures, progress=progress)
+
+    if as_json:
+        report = run()
+        _print_json(report.to_dict())
+    else:
+        with Progress(
+            TextColumn(f"[bold]{mode.value} sync"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+        ) as bar:
+            task = bar.add_task("files", total=None)
+            report = run(lambda done, total: bar.update(task, completed=done, total=total))
+        _print_sync_summary(report.to_dict())
+    if report.failures and not allow_failures:
+        raise typer.Exit(1)
+
+
+def _print_sync_summary(summary: dict[str, Any]) -> None:
+    for failure in summary.get("failures", []):
+        err.print(f"[red]failed[/red] {failure['source']}: {failure['reason']}", highlight=False)
+    counts = ", ".join(f"{summary.get(k, 0)} {k}" for k in ("added", "updated", "deleted", "unchanged", "failed"))
+    prefix = "[yellow]dry run[/yellow]: " if summary.get("dry_run") else ""
+    out.print(
+        f"{prefix}{counts} ({summary.get('chunks_written', 0)} chunks written, "
+        f"{summary.get('chunks_deleted', 0)} deleted) in {summary.get('duration_s', 0):.1f}s",
+        highlight=False,
+    )
+    if summary.get("rebuild"):
+        out.print(f"Rebuild {summary['rebuild']}.")
+
+
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option("-p", "--param", help="Notebook parameter KEY=VALUE (repeatable), e.g. -p mode=full."),
+]
+NotebookOption = Annotated[
+    Path | None, typer.Option("--notebook", help="Reindex notebook (default: notebooks/reindex.ipynb).")
+]
+
+
+def _parse_params(pairs: list[str] | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise RagshipError(f"-p {pair!r}: write parameters as KEY=VALUE, e.g. -p mode=incremental.")
+        params[key.strip()] = value
+    return params
+
+
+@app.command()
+def reindex(
+    params: ParamOption = None,
+    notebook: NotebookOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Execute the reindex notebook with papermill and record the run in MLflow (experiment `reindex`)."""
+    from ragship.reindex import ReindexFailedError, execute_reindex
+
+    try:
+        outcome = execute_reindex(_parse_params(params), notebook)
+    except ReindexFailedError as e:
+        if as_json:
+            _print_json({"error": str(e), "run_id": e.run_id})
+        err.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(1) from None
+    if as_json:
+        for failure in outcome.summary.get("failures", []):
+            err.print(f"failed {failure['source']}: {failure['reason']}", highlight=False)
+        _print_json(outcome.counts())
+    else:
+        _print_sync_summary(outcome.summary)
+        out.print(f"MLflow run {outcome.run_id} (experiment reindex)")
+
+
+@schedule_app.command("reindex")
+def schedule_reindex(
+    every: Annotated[str | None, typer.Option("--every", help="Interval: 30s, 15m, 2h, 1d.")] = None,
+    cron: Annotated[str | None, typer.Option("--cron", help="Five-field crontab expression.")] = None,
+    params: ParamOption = None,
+    notebook: NotebookOption = None,
+    lock: Annotated[
+        Path | None, typer.Option("--lock", help="Lock file shared by every runner (default: <home>/reindex.lock).")
+    ] = None,
+    run_now: Annotated[bool, typer.Option("--run-now", help="Also run once at start.")] = False,
+) -> None:
+    """Run `ragship reindex` on a schedule until SIGTERM; overlapping runs are skipped, never stacked."""
+    import logging
+
+    from ragship.reindex import check_notebook_params, default_notebook, execute_reindex
+    from ragship.schedule import LockedJob, make_trigger, run_schedule
+    from ragship.settings import get_settings
+
+    settings = get_settings()
+    trigger = make_trigger(every, cron)
+    values = _parse_params(params)
+    check_notebook_params((notebook or default_notebook()).resolve(), values)  # fail now, not at the first run
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def job() -> None:
+        outcome = execute_reindex(values, notebook, settings)
+        logging.getLogger("ragship.schedule").info("reindex counts: %s", json.dumps(outcome.counts()))
+
+    run_schedule(LockedJob(job, lock or settings.home / "reindex.lock"), trigger, run_now=run_now)
 
 
 @app.command()

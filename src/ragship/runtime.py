@@ -14,13 +14,20 @@ from ragship.stores.base import RetrievalStore
 
 
 def resolve_spec(spec: PipelineSpec | str | Path | None, settings: Settings | None = None) -> PipelineSpec:
-    """A spec object from an object, a path, the settings' spec, or the built-in default."""
+    """A spec object from an object, a path, a registered model URI, the settings' spec, or the built-in default.
+
+    ``models:/ragship@champion`` (any ``models:/`` URI) loads the spec registered in MLflow.
+    """
     if isinstance(spec, PipelineSpec):
         return spec
     settings = settings or get_settings()
     path = spec or settings.spec
     if path is None:
         return default_spec(embedding_model=settings.embedding_model)
+    if str(path).startswith("models:/"):
+        from ragship.tracking import load_registered_spec
+
+        return load_registered_spec(str(path), settings)
     return load_spec(path)
 
 

@@ -194,6 +194,31 @@ def promote(
     return PromotionDecision(True, version, why, metric, value, champion_value)
 
 
+def best_run(settings: Settings | None = None) -> str:
+    """The finished evaluation run with the highest primary metric that registered a spec model."""
+    import mlflow
+
+    settings = settings or get_settings()
+    init_mlflow(settings)
+    metric = settings.mlflow.primary_metric
+    runs = mlflow.search_runs(
+        experiment_names=[settings.mlflow.experiment],
+        filter_string=f"attributes.status = 'FINISHED' and metrics.{metric} >= 0",
+        order_by=[f"metrics.{metric} DESC"],
+        max_results=50,
+        output_format="list",
+    )
+    client = mlflow.MlflowClient()
+    for run in runs:
+        name = settings.mlflow.registered_model
+        if client.search_model_versions(f"run_id='{run.info.run_id}' and name='{name}'"):
+            return str(run.info.run_id)
+    raise TrackingError(
+        f"No finished evaluation run with metric {metric!r} in experiment '{settings.mlflow.experiment}'; "
+        "run `ragship eval` (or notebook 02) first."
+    )
+
+
 def champion(settings: Settings | None = None) -> dict[str, Any] | None:
     """The current champion: version, run, metrics and dataset, or None."""
     from mlflow import MlflowClient
@@ -221,15 +246,19 @@ def champion(settings: Settings | None = None) -> dict[str, Any] | None:
 
 def load_champion_spec(settings: Settings | None = None) -> PipelineSpec:
     """The spec of ``models:/<name>@champion`` (what serving and reindexing run)."""
+    settings = settings or get_settings()
+    return load_registered_spec(f"models:/{settings.mlflow.registered_model}@{CHAMPION}", settings)
+
+
+def load_registered_spec(uri: str, settings: Settings | None = None) -> PipelineSpec:
+    """The spec stored with a registered model version, e.g. ``models:/ragship@champion`` or ``models:/ragship/3``."""
     import mlflow
 
     from ragship.spec import load_spec
 
-    settings = settings or get_settings()
     init_mlflow(settings)
-    uri = f"models:/{settings.mlflow.registered_model}@{CHAMPION}"
     try:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=f"{uri}/artifacts/spec.yaml")
+        local = mlflow.artifacts.download_artifacts(artifact_uri=f"{uri.rstrip('/')}/artifacts/spec.yaml")
     except Exception as e:  # mlflow raises several types for a missing alias/model
-        raise TrackingError(f"No champion at {uri}: {e}. Promote a run with `ragship promote RUN_ID`.") from e
+        raise TrackingError(f"No spec at {uri}: {e}. Promote a run with `ragship promote RUN_ID`.") from e
     return load_spec(local)

@@ -27,32 +27,6 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def nfcorpus_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The first 50 judged test queries of NFCorpus with up to 8 judged documents each (highest grades
-    first; the corpus stays small enough to embed quickly) and 100 other documents."""
-    target = tmp_path_factory.mktemp("nfcorpus-slice") / "nfcorpus"
-    (target / "qrels").mkdir(parents=True)
-    lines = (NFCORPUS / "qrels" / "test.tsv").read_text().splitlines()
-    header, rows = lines[0], [r.split("\t") for r in lines[1:]]
-    queries = sorted({r[0] for r in rows})[:50]
-    kept_rows = []
-    for qid in queries:
-        judged = sorted((r for r in rows if r[0] == qid), key=lambda r: (-int(r[2]), r[1]))
-        kept_rows.extend(judged[:8])
-    docs = {r[1] for r in kept_rows}
-    corpus = []
-    with (NFCORPUS / "corpus.jsonl").open() as f:
-        for i, line in enumerate(f):
-            if json.loads(line)["_id"] in docs or i < 100:
-                corpus.append(line)
-    (target / "corpus.jsonl").write_text("".join(corpus))
-    with (NFCORPUS / "queries.jsonl").open() as f:
-        (target / "queries.jsonl").write_text("".join(q for q in f if json.loads(q)["_id"] in queries))
-    (target / "qrels" / "test.tsv").write_text("\n".join([header, *("\t".join(r) for r in kept_rows)]) + "\n")
-    return target
-
-
-@pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return load_settings(home=tmp_path_factory.mktemp("home"), mlflow={"trace_queries": 3})
 

@@ -1,12 +1,16 @@
-"""Figures logged with evaluations (rendered headless with matplotlib's Agg backend)."""
+"""Figures logged with evaluations (headless Agg, or inline in a Jupyter kernel)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import matplotlib
 
-matplotlib.use("Agg")
+# Jupyter kernels set MPLBACKEND to their inline backend, so figures show in notebooks; elsewhere
+# (CLI, services, CI) never let matplotlib pick a GUI backend.
+if not os.environ.get("MPLBACKEND"):
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 

@@ -102,14 +102,18 @@ def _stop_tracing() -> None:
     mlflow.haystack.autolog(disable=True, silent=True)
 
 
-def load_grid(path: str | Path) -> dict[str, Any]:
-    """Read and check a grid file (see evaluation/grids/README.md)."""
+def load_grid(path: str | Path | dict[str, Any]) -> dict[str, Any]:
+    """Read and check a grid file (see evaluation/grids/README.md), or check a grid given as a dict."""
     from ragship.eval.datasets import DatasetError
 
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"Grid file {path} not found.")
-    data = yaml.safe_load(path.read_text())
+    if isinstance(path, dict):
+        data: Any = path
+        path = Path("<grid>")
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise DatasetError(f"Grid file {path} not found.")
+        data = yaml.safe_load(path.read_text())
     if not isinstance(data, dict) or not isinstance(data.get("grid"), dict) or "dataset" not in data:
         raise DatasetError(f"{path}: needs 'dataset' and a 'grid' mapping of parameter -> list of values.")
     unknown = set(data["grid"]) - GRID_KEYS
@@ -122,12 +126,15 @@ def load_grid(path: str | Path) -> dict[str, Any]:
 
 
 def run_grid(
-    grid_path: str | Path,
+    grid_path: str | Path | dict[str, Any],
     store_location: str | None = None,
     settings: Settings | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Run every combination of a grid as child runs of one parent run; returns rows and the parent run id."""
+    """Run every combination of a grid as child runs of one parent run; returns rows and the parent run id.
+
+    ``grid_path`` is a grid YAML file or the same content as a dict (notebooks), with an optional ``name``.
+    """
     import itertools
 
     import mlflow
@@ -145,10 +152,10 @@ def run_grid(
     combos = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid["grid"][k] for k in keys))]
     init_mlflow(settings)
     rows: list[dict[str, Any]] = []
-    name = Path(grid_path).stem
+    name = grid.get("name", "grid") if isinstance(grid_path, dict) else Path(grid_path).stem
     with mlflow.start_run(run_name=f"grid-{name}") as parent:
         mlflow.log_params({"grid": name, "dataset": dataset.name, "split": dataset.split, "combinations": len(combos)})
-        mlflow.log_artifact(str(grid_path))
+        mlflow.log_dict(grid, "grid.yaml")
         for combo in combos:
             spec = with_overrides(
                 base,

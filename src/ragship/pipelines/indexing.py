@@ -129,7 +129,7 @@ class Indexer:
             self.warm_up()
         for start in range(0, len(files), self.batch_files):
             batch = files[start : start + self.batch_files]
-            self._index_batch(batch, report)
+            self.index_batch(batch, report)
             if progress:
                 progress(min(start + len(batch), len(files)), len(files))
         return report
@@ -145,15 +145,13 @@ class Indexer:
         live = self.store
         staged = live.staged_rebuild()
         try:
-            attach_store(self.pipeline, staged)
-            self.store = staged
+            self.use_store(staged)
             report = self.index(paths, progress)
         except BaseException:
             live.discard(staged)
             raise
         finally:
-            attach_store(self.pipeline, live)
-            self.store = live
+            self.use_store(live)
         if report.failures and not allow_failures:
             live.discard(staged)
             report.rebuild = "discarded: some files failed, the live index is unchanged"
@@ -162,7 +160,14 @@ class Indexer:
             report.rebuild = "promoted"
         return report
 
-    def _index_batch(self, batch: list[Path], report: IndexReport) -> None:
+    def use_store(self, store: RetrievalStore) -> None:
+        """Point the pipeline's writer at another store (a staged rebuild, say)."""
+        attach_store(self.pipeline, store)
+        self.store = store
+
+    def index_batch(self, batch: list[Path], report: IndexReport) -> None:
+        """Run one batch of files through the pipeline, adding its outcome to ``report``."""
+        self.warm_up()
         result = run_pipeline(
             self.pipeline,
             {self._converter_name: {"sources": [str(p) for p in batch]}},

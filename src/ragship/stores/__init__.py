@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 from ragship.settings import Settings, get_settings
 from ragship.stores.base import RetrievalStore
 from ragship.stores.embedded import EmbeddedDocumentStore
 
-__all__ = ["EmbeddedDocumentStore", "RetrievalStore", "is_remote", "open_store"]
+__all__ = ["EmbeddedDocumentStore", "RetrievalStore", "is_remote", "open_store", "redact_url"]
 
 
 def is_remote(location: str) -> bool:
     """Whether a store location names an Elasticsearch URL rather than a directory."""
     return location.startswith(("http://", "https://"))
+
+
+def redact_url(url: str) -> str:
+    """A URL without credentials, query or fragment, safe for logs, messages and MLflow."""
+    if not is_remote(url):
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def open_store(

@@ -26,6 +26,42 @@ class WriteResult:
     rejected: list[Rejection] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ManifestEntry:
+    """What the index holds for one source file: the file's hash, the pipeline that indexed it, its chunks.
+
+    Incremental sync compares these with the files on disk; the store keeps them next to the chunks
+    (same SQLite database, or an Elasticsearch index paired with the live index) so they move together.
+    """
+
+    source: str
+    content_hash: str
+    pipeline_hash: str
+    chunk_ids: tuple[str, ...] = ()
+    indexed_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (stored as JSON)."""
+        return {
+            "source": self.source,
+            "content_hash": self.content_hash,
+            "pipeline_hash": self.pipeline_hash,
+            "chunk_ids": list(self.chunk_ids),
+            "indexed_at": self.indexed_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ManifestEntry:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            source=data["source"],
+            content_hash=data["content_hash"],
+            pipeline_hash=data["pipeline_hash"],
+            chunk_ids=tuple(data.get("chunk_ids") or ()),
+            indexed_at=data.get("indexed_at", ""),
+        )
+
+
 @runtime_checkable
 class RetrievalStore(DocumentStore, Protocol):
     """A Haystack document store that ragship's retrievers and writer can drive.
@@ -73,6 +109,18 @@ class RetrievalStore(DocumentStore, Protocol):
 
     def set_index_fingerprint(self, fingerprint: str) -> None:
         """Record what the index was built from."""
+        ...
+
+    def read_manifest(self) -> dict[str, ManifestEntry]:
+        """Every manifest entry by source (chunk ids left out, so this stays small for big corpora)."""
+        ...
+
+    def write_manifest(self, entries: list[ManifestEntry]) -> None:
+        """Insert or replace manifest entries (after their chunks have landed)."""
+        ...
+
+    def delete_manifest(self, sources: list[str]) -> None:
+        """Drop manifest entries (after their chunks are gone)."""
         ...
 
     @property

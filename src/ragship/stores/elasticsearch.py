@@ -10,10 +10,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from elastic_transport import TlsError
 from elasticsearch import (
@@ -34,19 +34,29 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 
 from ragship.errors import StoreError, StoreUnavailableError
 from ragship.settings import ElasticsearchSettings
-from ragship.stores.base import Rejection, RetrievalStore, WriteResult
+from ragship.stores import redact_url
+from ragship.stores.base import ManifestEntry, Rejection, RetrievalStore, WriteResult
 
 T = TypeVar("T")
 TEXT_ANALYZER = {"type": "standard", "stopwords": "_english_"}
 _TRANSIENT = (ESConnectionError, ESConnectionTimeout)
+MANIFEST_SUFFIX = "-manifest"
+_MANIFEST_MAPPING = {
+    "dynamic": "strict",
+    "properties": {
+        "source": {"type": "keyword"},
+        "content_hash": {"type": "keyword"},
+        "pipeline_hash": {"type": "keyword"},
+        "chunk_ids": {"type": "keyword", "index": False, "doc_values": False},
+        "indexed_at": {"type": "date"},
+    },
+}
 _NULLABLE = ("embedding", "blob", "sparse_embedding")  # typed fields: ES rejects explicit nulls
 
 
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+def _manifest_id(source: str) -> str:
+    # Paths can exceed the 512-byte _id limit; a digest never does.
+    return hashlib.sha256(source.encode()).hexdigest()
 
 
 def index_body(
@@ -163,7 +173,7 @@ class ElasticsearchStore:
     def describe(self) -> str:
         """Where the store lives (credentials never included)."""
         target = f"index {self.physical_index}" if self.physical_index else f"alias '{self.alias}'"
-        return f"Elasticsearch {target} at {_redact(self.url)}"
+        return f"Elasticsearch {target} at {redact_url(self.url)}"
 
     @property
     def client(self) -> Elasticsearch:
@@ -193,7 +203,7 @@ class ElasticsearchStore:
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one client call, turning connection and auth failures into one actionable error."""
-        where = _redact(self.url)
+        where = redact_url(self.url)
         try:
             return fn(*args, **kwargs)
         except AuthenticationException as e:
@@ -227,7 +237,7 @@ class ElasticsearchStore:
             return
         if self._call(es.indices.exists, index=self.alias):
             raise StoreError(
-                f"'{self.alias}' at {_redact(self.url)} is a concrete index, not an alias; ragship reads and writes "
+                f"'{self.alias}' at {redact_url(self.url)} is a concrete index, not an alias; ragship reads and writes "
                 "through an alias. Choose another RAGSHIP_ES__INDEX, or delete that index."
             )
         first = f"{self.alias}-000001"
@@ -261,7 +271,7 @@ class ElasticsearchStore:
         mapped = self._mapped_dim = self._mapped_dimension(index)
         if self._embedding_dim and mapped and mapped != self._embedding_dim:
             raise StoreError(
-                f"Index {index} at {_redact(self.url)} maps {mapped}-dimensional embeddings but the spec's model "
+                f"Index {index} at {redact_url(self.url)} maps {mapped}-dimensional embeddings but the spec's model "
                 f"makes {self._embedding_dim}; reindex with `ragship index --rebuild` or use the matching model."
             )
 
@@ -283,7 +293,7 @@ class ElasticsearchStore:
         return {
             "type": f"{type(self).__module__}.{type(self).__name__}",
             "init_parameters": {
-                "url": _redact(self.url),
+                "url": redact_url(self.url),
                 "alias": self.alias,
                 "embedding_dim": self._embedding_dim,
                 "shards": self.shards,
@@ -464,6 +474,47 @@ class ElasticsearchStore:
         if index is not None:
             self._call(self.client.indices.put_mapping, index=index, meta={"ragship_fingerprint": fingerprint})
 
+    # -- manifest: an index paired with the live index, so a rebuild swaps both at once -------------
+    def _manifest_index(self) -> str | None:
+        live = self._live_index()
+        return f"{live}{MANIFEST_SUFFIX}" if live else None
+
+    def read_manifest(self) -> dict[str, ManifestEntry]:
+        """Manifest entries by source, without chunk ids."""
+        index = self._manifest_index()
+        if index is None or not self._call(self.client.indices.exists, index=index):
+            return {}
+        fields = ["source", "content_hash", "pipeline_hash", "indexed_at"]
+        hits = self._call(lambda: list(helpers.scan(self.client, index=index, _source=fields, size=5000)))
+        return {h["_source"]["source"]: ManifestEntry.from_dict(h["_source"]) for h in hits}
+
+    def write_manifest(self, entries: list[ManifestEntry]) -> None:
+        """Insert or replace entries (refreshed, so the next run sees them)."""
+        index = self._manifest_index()
+        if index is None or not entries:
+            return
+        if not self._call(self.client.indices.exists, index=index):
+            try:
+                self._call(self.client.indices.create, index=index, mappings=_MANIFEST_MAPPING)
+            except ApiError as e:
+                if "resource_already_exists_exception" not in str(e):
+                    raise StoreError(f"Cannot create the manifest index {index}: {e}") from e
+        actions = [
+            {"_op_type": "index", "_index": index, "_id": _manifest_id(e.source), "_source": e.to_dict()}
+            for e in entries
+        ]
+        _, errors = self._call(helpers.bulk, self.client, actions, raise_on_error=False, refresh=True)
+        if isinstance(errors, list) and errors:
+            raise StoreError(f"Manifest update in {index} failed for {len(errors)} entries: {errors[0]}")
+
+    def delete_manifest(self, sources: list[str]) -> None:
+        """Drop entries."""
+        index = self._manifest_index()
+        if index is None or not sources:
+            return
+        actions = [{"_op_type": "delete", "_index": index, "_id": _manifest_id(s)} for s in sources]
+        self._call(helpers.bulk, self.client, actions, raise_on_error=False, refresh=True)
+
     # -- rebuild through the alias ----------------------------------------------------------------
     def staged_rebuild(self) -> ElasticsearchStore:
         """Create an empty versioned index (not behind the alias) and return a store writing to it."""
@@ -486,13 +537,14 @@ class ElasticsearchStore:
         actions.append({"add": {"index": staged.physical_index, "alias": self.alias}})
         self._call(self.client.indices.update_aliases, actions=actions)
         for index in old:
-            self._call(self.client.indices.delete, index=index, ignore_unavailable=True)
+            self._call(self.client.indices.delete, index=f"{index},{index}{MANIFEST_SUFFIX}", ignore_unavailable=True)
         self._mapped_dim = None  # the new index may map another dimension
 
     def discard(self, staged: RetrievalStore) -> None:
         """Delete a staged index."""
         if isinstance(staged, ElasticsearchStore) and staged.physical_index:
-            self._call(self.client.indices.delete, index=staged.physical_index, ignore_unavailable=True)
+            name = staged.physical_index
+            self._call(self.client.indices.delete, index=f"{name},{name}{MANIFEST_SUFFIX}", ignore_unavailable=True)
 
     def delete_index(self) -> None:
         """Delete the alias and every index behind it (tests and teardown)."""
@@ -502,5 +554,5 @@ class ElasticsearchStore:
         except NotFoundError:
             indices = []
         for index in indices:
-            self._call(client.indices.delete, index=index, ignore_unavailable=True)
+            self._call(client.indices.delete, index=f"{index},{index}{MANIFEST_SUFFIX}", ignore_unavailable=True)
         self._ready = False

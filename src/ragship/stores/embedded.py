@@ -27,7 +27,7 @@ from haystack.document_stores.types import DuplicatePolicy
 from haystack.utils.filters import document_matches_filter
 
 from ragship.errors import StoreError
-from ragship.stores.base import RetrievalStore, WriteResult
+from ragship.stores.base import ManifestEntry, RetrievalStore, WriteResult
 from ragship.text import content_words
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,13 @@ CREATE TABLE IF NOT EXISTS documents (
     embedding BLOB
 );
 CREATE INDEX IF NOT EXISTS documents_source ON documents(source);
+CREATE TABLE IF NOT EXISTS manifest (
+    source TEXT PRIMARY KEY,
+    content_hash TEXT NOT NULL,
+    pipeline_hash TEXT NOT NULL,
+    chunk_ids TEXT NOT NULL,
+    indexed_at TEXT NOT NULL
+);
 CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(
     content, content='documents', content_rowid='rowid', tokenize='porter unicode61'
 );
@@ -248,6 +255,23 @@ class EmbeddedDocumentStore:
             conn.execute(
                 "INSERT OR REPLACE INTO store_meta(key, value) VALUES ('index_fingerprint', ?)", (fingerprint,)
             )
+
+    def read_manifest(self) -> dict[str, ManifestEntry]:
+        """Manifest entries by source, without chunk ids."""
+        with self._lock:
+            rows = self._connect().execute("SELECT source, content_hash, pipeline_hash, indexed_at FROM manifest")
+            return {r[0]: ManifestEntry(r[0], r[1], r[2], indexed_at=r[3]) for r in rows}
+
+    def write_manifest(self, entries: list[ManifestEntry]) -> None:
+        """Insert or replace entries in one transaction."""
+        rows = [(e.source, e.content_hash, e.pipeline_hash, json.dumps(e.chunk_ids), e.indexed_at) for e in entries]
+        with self._transaction() as conn:
+            conn.executemany("INSERT OR REPLACE INTO manifest VALUES (?, ?, ?, ?, ?)", rows)
+
+    def delete_manifest(self, sources: list[str]) -> None:
+        """Drop entries in one transaction."""
+        with self._transaction() as conn:
+            conn.executemany("DELETE FROM manifest WHERE source = ?", [(s,) for s in sources])
 
     def staged_rebuild(self) -> EmbeddedDocumentStore:
         """An empty store in a sibling directory, swapped in by :meth:`promote`."""

@@ -1,0 +1,77 @@
+"""Every notebook executes top to bottom under papermill on small data, as `jupyter lab` would run it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+NFCORPUS = REPO.parent / "shared" / "data" / "nfcorpus"
+NOTEBOOKS = REPO / "notebooks"
+
+
+def _execute(name: str, out_dir: Path, **parameters: object) -> nbformat.NotebookNode:
+    output = out_dir / name
+    papermill.execute_notebook(
+        str(NOTEBOOKS / name), str(output), parameters=parameters, cwd=str(NOTEBOOKS), progress_bar=False
+    )
+    return nbformat.read(output, as_version=4)
+
+
+def _text(nb: nbformat.NotebookNode) -> str:
+    parts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text", ""))
+            parts.extend(str(v) for k, v in output.get("data", {}).items() if k.startswith("text/"))
+    return "\n".join(parts)
+
+
+def test_prototype_notebook(tmp_path: Path) -> None:
+    nb = _execute(
+        "01_prototype.ipynb",
+        tmp_path,
+        home=str(tmp_path / "home"),
+        store=str(tmp_path / "store"),
+        spec_path=str(tmp_path / "spec.yaml"),
+    )
+    text = _text(nb)
+    assert "docs/testing.md" in text  # the test question's best source, shown with its score
+    assert {"bm25", "dense", "hybrid"} <= set(text.split())
+    assert (tmp_path / "spec.yaml").is_file() and "indexing:" in (tmp_path / "spec.yaml").read_text()
+
+
+def test_reindex_notebook_returns_its_summary(tmp_path: Path) -> None:
+    nb = _execute("reindex.ipynb", tmp_path, sources=[str(REPO / "docs")], store=str(tmp_path / "store"), batch_files=4)
+    summary = next(o["data"]["application/json"] for c in nb.cells for o in c.get("outputs", []) if "data" in o
+                   and "application/json" in o["data"])  # fmt: skip
+    assert summary["added"] == len(list((REPO / "docs").glob("*.md"))) and summary["failed"] == 0
+
+
+@pytest.mark.skipif(not NFCORPUS.exists(), reason="needs ../shared/data/nfcorpus (BEIR NFCorpus)")
+def test_evaluate_then_promote_notebooks(tmp_path: Path, nfcorpus_slice: Path) -> None:
+    home = str(tmp_path / "home")
+    evaluated = _execute(
+        "02_evaluate.ipynb",
+        tmp_path,
+        home=home,
+        dataset=str(nfcorpus_slice),
+        limit_queries=20,
+        modes=["bm25", "hybrid"],
+    )
+    text = _text(evaluated)
+    assert "ndcg_at_10" in text and "best run:" in text
+    images = [o for c in evaluated.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 2  # metric bars and the grid comparison render inline
+
+    promoted = _execute("03_promote_and_package.ipynb", tmp_path, home=home)
+    decision = next(
+        o["data"]["text/plain"] for c in promoted.cells for o in c.get("outputs", []) if "'promoted'" in
+        o.get("data", {}).get("text/plain", "")
+    )  # fmt: skip
+    assert "'promoted': True" in decision
+    assert "models:/ragship@champion" in _text(promoted)
