@@ -155,7 +155,10 @@ def run_grid(
     name = grid.get("name", "grid") if isinstance(grid_path, dict) else Path(grid_path).stem
     with mlflow.start_run(run_name=f"grid-{name}") as parent:
         mlflow.log_params({"grid": name, "dataset": dataset.name, "split": dataset.split, "combinations": len(combos)})
-        mlflow.log_dict(grid, "grid.yaml")
+        if isinstance(grid_path, dict):
+            mlflow.log_dict(grid, f"{name}.yaml")
+        else:
+            mlflow.log_artifact(str(grid_path))
         for combo in combos:
             spec = with_overrides(
                 base,
