@@ -27,7 +27,7 @@ from typing import Any, Literal
 from ragship.components.converters import FileFailure, source_name
 from ragship.pipelines.indexing import Indexer, IndexReport, discover_files
 from ragship.spec import PipelineSpec
-from ragship.stores.base import ManifestEntry, RetrievalStore
+from ragship.stores.base import ManifestEntry, RetrievalStore, rebuilding, settle_rebuild
 
 SyncMode = Literal["incremental", "full"]
 SyncProgress = Callable[[int, int], None]
@@ -201,22 +201,14 @@ class Syncer:
 
     def _full(self, plan: SyncPlan, report: SyncReport, allow_failures: bool, progress: SyncProgress | None) -> None:
         live = self.store
-        staged = live.staged_rebuild()
         report.unchanged, report.deleted = len(plan.unchanged), len(plan.deleted)
-        try:
-            self._index(staged, plan.added + plan.updated + plan.unchanged, plan, report, progress)
-        except BaseException:
-            live.discard(staged)
-            raise
-        finally:
-            if self._indexer is not None:
-                self._indexer.use_store(live)
-        if report.failures and not allow_failures:
-            live.discard(staged)
-            report.rebuild = "discarded: some files failed, the live index is unchanged"
-        else:
-            live.promote(staged)
-            report.rebuild = "promoted"
+        with rebuilding(live) as staged:
+            try:
+                self._index(staged, plan.added + plan.updated + plan.unchanged, plan, report, progress)
+            finally:
+                if self._indexer is not None:
+                    self._indexer.use_store(live)
+        report.rebuild = settle_rebuild(live, staged, bool(report.failures), allow_failures)
 
     def _index(
         self,

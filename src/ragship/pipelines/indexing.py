@@ -14,7 +14,7 @@ from ragship.components.converters import SUPPORTED_TYPES, FileConverter, FileFa
 from ragship.components.writers import StoreWriter
 from ragship.pipelines import attach_store, find_component, load_pipeline, run_pipeline
 from ragship.spec import PipelineSpec
-from ragship.stores.base import RetrievalStore
+from ragship.stores.base import RetrievalStore, rebuilding, settle_rebuild
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -143,21 +143,13 @@ class Indexer:
         False, the staged store is discarded and the live one is left as it was.
         """
         live = self.store
-        staged = live.staged_rebuild()
-        try:
-            self.use_store(staged)
-            report = self.index(paths, progress)
-        except BaseException:
-            live.discard(staged)
-            raise
-        finally:
-            self.use_store(live)
-        if report.failures and not allow_failures:
-            live.discard(staged)
-            report.rebuild = "discarded: some files failed, the live index is unchanged"
-        else:
-            live.promote(staged)
-            report.rebuild = "promoted"
+        with rebuilding(live) as staged:
+            try:
+                self.use_store(staged)
+                report = self.index(paths, progress)
+            finally:
+                self.use_store(live)
+        report.rebuild = settle_rebuild(live, staged, bool(report.failures), allow_failures)
         return report
 
     def use_store(self, store: RetrievalStore) -> None:

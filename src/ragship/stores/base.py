@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -131,3 +133,23 @@ class RetrievalStore(DocumentStore, Protocol):
     def describe(self) -> str:
         """Where the store lives, for messages (never contains secrets)."""
         ...
+
+
+@contextmanager
+def rebuilding(live: RetrievalStore) -> Iterator[RetrievalStore]:
+    """A staged copy of ``live`` to build into; discarded if the build raises. Finish with :func:`settle_rebuild`."""
+    staged = live.staged_rebuild()
+    try:
+        yield staged
+    except BaseException:
+        live.discard(staged)
+        raise
+
+
+def settle_rebuild(live: RetrievalStore, staged: RetrievalStore, failed: bool, allow_failures: bool) -> str:
+    """Promote a finished rebuild, or discard it when files failed and that is not allowed; says which."""
+    if failed and not allow_failures:
+        live.discard(staged)
+        return "discarded: some files failed, the live index is unchanged"
+    live.promote(staged)
+    return "promoted"
