@@ -9,6 +9,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,20 +67,30 @@ def make_docx(tmp_path: Path):
 
 
 @pytest.fixture(scope="session")
-def es_url() -> Iterator[str]:
-    """A real Elasticsearch: RAGSHIP_TEST_ES_URL if set, else a node started for this session."""
+def es_node() -> Iterator[Any]:
+    """The session's local Elasticsearch node, or None when RAGSHIP_TEST_ES_URL points elsewhere."""
     from ragship.local_es import LocalElasticsearch
     from ragship.settings import load_settings
 
-    given = os.environ.get("RAGSHIP_TEST_ES_URL")
-    if given:
-        yield given
+    if os.environ.get("RAGSHIP_TEST_ES_URL"):
+        yield None
         return
     node = LocalElasticsearch(load_settings().local_es, name=f"pytest-{os.getpid()}")
     try:
-        yield node.start(port=0)
+        node.start(port=0)
+        yield node
     finally:
         node.remove()
+
+
+@pytest.fixture(scope="session")
+def es_url(es_node: Any) -> str:
+    """A real Elasticsearch: RAGSHIP_TEST_ES_URL if set, else a node started for this session."""
+    if es_node is None:
+        return os.environ["RAGSHIP_TEST_ES_URL"]
+    url = es_node.status().url
+    assert url, "the session's Elasticsearch node reports no URL"
+    return str(url)
 
 
 @pytest.fixture
@@ -133,4 +144,37 @@ def nfcorpus_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with (NFCORPUS / "queries.jsonl").open() as f:
         (target / "queries.jsonl").write_text("".join(q for q in f if json.loads(q)["_id"] in queries))
     (target / "qrels" / "test.tsv").write_text("\n".join([header, *("\t".join(r) for r in kept_rows)]) + "\n")
+    return target
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-layer GPT-2 with random weights and a word-level tokenizer, saved like any HF model."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    target = tmp_path_factory.mktemp("tiny-lm")
+    words = (REPO / "docs" / "testing.md").read_text()
+    tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.train_from_iterator([words], trainers.WordLevelTrainer(special_tokens=["[UNK]", "[PAD]", "[EOS]"]))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]")
+    fast.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant:{% endif %}"
+    )
+    config = GPT2Config(
+        vocab_size=len(fast),
+        n_positions=8192,
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        bos_token_id=fast.eos_token_id,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id,
+    )
+    torch.manual_seed(0)
+    GPT2LMHeadModel(config).save_pretrained(target)
+    fast.save_pretrained(target)
     return target

@@ -29,3 +29,7 @@ class ModelError(RagshipError):
 
 class ConversionError(RagshipError):
     """A file could not be turned into documents."""
+
+
+class ModelServiceUnavailableError(RagshipError):
+    """A service that runs a model (embedder, generator) cannot be reached or is overloaded."""

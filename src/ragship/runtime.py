@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ragship.components.remote import RemoteModels
 from ragship.models import embedding_dimension
 from ragship.pipelines.indexing import Indexer
 from ragship.pipelines.query import QueryEngine
@@ -38,7 +39,10 @@ def store_for(spec: PipelineSpec, location: str | None = None, settings: Setting
 
 
 def open_indexer(
-    spec: PipelineSpec | str | Path | None = None, store: str | None = None, settings: Settings | None = None
+    spec: PipelineSpec | str | Path | None = None,
+    store: str | None = None,
+    settings: Settings | None = None,
+    remote: RemoteModels | None = None,
 ) -> Indexer:
     """An :class:`Indexer` for ``spec`` writing to ``store`` (settings fill what is None)."""
     settings = settings or get_settings()
@@ -48,6 +52,7 @@ def open_indexer(
         store_for(resolved, store, settings),
         batch_files=settings.index_batch_files,
         max_file_bytes=settings.max_file_bytes,
+        remote=remote,
     )
 
 
@@ -56,7 +61,35 @@ def open_query_engine(
     store: str | None = None,
     mode: RetrievalMode | None = None,
     settings: Settings | None = None,
+    remote: RemoteModels | None = None,
 ) -> QueryEngine:
     """A :class:`QueryEngine` for ``spec`` over ``store`` (settings fill what is None)."""
     resolved = resolve_spec(spec, settings)
-    return QueryEngine(resolved, store_for(resolved, store, settings), mode=mode)
+    return QueryEngine(resolved, store_for(resolved, store, settings), mode=mode, remote=remote)
+
+
+def served_spec(settings: Settings | None = None) -> tuple[PipelineSpec, str]:
+    """The spec the services serve, and where it came from.
+
+    ``serving.spec`` when set; else the registered champion when there is one; else the top-level
+    ``spec`` setting or the built-in default (so a fresh checkout serves before anything is promoted).
+    """
+    settings = settings or get_settings()
+    if settings.serving.spec:
+        return resolve_spec(settings.serving.spec, settings), settings.serving.spec
+    if settings.spec is None and _has_tracking_store(settings):
+        from ragship.tracking import champion
+
+        current = champion(settings)
+        if current is not None:
+            return resolve_spec(
+                current["model_uri"], settings
+            ), f"{current['model_uri']} (version {current['version']})"
+    return resolve_spec(None, settings), str(settings.spec or "built-in default spec")
+
+
+def _has_tracking_store(settings: Settings) -> bool:
+    # A sqlite store that does not exist yet holds no champion; creating it here would race with
+    # the other services starting at the same time (MLflow migrates the schema on first open).
+    uri = settings.tracking_uri
+    return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()

@@ -101,6 +101,39 @@ class MLflowSettings(BaseModel):
     trace_queries: int = Field(20, ge=0, le=100_000, description="Queries per evaluation traced in MLflow.")
 
 
+class ServingSettings(BaseModel):
+    """The BentoML services: what they serve, who may call them, and their limits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    spec: str | None = Field(
+        None,
+        description=(
+            "Spec to serve: a YAML path or a models:/ URI. Unset: the registered champion when there is one, "
+            "else the top-level spec setting, else the built-in default."
+        ),
+    )
+    api_key: SecretStr | None = Field(None, description="Required in the API key header when set.")
+    api_key_header: str = Field("x-api-key", description="Header carrying the API key.")
+    max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=1024**3, description="Larger request bodies get 413.")
+    max_question_chars: int = Field(2000, ge=10, le=100_000, description="Longer questions get 400.")
+    max_top_k: int = Field(50, ge=1, le=1000, description="Largest top_k a request may ask for.")
+    timeout_s: float = Field(60.0, gt=0, le=3600, description="Per-request timeout of the query API.")
+    max_concurrency: int = Field(64, ge=1, le=10_000, description="Requests in flight per query worker; more get 503.")
+    threads: int = Field(16, ge=1, le=512, description="Threads running pipelines per query worker.")
+    workers: int = Field(1, ge=1, le=64, description="Worker processes of the query API.")
+    embedder_max_batch_size: int = Field(64, ge=2, le=4096, description="Adaptive batching: largest batch.")
+    embedder_max_latency_ms: int = Field(
+        10_000,
+        ge=1,
+        le=60_000,
+        description="Adaptive batching: latency budget; BentoML sheds (503) requests it predicts would exceed it.",
+    )
+    embedder_batching: bool = Field(True, description="Adaptive batching of the embedder (off: one call per request).")
+    index_timeout_s: float = Field(3600.0, gt=0, le=86_400, description="Timeout of one indexing task.")
+    feedback_experiment: str = Field("ragship-feedback", description="MLflow experiment that receives feedback.")
+
+
 class Settings(BaseSettings):
     """All of ragship's settings. Nested fields use ``__`` in env names (RAGSHIP_ES__URL)."""
 
@@ -130,6 +163,7 @@ class Settings(BaseSettings):
     local_es: LocalElasticsearchSettings = Field(default_factory=LocalElasticsearchSettings)  # type: ignore[arg-type]
     openai: OpenAISettings = Field(default_factory=OpenAISettings)  # type: ignore[arg-type]
     mlflow: MLflowSettings = Field(default_factory=MLflowSettings)  # type: ignore[arg-type]
+    serving: ServingSettings = Field(default_factory=ServingSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(

@@ -262,3 +262,83 @@ def load_registered_spec(uri: str, settings: Settings | None = None) -> Pipeline
     except Exception as e:  # mlflow raises several types for a missing alias/model
         raise TrackingError(f"No spec at {uri}: {e}. Promote a run with `ragship promote RUN_ID`.") from e
     return load_spec(local)
+
+
+@dataclass
+class Feedback:
+    """A user's rating of one served answer."""
+
+    rating: int
+    question: str
+    answer: str
+    comment: str = ""
+    sources: list[str] | None = None
+
+
+class FeedbackRecorder:
+    """Records ratings in MLflow against what is being served.
+
+    Each rating becomes a run in the feedback experiment, tagged with the served spec's hash and the
+    champion's version and run; the champion's run also gets a ``feedback_rating`` metric point, so
+    its page shows how users rate it.
+
+    :param spec: The served spec.
+    :param served: Where the spec came from (``models:/ragship@champion (version 3)``, a path, ...).
+    """
+
+    def __init__(self, spec: PipelineSpec, served: str, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.spec = spec
+        self.served = served
+        self._champion: dict[str, Any] | None = None
+        self._experiment_id: str | None = None
+
+    def _setup(self) -> str:
+        from mlflow import MlflowClient
+
+        if self._experiment_id is None:
+            init_mlflow(self.settings, self.settings.serving.feedback_experiment)
+            client = MlflowClient()
+            experiment = client.get_experiment_by_name(self.settings.serving.feedback_experiment)
+            assert experiment is not None  # init_mlflow created it
+            self._experiment_id = experiment.experiment_id
+            current = champion(self.settings)
+            # Only tie ratings to the champion when the champion is what is served.
+            if current is not None and current.get("spec_hash") == self.spec.hash:
+                self._champion = current
+        return self._experiment_id
+
+    def record(self, feedback: Feedback) -> str:
+        """Log ``feedback``; returns the MLflow run id holding it."""
+        from mlflow import MlflowClient
+
+        experiment_id = self._setup()
+        client = MlflowClient()
+        tags = {
+            "ragship.kind": "feedback",
+            "ragship.served": self.served,
+            "ragship.spec_hash": self.spec.hash,
+            "ragship.rating": "up" if feedback.rating > 0 else "down",
+        }
+        if self._champion is not None:
+            tags["ragship.champion_version"] = str(self._champion["version"])
+            tags["ragship.champion_run_id"] = str(self._champion["run_id"])
+        if feedback.comment:
+            tags["mlflow.note.content"] = feedback.comment
+        run = client.create_run(experiment_id, tags=tags, run_name=f"feedback-{tags['ragship.rating']}")
+        run_id = run.info.run_id
+        client.log_metric(run_id, "rating", feedback.rating)
+        client.log_dict(
+            run_id,
+            {
+                "question": feedback.question,
+                "answer": feedback.answer,
+                "comment": feedback.comment,
+                "sources": feedback.sources or [],
+            },
+            "feedback.json",
+        )
+        client.set_terminated(run_id)
+        if self._champion is not None:
+            client.log_metric(str(self._champion["run_id"]), "feedback_rating", feedback.rating)
+        return run_id

@@ -19,39 +19,6 @@ from ragship.spec import default_spec
 QUESTION = "How do I run the tests?"
 
 
-@pytest.fixture(scope="module")
-def tiny_causal_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 1-layer GPT-2 with random weights and a word-level tokenizer, saved like any HF model."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    target = tmp_path_factory.mktemp("tiny-lm")
-    words = (Path(__file__).resolve().parents[2] / "docs" / "testing.md").read_text()
-    tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.train_from_iterator([words], trainers.WordLevelTrainer(special_tokens=["[UNK]", "[PAD]", "[EOS]"]))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]")
-    fast.chat_template = (
-        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-        "{% if add_generation_prompt %}assistant:{% endif %}"
-    )
-    config = GPT2Config(
-        vocab_size=len(fast),
-        n_positions=8192,
-        n_embd=32,
-        n_layer=1,
-        n_head=2,
-        bos_token_id=fast.eos_token_id,
-        eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id,
-    )
-    torch.manual_seed(0)
-    GPT2LMHeadModel(config).save_pretrained(target)
-    fast.save_pretrained(target)
-    return target
-
-
 def test_local_generator_answers_through_transformers(docs_store: str, tiny_causal_lm: Path) -> None:
     spec = default_spec(generator="local", local_model=str(tiny_causal_lm))
     spec.query["components"]["llm"]["init_parameters"]["generation_kwargs"]["max_new_tokens"] = 12

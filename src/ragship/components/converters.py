@@ -90,16 +90,19 @@ class FileConverter:
         return default_from_dict(cls, data)
 
     @component.output_types(documents=list[Document], failures=list[FileFailure])
-    def run(self, sources: list[str | Path]) -> dict[str, Any]:
+    def run(self, sources: list[str | Path], source_names: list[str] | None = None) -> dict[str, Any]:
         """Convert files.
 
         :param sources: File paths.
+        :param source_names: The ``source`` of each file, in order, when not its path (uploads).
         :returns: ``documents`` converted, and ``failures`` (source + reason) for what could not be.
         """
+        if source_names is not None and len(source_names) != len(sources):
+            raise ValueError(f"source_names has {len(source_names)} names for {len(sources)} sources.")
         documents: list[Document] = []
         failures: list[FileFailure] = []
-        for path in map(Path, sources):
-            name = source_name(path)
+        for i, path in enumerate(map(Path, sources)):
+            name = source_names[i] if source_names is not None else source_name(path)
             try:
                 docs, record_failures = self._convert(path, name)
             except _FileRejectedError as e:

@@ -8,12 +8,15 @@ from haystack import Pipeline
 from haystack.core.errors import DeserializationError, PipelineError, PipelineRuntimeError
 
 import ragship.components  # registers our components on Haystack's deserialization allowlist
+from ragship.components.embedders import DocumentEmbedder, TextEmbedder
+from ragship.components.remote import RemoteChatGenerator, RemoteEmbeddingBackend, RemoteModels
 from ragship.components.retrievers import StoreBM25Retriever, StoreBound, StoreEmbeddingRetriever
 from ragship.errors import ConfigError, RagshipError, SpecError
 from ragship.settings import RetrievalMode, env_secret
 from ragship.stores.base import RetrievalStore
 
 __all__ = [
+    "attach_models",
     "attach_store",
     "check_secrets",
     "find_component",
@@ -51,6 +54,20 @@ def attach_store(pipeline: Pipeline, store: RetrievalStore) -> Pipeline:
     for _, instance in pipeline.walk():
         if isinstance(instance, StoreBound):
             instance.document_store = store
+    return pipeline
+
+
+def attach_models(pipeline: Pipeline, remote: RemoteModels | None) -> Pipeline:
+    """Route ``pipeline``'s model calls to services: embedders get a remote backend, stand-ins a client."""
+    if remote is None:
+        return pipeline
+    for _, instance in pipeline.walk():
+        if isinstance(instance, TextEmbedder) and remote.embed_queries:
+            instance.embedding_backend = RemoteEmbeddingBackend(remote.embed_queries)  # type: ignore[assignment]
+        elif isinstance(instance, DocumentEmbedder) and remote.embed_documents:
+            instance.embedding_backend = RemoteEmbeddingBackend(remote.embed_documents)  # type: ignore[assignment]
+        elif isinstance(instance, RemoteChatGenerator):
+            instance.generate, instance.stream = remote.generate, remote.stream
     return pipeline
 
 

@@ -11,8 +11,9 @@ from typing import Any
 from haystack import Pipeline
 
 from ragship.components.converters import SUPPORTED_TYPES, FileConverter, FileFailure, source_name
+from ragship.components.remote import RemoteModels
 from ragship.components.writers import StoreWriter
-from ragship.pipelines import attach_store, find_component, load_pipeline, run_pipeline
+from ragship.pipelines import attach_models, attach_store, find_component, load_pipeline, run_pipeline
 from ragship.spec import PipelineSpec
 from ragship.stores.base import RetrievalStore, rebuilding, settle_rebuild
 
@@ -88,6 +89,7 @@ class Indexer:
     :param store: The store the writer writes to.
     :param batch_files: Files per pipeline run; bounds memory and keeps embedding batched.
     :param max_file_bytes: Overrides the spec converter's file size limit when given.
+    :param remote: Services that run the models instead of this process (the BentoML deployment).
     """
 
     def __init__(
@@ -96,11 +98,12 @@ class Indexer:
         store: RetrievalStore,
         batch_files: int = 32,
         max_file_bytes: int | None = None,
+        remote: RemoteModels | None = None,
     ) -> None:
         self.spec = spec
         self.store = store
         self.batch_files = batch_files
-        self.pipeline: Pipeline = attach_store(load_pipeline(spec.indexing, "indexing"), store)
+        self.pipeline: Pipeline = attach_models(attach_store(load_pipeline(spec.indexing, "indexing"), store), remote)
         self._converter_name = find_component(self.pipeline, FileConverter, "indexing")
         self._writer_name = find_component(self.pipeline, StoreWriter, "indexing")
         if max_file_bytes is not None:
@@ -134,6 +137,18 @@ class Indexer:
                 progress(min(start + len(batch), len(files)), len(files))
         return report
 
+    def index_named(self, files: dict[str, Path]) -> IndexReport:
+        """Index files kept somewhere temporary under the source names their senders gave them.
+
+        :param files: Source name -> file holding its content (e.g. an upload).
+        """
+        report = IndexReport()
+        items = list(files.items())
+        for start in range(0, len(items), self.batch_files):
+            batch = items[start : start + self.batch_files]
+            self.index_batch([path for _, path in batch], report, names=[name for name, _ in batch])
+        return report
+
     def rebuild(
         self, paths: Iterable[str | Path], progress: ProgressCallback | None = None, allow_failures: bool = False
     ) -> IndexReport:
@@ -157,12 +172,18 @@ class Indexer:
         attach_store(self.pipeline, store)
         self.store = store
 
-    def index_batch(self, batch: list[Path], report: IndexReport) -> None:
-        """Run one batch of files through the pipeline, adding its outcome to ``report``."""
+    def index_batch(self, batch: list[Path], report: IndexReport, names: list[str] | None = None) -> None:
+        """Run one batch of files through the pipeline, adding its outcome to ``report``.
+
+        :param names: Source names of the files, in order, when not their paths.
+        """
         self.warm_up()
+        converter_inputs: dict[str, Any] = {"sources": [str(p) for p in batch]}
+        if names is not None:
+            converter_inputs["source_names"] = names
         result = run_pipeline(
             self.pipeline,
-            {self._converter_name: {"sources": [str(p) for p in batch]}},
+            {self._converter_name: converter_inputs},
             include_outputs_from={self._converter_name, "ids"} & set(self.spec.indexing["components"]),
         )
         converted = result.get(self._converter_name, {})

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from haystack import Document, Pipeline
 from haystack.components.builders import AnswerBuilder
 from haystack.components.joiners import DocumentJoiner
+from haystack.dataclasses import StreamingChunk
 
+from ragship.components.remote import RemoteModels, with_remote_generators
 from ragship.components.retrievers import StoreBM25Retriever, StoreEmbeddingRetriever
 from ragship.errors import SpecError
 from ragship.pipelines import (
+    attach_models,
     attach_store,
     check_secrets,
     find_component,
@@ -79,22 +83,38 @@ class QueryEngine:
     :param spec: The pipeline spec.
     :param store: Where to retrieve from.
     :param mode: bm25, dense or hybrid; the spec's mode when None.
+    :param remote: Services that run the models instead of this process (the BentoML deployment).
     """
 
-    def __init__(self, spec: PipelineSpec, store: RetrievalStore, mode: RetrievalMode | None = None) -> None:
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        store: RetrievalStore,
+        mode: RetrievalMode | None = None,
+        remote: RemoteModels | None = None,
+    ) -> None:
         self.spec = spec
         self.store = store
+        self.remote = remote
         self.mode: RetrievalMode = mode or spec.retrieval_mode
         if self.mode not in RETRIEVAL_MODES:
             raise SpecError(f"retrieval mode {self.mode!r} is not one of {list(RETRIEVAL_MODES)}.")
         data = with_retrieval_mode(spec.query, self.mode)
+        if remote and remote.generate:
+            # The generator service holds the LLM (and its secrets); this side only sends messages.
+            data = with_remote_generators(data)
         check_secrets(data, "query")
-        self.pipeline: Pipeline = attach_store(load_pipeline(data, "query"), store)
+        self.pipeline: Pipeline = attach_models(attach_store(load_pipeline(data, "query"), store), remote)
         self._answer_builder = find_component(self.pipeline, AnswerBuilder, "query")
         self._joiners = [n for n, c in self.pipeline.walk() if isinstance(c, DocumentJoiner)]
         self._retrievers = {
             n: c.top_k for n, c in self.pipeline.walk() if isinstance(c, StoreBM25Retriever | StoreEmbeddingRetriever)
         }
+        self._streamers = [
+            name
+            for name, sockets in self.pipeline.inputs(include_components_with_connected_inputs=True).items()
+            if "streaming_callback" in sockets
+        ]
         self._question_inputs = {
             (component, socket)
             for component, sockets in self.pipeline.inputs().items()
@@ -118,7 +138,7 @@ class QueryEngine:
             if len(self._joiners) != 1:
                 raise SpecError(f"query: retrieval needs exactly one DocumentJoiner, found {len(self._joiners)}.")
             data = retrieval_only(self._retrieval_data, self._joiners[0])
-            self._retrieval = attach_store(load_pipeline(data, "query"), self.store)
+            self._retrieval = attach_models(attach_store(load_pipeline(data, "query"), self.store), self.remote)
             self._retrieval.warm_up()
         return self._retrieval
 
@@ -153,16 +173,33 @@ class QueryEngine:
                 data.setdefault(name, {})["top_k"] = top_k
         return data
 
-    def ask(self, question: str, top_k: int | None = None, filters: dict[str, Any] | None = None) -> Answer:
+    @property
+    def streams(self) -> bool:
+        """Whether the answer can arrive in pieces (the spec generates with an LLM)."""
+        return bool(self._streamers)
+
+    def ask(
+        self,
+        question: str,
+        top_k: int | None = None,
+        filters: dict[str, Any] | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> Answer:
         """Answer ``question``.
 
         :param top_k: Sources returned (the spec's joiner top_k when None).
         :param filters: Haystack metadata filters, e.g. ``{"field": "meta.source", "operator": "==", ...}``.
+        :param on_token: Called with each piece of the answer as the LLM produces it (LLM specs only;
+            an extractive answer arrives whole in the return value).
         """
         if not question or not question.strip():
             raise ValueError("The question is empty.")
         self.warm_up()
-        result = run_pipeline(self.pipeline, self._inputs(question, top_k, filters))
+        inputs = self._inputs(question, top_k, filters)
+        if on_token is not None:
+            for name in self._streamers:
+                inputs.setdefault(name, {})["streaming_callback"] = _token_callback(on_token)
+        result = run_pipeline(self.pipeline, inputs)
         answers = result.get(self._answer_builder, {}).get("answers", [])
         if not answers:
             return Answer(answer="", sources=[])
@@ -174,3 +211,11 @@ class QueryEngine:
             answer=answer.data or "",
             sources=[Source.from_document(d, i) for i, d in enumerate(docs, start=1)],
         )
+
+
+def _token_callback(on_token: Callable[[str], None]) -> Callable[[StreamingChunk], None]:
+    def forward(chunk: StreamingChunk) -> None:
+        if chunk.content:
+            on_token(chunk.content)
+
+    return forward

@@ -1,0 +1,5 @@
+"""Entry module of the indexing bento (bentos/indexing/bentofile.yaml): the Embedder and the queued indexing task."""
+
+from ragship.serving.indexing_service import Indexing
+
+__all__ = ["Indexing"]

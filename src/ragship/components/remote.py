@@ -1,0 +1,152 @@
+"""Stand-ins that let a pipeline use models served elsewhere (the BentoML Embedder and Generator).
+
+The pipeline keeps its own components and wiring; only the model call crosses the network. An
+embedder keeps preparing its texts (prefix, meta fields) and hands them to a remote backend; a chat
+generator's place is taken by :class:`RemoteChatGenerator`, which has the same sockets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from haystack import component, default_from_dict, default_to_dict
+from haystack.dataclasses import ChatMessage, StreamingChunk
+from haystack.dataclasses.streaming_chunk import StreamingCallbackT
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+
+from ragship.errors import ModelError, ModelServiceUnavailableError
+
+EmbedFn = Callable[[list[str]], list[list[float]]]
+GenerateFn = Callable[[list[dict[str, Any]]], str]
+StreamFn = Callable[[list[dict[str, Any]]], Iterable[str]]
+
+
+def _transient(error: BaseException) -> bool:
+    # 503 = overloaded or starting (BentoML's adaptive batcher sheds load with it); transport = not up yet.
+    code = getattr(error, "error_code", None)
+    return getattr(code, "value", code) == 503 or type(error).__name__ in {
+        "ConnectError",
+        "ReadError",
+        "RemoteProtocolError",
+    }
+
+
+def call_service(what: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """Call a model service, retrying brief overloads; failure becomes :class:`ModelServiceUnavailableError`."""
+    calling = retry(
+        retry=retry_if_exception(_transient),
+        stop=stop_after_attempt(4),
+        wait=wait_exponential(multiplier=0.1, max=2),
+        reraise=True,
+    )(fn)
+    try:
+        return calling(*args)
+    except Exception as e:
+        raise ModelServiceUnavailableError(f"The {what} service failed: {e}") from e
+
+
+@dataclass
+class RemoteModels:
+    """Where a pipeline's model calls go instead of local models; None keeps that model local.
+
+    :param embed_queries: Encodes query texts (the query pipeline's text embedder).
+    :param embed_documents: Encodes chunk texts (the indexing pipeline's document embedder).
+    :param generate: Answers chat messages (as ``ChatMessage.to_dict()``) with the reply text.
+    :param stream: Like ``generate``, yielding the reply in pieces as they are produced.
+    """
+
+    embed_queries: EmbedFn | None = None
+    embed_documents: EmbedFn | None = None
+    generate: GenerateFn | None = None
+    stream: StreamFn | None = None
+
+
+class RemoteEmbeddingBackend:
+    """Takes the place of sentence-transformers' embedding backend inside an embedder component.
+
+    Encoding options (normalisation, precision) belong to the serving side, which reads them from
+    the same spec; here only the prepared texts travel.
+    """
+
+    def __init__(self, embed: EmbedFn) -> None:
+        self._embed = embed
+
+    def embed(self, data: list[str], **_: Any) -> list[list[float]]:
+        """Embeddings of ``data``, one per text, in order."""
+        if not data:
+            return []
+        vectors = call_service("embedding", self._embed, list(data))
+        if len(vectors) != len(data):
+            raise ModelError(f"The embedding service returned {len(vectors)} vectors for {len(data)} texts.")
+        return [list(map(float, v)) for v in vectors]
+
+
+@component
+class RemoteChatGenerator:
+    """A chat generator whose model runs in another service; streams when given a callback.
+
+    :param served_type: Type of the component it stands in for (kept for logs and ``to_dict``).
+    """
+
+    def __init__(self, served_type: str = "") -> None:
+        self.served_type = served_type
+        self.generate: GenerateFn | None = None
+        self.stream: StreamFn | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize the component."""
+        return default_to_dict(self, served_type=self.served_type)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RemoteChatGenerator:
+        """Deserialize the component."""
+        return default_from_dict(cls, data)
+
+    @component.output_types(replies=list[ChatMessage])
+    def run(self, messages: list[ChatMessage], streaming_callback: StreamingCallbackT | None = None) -> dict[str, Any]:
+        """Send ``messages`` to the generator service.
+
+        :param streaming_callback: Receives each piece of the reply as a :class:`StreamingChunk`.
+        :returns: ``replies``: the assistant's message.
+        """
+        if self.generate is None or self.stream is None:
+            raise ModelError(f"RemoteChatGenerator standing in for {self.served_type!r} has no service attached.")
+        payload = [m.to_dict() for m in messages]
+        if streaming_callback is None:
+            return {"replies": [ChatMessage.from_assistant(call_service("generator", self.generate, payload))]}
+        pieces: list[str] = []
+        stream = self.stream
+        try:
+            for piece in call_service("generator", lambda p: iter(stream(p)), payload):
+                pieces.append(piece)
+                streaming_callback(StreamingChunk(content=piece))
+        except ModelServiceUnavailableError:
+            raise
+        except Exception as e:  # a failure mid-stream
+            raise ModelServiceUnavailableError(f"The generator service failed while streaming: {e}") from e
+        return {"replies": [ChatMessage.from_assistant("".join(pieces))]}
+
+
+def chat_generator_names(data: dict[str, Any]) -> list[str]:
+    """Components of a serialized pipeline that take chat ``messages`` (its LLMs)."""
+    return sorted(
+        {
+            conn["receiver"].split(".")[0]
+            for conn in data.get("connections", [])
+            if conn["receiver"].split(".", 1)[-1] == "messages"
+        }
+    )
+
+
+def with_remote_generators(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a serialized pipeline whose chat generators are :class:`RemoteChatGenerator` stand-ins."""
+    names = chat_generator_names(data)
+    if not names:
+        return data
+    remote_type = f"{RemoteChatGenerator.__module__}.{RemoteChatGenerator.__name__}"
+    components = dict(data["components"])
+    for name in names:
+        components[name] = {"type": remote_type, "init_parameters": {"served_type": components[name]["type"]}}
+    return {**data, "components": components}

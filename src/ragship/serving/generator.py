@@ -1,0 +1,45 @@
+"""The Generator service: the spec's LLM (a local Hugging Face model, GPU when present, or an
+OpenAI-compatible endpoint it proxies), whole or token-streamed."""
+
+from __future__ import annotations
+
+from collections.abc import Generator as Gen
+from typing import Any
+
+import bentoml
+
+from ragship.serving.backends import SpecGenerator
+from ragship.serving.common import model_resources, settings, spec_and_origin, traffic
+
+_SERVING = settings().serving
+
+
+@bentoml.service(
+    name="ragship-generator",
+    resources=model_resources(),
+    traffic=traffic(_SERVING.timeout_s),
+    workers=1,
+    threads=8,
+)
+class Generator:
+    """Runs the served spec's chat generator; idle (nothing loaded) when the spec answers extractively."""
+
+    def __init__(self) -> None:
+        spec, _ = spec_and_origin()
+        self.llm = SpecGenerator(spec)
+        self.llm.warm_up()
+
+    @bentoml.api
+    def generate(self, messages: list[dict[str, Any]]) -> str:
+        """The reply to chat ``messages`` (Haystack ``ChatMessage.to_dict()`` form)."""
+        return self.llm.generate(messages)
+
+    @bentoml.api
+    def stream(self, messages: list[dict[str, Any]]) -> Gen[str, None, None]:
+        """The reply in pieces as the model produces them."""
+        yield from self.llm.stream(messages)
+
+    @bentoml.api
+    def model_info(self) -> dict[str, str]:
+        """What generates answers."""
+        return {"generator": self.llm.kind}

@@ -1,0 +1,216 @@
+"""The RAG service: the query API, queued indexing, feedback and the browser page.
+
+Models run in the Embedder and Generator services (``bentoml.depends``), so the latency-critical
+query API scales apart from GPU inference. The pipeline is the served spec's own query pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator
+from typing import Annotated, Any, Literal
+
+import anyio.to_thread
+import bentoml
+from pydantic import BaseModel, Field, StringConstraints
+from starlette.responses import Response, StreamingResponse
+
+from ragship.components.remote import RemoteModels, chat_generator_names
+from ragship.pipelines.query import Answer, Source
+from ragship.runtime import open_indexer, open_query_engine
+from ragship.serving.common import settings, spec_and_origin, store_ready, traffic
+from ragship.serving.embedder import Embedder
+from ragship.serving.generator import Generator
+from ragship.serving.http import guard, http_errors, map_error
+from ragship.serving.indexing import Documents, index_documents
+from ragship.serving.ui import ui_app
+from ragship.tracking import Feedback, FeedbackRecorder, TrackingError
+
+_SETTINGS = settings()
+_SERVING = _SETTINGS.serving
+
+Question = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=_SERVING.max_question_chars),
+    Field(description="The question, in words."),
+]
+TopK = Annotated[int | None, Field(ge=1, le=_SERVING.max_top_k, description="Sources to return.")]
+ShortText = Annotated[str, Field(max_length=20_000)]
+
+
+class SourceOut(BaseModel):
+    """A retrieved chunk; ``citation`` is the [n] the answer uses."""
+
+    citation: int
+    source: str
+    title: str | None = None
+    snippet: str
+    score: float | None = None
+    cited: bool
+    id: str
+
+    @classmethod
+    def of(cls, source: Source) -> SourceOut:
+        """From the library's :class:`Source`."""
+        return cls(**source.__dict__)
+
+
+class AskResponse(BaseModel):
+    """An answer and the sources it cites by number."""
+
+    answer: str
+    sources: list[SourceOut]
+
+
+class RetrieveResponse(BaseModel):
+    """Ranked chunks for a question, best first."""
+
+    documents: list[SourceOut]
+
+
+class FeedbackResponse(BaseModel):
+    """Where the rating went."""
+
+    recorded: bool
+    run_id: str
+
+
+def _ask_response(answer: Answer) -> AskResponse:
+    return AskResponse(answer=answer.answer, sources=[SourceOut.of(s) for s in answer.sources])
+
+
+@bentoml.service(
+    name="ragship",
+    traffic=traffic(_SERVING.timeout_s, _SERVING.max_concurrency),
+    workers=_SERVING.workers,
+    threads=_SERVING.threads,
+)
+@bentoml.asgi_app(ui_app, path="/")
+class RAG:
+    """Answers questions over the store with the served spec; see ``/docs.json`` for the schema."""
+
+    embedder = bentoml.depends(Embedder)
+    generator = bentoml.depends(Generator)
+
+    def __init__(self) -> None:
+        spec, origin = spec_and_origin()
+        llm = bool(chat_generator_names(spec.query))
+        # Dependency clients get their endpoints after __init__, so bind the calls late.
+        remote = RemoteModels(
+            embed_queries=lambda texts: self.embedder.embed_queries(texts),
+            embed_documents=lambda texts: self.embedder.embed_documents(texts),
+            generate=(lambda messages: self.generator.generate(messages)) if llm else None,
+            stream=(lambda messages: self.generator.stream(messages)) if llm else None,
+        )
+        self.engine = open_query_engine(spec, settings=_SETTINGS, remote=remote)
+        self.engine.warm_up()
+        self.indexer = open_indexer(spec, settings=_SETTINGS, remote=remote)
+        self.feedback_recorder = FeedbackRecorder(spec, origin, _SETTINGS)
+        ui_app.state.config = {
+            "auth": _SERVING.api_key is not None,
+            "header": _SERVING.api_key_header,
+            "spec": f"{spec.name} ({spec.hash}) from {origin}",
+            "streams": self.engine.streams,
+        }
+
+    @bentoml.api
+    @http_errors
+    def ask(self, question: Question, top_k: TopK = None) -> AskResponse:
+        """Answer ``question`` with numbered citations ([n]) into ``sources``."""
+        return _ask_response(self.engine.ask(question, top_k=top_k))
+
+    @bentoml.api
+    async def ask_stream(self, question: Question, top_k: TopK = None) -> AsyncGenerator[str, None]:
+        """Like /ask, as newline-delimited JSON: ``{"token"}`` pieces, then ``{"answer", "sources"}``.
+
+        Errors found before the first piece (store down, bad input) are real 4xx/503 responses.
+        """
+        return await self._stream(question, top_k)  # type: ignore[return-value]
+
+    async def _stream(self, question: str, top_k: int | None) -> Response:
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+        def emit(kind: str, value: Any) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, (kind, value))
+
+        def work() -> None:
+            try:
+                emit("answer", self.engine.ask(question, top_k=top_k, on_token=lambda t: emit("token", t)))
+            except Exception as e:
+                emit("error", e)
+
+        # An AnyIO worker thread, so the dependency clients can call back into this event loop.
+        worker = asyncio.ensure_future(anyio.to_thread.run_sync(work))
+        first = await events.get()
+        if first[0] == "error":
+            await worker
+            response = map_error(first[1])
+            if response is None:
+                raise first[1]
+            return response
+
+        async def lines() -> AsyncGenerator[str, None]:
+            kind, value = first
+            while True:
+                if kind == "token":
+                    yield json.dumps({"token": value}) + "\n"
+                elif kind == "answer":
+                    yield _ask_response(value).model_dump_json() + "\n"
+                    break
+                else:
+                    yield json.dumps({"error": str(value)}) + "\n"
+                    break
+                kind, value = await events.get()
+            await worker
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+    @bentoml.api
+    @http_errors
+    def retrieve(self, question: Question, top_k: TopK = None) -> RetrieveResponse:
+        """The ranked chunks for ``question``; nothing is generated."""
+        docs = self.engine.retrieve(question, top_k=top_k)
+        return RetrieveResponse(documents=[SourceOut.of(Source.from_document(d, i)) for i, d in enumerate(docs, 1)])
+
+    @bentoml.task
+    @http_errors
+    def index(self, documents: Documents) -> dict[str, Any]:
+        """Queue documents for indexing (``/index/submit`` -> task id; ``/index/status``, ``/index/get``)."""
+        return index_documents(self.indexer, documents)
+
+    @bentoml.api
+    @http_errors
+    def feedback(
+        self,
+        rating: Literal["up", "down"],
+        question: Question,
+        answer: ShortText = "",
+        comment: Annotated[str, Field(max_length=5000)] = "",
+        sources: Annotated[list[str], Field(max_length=100)] = [],  # noqa: B006 (pydantic copies defaults)
+    ) -> FeedbackResponse:
+        """Record a rating of an answer in MLflow, against the champion when it is what is served."""
+        try:
+            run_id = self.feedback_recorder.record(
+                Feedback(
+                    rating=1 if rating == "up" else -1,
+                    question=question,
+                    answer=answer,
+                    comment=comment,
+                    sources=sources,
+                )
+            )
+        except TrackingError:
+            raise
+        except Exception as e:  # MLflow raises many types when its store is unreachable
+            raise TrackingError(str(e)) from e
+        return FeedbackResponse(recorded=True, run_id=run_id)
+
+    def __is_ready__(self) -> bool:
+        return store_ready(self.engine.store)
+
+
+guard(RAG, _SERVING)
+
+__all__ = ["RAG"]

@@ -1,0 +1,290 @@
+"""The BentoML services end to end: a real `bentoml serve` (RAG + Embedder + Generator) over real Elasticsearch.
+
+The served spec answers with a tiny random-weight causal LM through the Generator service, so the
+streaming path is the real one. Tests run in file order; the Elasticsearch outage test comes last.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ragship.runtime import open_indexer
+from ragship.settings import load_settings
+from ragship.spec import default_spec
+
+REPO = Path(__file__).resolve().parents[2]
+BENTOML = str(Path(sys.executable).parent / "bentoml")
+API_KEY = "test-key-" + uuid.uuid4().hex[:8]
+QUESTION = "How do I run the tests?"
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@dataclass
+class Served:
+    url: str
+    home: Path
+    env: dict[str, str]
+    log: Path
+
+    def client(self, key: str | None = API_KEY, timeout: float = 120) -> httpx.Client:
+        headers = {"x-api-key": key} if key is not None else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 240) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"bentoml serve exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"bentoml serve not ready after {timeout_s}s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, es_url: str, tiny_causal_lm: Path) -> Iterator[Served]:
+    home = tmp_path_factory.mktemp("serving-home")
+    alias = f"test-serving-{uuid.uuid4().hex[:8]}"
+    spec = default_spec(generator="local", local_model=str(tiny_causal_lm))
+    spec.query["components"]["llm"]["init_parameters"]["generation_kwargs"]["max_new_tokens"] = 24
+    spec_path = spec.save(home / "spec.yaml")
+    env = {
+        **os.environ,
+        "RAGSHIP_HOME": str(home),
+        "RAGSHIP_STORE": es_url,
+        "RAGSHIP_ES__INDEX": alias,
+        "RAGSHIP_SERVING__SPEC": str(spec_path),
+        "RAGSHIP_SERVING__API_KEY": API_KEY,
+        "RAGSHIP_SERVING__MAX_REQUEST_BYTES": str(1024 * 1024),
+        "BENTOML_HOME": str(home / "bentoml"),
+        "BENTOML_DO_NOT_TRACK": "True",
+        "HF_HUB_OFFLINE": "1",
+    }
+    settings = load_settings(home=home, store=es_url, es={"index": alias})
+    report = open_indexer(spec, settings=settings).index([REPO / "docs"])
+    assert report.ok and report.files_indexed > 5
+    port = _free_port()
+    log = home / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [BENTOML, "serve", "bentos.query:RAG", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc, log)
+        yield Served(url=url, home=home, env=env, log=log)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        from ragship.stores.elasticsearch import ElasticsearchStore
+
+        ElasticsearchStore(es_url, alias).delete_index()
+
+
+def test_indexing_task_is_queued_then_its_document_is_cited(served: Served) -> None:
+    word = "zqx" + uuid.uuid4().hex[:6]
+    doc = {
+        "source": "notes/release-rules.md",
+        "text": f"# Release rules\n\nEvery release needs approval from the {word} committee before it ships.",
+    }
+    with served.client() as http:
+        submitted = http.post("/index/submit", json={"documents": [doc]})
+        assert submitted.status_code == 200, submitted.text
+        task_id = submitted.json()["task_id"]
+        deadline = time.monotonic() + 120
+        while (status := http.get("/index/status", params={"task_id": task_id}).json())["status"] in {
+            "pending",
+            "in_progress",
+        }:
+            assert time.monotonic() < deadline, status
+            time.sleep(0.5)
+        assert status["status"] == "completed", status
+        result = http.get("/index/get", params={"task_id": task_id}).json()
+        assert result["files"] == {"notes/release-rules.md": 1} and result["failures"] == []
+
+        answer = http.post("/ask", json={"question": f"Who approves a release? {word}"}).json()
+        assert answer["sources"][0]["source"] == "notes/release-rules.md"
+        assert word in answer["sources"][0]["snippet"]
+        assert answer["sources"][0]["citation"] == 1
+        retrieved = http.post("/retrieve", json={"question": word, "top_k": 2}).json()["documents"]
+        assert retrieved[0]["source"] == "notes/release-rules.md" and len(retrieved) == 2
+
+
+def test_a_missing_or_wrong_api_key_is_rejected(served: Served) -> None:
+    for key in (None, "wrong-key"):
+        with served.client(key=key) as http:
+            response = http.post("/ask", json={"question": QUESTION})
+            assert response.status_code == 401
+            assert "x-api-key" in response.json()["error"]
+            # the probes and the page stay reachable for orchestrators and browsers
+            assert http.get("/healthz").status_code == 200
+            assert http.get("/").status_code == 200
+    with served.client() as http:
+        assert http.post("/ask", json={"question": QUESTION}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "field"),
+    [
+        ("/ask", {"question": "   "}, "question"),
+        ("/ask", {"question": QUESTION, "top_k": 0}, "top_k"),
+        ("/ask", {"top_k": 3}, "question"),
+        ("/retrieve", {"question": "x" * 5000}, "question"),
+        ("/feedback", {"rating": "great", "question": QUESTION}, "rating"),
+        ("/index/submit", {"documents": [{"source": "virus.exe", "text": "x"}]}, "documents.0.source"),
+        ("/index/submit", {"documents": [{"source": "a.pdf", "content_base64": "not base64!"}]}, "documents.0"),
+        ("/index/submit", {"documents": []}, "documents"),
+    ],
+)
+def test_invalid_requests_get_400_naming_the_field(
+    served: Served, route: str, body: dict[str, Any], field: str
+) -> None:
+    with served.client() as http:
+        response = http.post(route, json=body)
+    assert response.status_code == 400, response.text
+    locations = [".".join(str(p) for p in d["loc"]) for d in response.json()["detail"]]
+    assert field in locations
+
+
+def test_oversize_requests_get_413_announced_or_streamed(served: Served) -> None:
+    big = json.dumps({"question": "x" * (2 * 1024 * 1024)}).encode()
+    with served.client() as http:
+        announced = http.post("/ask", content=big, headers={"content-type": "application/json"})
+        streamed = http.post(
+            "/ask",
+            content=iter([big[i : i + 65536] for i in range(0, len(big), 65536)]),
+            headers={"content-type": "application/json"},
+        )
+    for response in (announced, streamed):
+        assert response.status_code == 413
+        assert "RAGSHIP_SERVING__MAX_REQUEST_BYTES" in response.json()["error"]
+
+
+def test_32_concurrent_requests_all_succeed(served: Served) -> None:
+    questions = [f"{QUESTION} ({i})" if i % 2 else "What does the embedded store keep on disk?" for i in range(32)]
+
+    def ask(question: str) -> httpx.Response:
+        with served.client() as http:
+            return http.post("/ask" if len(question) % 3 else "/retrieve", json={"question": question})
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:
+        responses = list(pool.map(ask, questions))
+    assert [r.status_code for r in responses] == [200] * 32
+    for response in responses:
+        body = response.json()
+        assert body.get("sources") or body.get("documents")
+
+
+def test_the_streaming_endpoint_streams_tokens_before_the_answer(served: Served) -> None:
+    arrivals: list[tuple[float, dict[str, Any]]] = []
+    with served.client() as http, http.stream("POST", "/ask_stream", json={"question": QUESTION}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+        for line in response.iter_lines():
+            if line:
+                arrivals.append((time.monotonic(), json.loads(line)))
+    tokens = [event["token"] for _, event in arrivals if "token" in event]
+    final = arrivals[-1][1]
+    assert len(tokens) >= 2, arrivals
+    assert "".join(tokens).strip() == final["answer"].strip()
+    assert "docs/testing.md" in [s["source"] for s in final["sources"]]
+    assert arrivals[0][0] < arrivals[-1][0]
+
+
+def test_browser_page_asks_shows_citations_and_records_the_rating(served: Served) -> None:
+    from playwright.sync_api import sync_playwright
+
+    chromium = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None)
+    assert chromium, "Debian chromium is needed for the browser test (make system-deps installs it)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(served.url)
+            page.fill("#key", API_KEY)
+            page.fill("#question", QUESTION)
+            page.click("#ask")
+            page.wait_for_selector("#sources li", timeout=60_000)
+            sources = page.locator("#sources li")
+            assert sources.count() == 5
+            assert "docs/testing.md" in " ".join(sources.all_inner_texts())
+            assert page.locator("#sources li#source-1").count() == 1
+            page.fill("#comment", "browser says thanks")
+            page.click("#rate-up")
+            page.wait_for_selector("text=Thanks, recorded.", timeout=30_000)
+        finally:
+            browser.close()
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{served.home / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("ragship-feedback")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], "tags.`ragship.rating` = 'up'")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.data.metrics["rating"] == 1
+    assert run.data.tags["mlflow.note.content"] == "browser says thanks"
+    assert run.data.tags["ragship.served"].endswith("spec.yaml")
+    feedback = client.download_artifacts(run.info.run_id, "feedback.json")
+    assert json.loads(Path(feedback).read_text())["question"] == QUESTION
+
+
+def test_store_outage_gives_503_and_the_service_recovers_without_restart(served: Served, es_node: Any) -> None:
+    if es_node is None:
+        pytest.skip("RAGSHIP_TEST_ES_URL points at an external node this test must not stop")
+    url = es_node.status().url
+    port = int(url.rsplit(":", 1)[1])
+    es_node.stop()
+    try:
+        with served.client(timeout=90) as http:
+            down = http.post("/ask", json={"question": QUESTION})
+            assert down.status_code == 503, down.text
+            assert "document store is unavailable" in down.json()["error"]
+            streamed = http.post("/ask_stream", json={"question": QUESTION})
+            assert streamed.status_code == 503
+            assert http.get("/readyz").status_code == 503
+            assert http.get("/healthz").status_code == 200
+    finally:
+        es_node.start(port=port)
+    with served.client() as http:
+        deadline = time.monotonic() + 120
+        while (response := http.post("/ask", json={"question": QUESTION})).status_code != 200:
+            assert time.monotonic() < deadline, response.text
+            time.sleep(1)
+        assert "docs/testing.md" in [s["source"] for s in response.json()["sources"]]
+        assert http.get("/readyz").status_code == 200
