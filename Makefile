@@ -11,7 +11,10 @@ export TOKENIZERS_PARALLELISM := false
 export UV_PYTHON_DOWNLOADS := never
 export HAYSTACK_TELEMETRY_ENABLED := False
 
-.PHONY: setup run test lint unit integration bench bench-reindex clean system-deps es-start es-stop lab strip-notebooks
+PORT ?= 3000
+
+.PHONY: setup run test lint unit integration bench bench-reindex bench-serving clean system-deps es-start es-stop lab \
+	strip-notebooks bento bento-requirements
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -24,14 +27,15 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 
 setup: $(VENV)/.installed  ## create .venv with the locked dependencies
 
-# Elasticsearch 8 needs a JDK 17-23 and is fetched with Maven; install them from Debian when missing.
+# Elasticsearch 8 needs a JDK 17-23 and is fetched with Maven; the browser test needs Chromium.
+# Install them from Debian when missing.
 system-deps:
 	@if ! ls /usr/lib/jvm/*/release 2>/dev/null | xargs -r grep -lqE 'JAVA_VERSION="(1[7-9]|2[0-3])' \
-	     || ! command -v mvn >/dev/null; then \
+	     || ! command -v mvn >/dev/null || ! command -v chromium >/dev/null; then \
 	  if [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven chromium; \
 	  else \
-	    echo "Elasticsearch needs a JDK 17-23 and Maven: install them (e.g. apt-get install openjdk-17-jre-headless maven)" >&2; exit 1; \
+	    echo "Needed: a JDK 17-23, Maven and Chromium (e.g. apt-get install openjdk-17-jre-headless maven chromium)" >&2; exit 1; \
 	  fi; \
 	fi
 
@@ -41,13 +45,20 @@ es-start: setup system-deps  ## start the local Elasticsearch node (fetched once
 es-stop:
 	$(VENV)/bin/ragship es stop
 
-run: setup  ## index the project's docs and answer sample questions
-	$(VENV)/bin/ragship index docs README.md --store $(STORE)
-	$(VENV)/bin/ragship demo --store $(STORE)
+run: setup  ## index the project's docs (incrementally) and serve the API and page at http://localhost:3000
+	$(VENV)/bin/ragship sync docs README.md --served --store $(STORE)
+	RAGSHIP_STORE=$(STORE) exec $(VENV)/bin/bentoml serve bentos.query:RAG --port $(PORT)
+
+bento: setup  ## build the query and the indexing bentos (offline)
+	$(VENV)/bin/bentoml build .
+	$(VENV)/bin/bentoml build -f bentos/indexing/bentofile.yaml .
+
+bento-requirements: setup  ## refresh bentos/requirements.txt from uv.lock (after changing dependencies)
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header --no-annotate -o bentos/requirements.txt
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks bentos
+	$(VENV)/bin/ruff format --check src tests benchmarks bentos
 	$(VENV)/bin/mypy
 
 test: setup system-deps lint  ## install everything and run the whole suite (starts its own Elasticsearch)
@@ -60,6 +71,9 @@ unit: setup
 
 bench: setup  ## retrieval latency of the embedded store at 1k/10k/50k chunks
 	$(VENV)/bin/python benchmarks/store_latency.py --sizes 1000 10000 50000
+
+bench-serving: setup  ## p50/p99 of /retrieve and /ask at 1 and 16 clients; embedder throughput with/without batching
+	$(VENV)/bin/python benchmarks/serving.py
 
 bench-reindex: setup  ## incremental (1% changed) vs full reindex of NFCorpus, one file per document
 	$(VENV)/bin/python benchmarks/reindex_incremental.py

@@ -151,15 +151,23 @@ def sync(
     allow_failures: Annotated[
         bool, typer.Option("--allow-failures", help="Exit 0 (and, in full mode, promote) when files fail.")
     ] = False,
+    served: Annotated[
+        bool,
+        typer.Option(
+            "--served", help="Use the spec the services serve (serving.spec, else the champion, else settings)."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Index new and changed files, drop removed ones, leave the rest (no notebook, no MLflow run)."""
-    from ragship.runtime import resolve_spec, store_for
+    from ragship.runtime import resolve_spec, served_spec, store_for
     from ragship.settings import get_settings
     from ragship.sync import Syncer
 
     settings = get_settings()
-    resolved = resolve_spec(spec, settings)
+    if served and spec:
+        raise typer.BadParameter("give either --spec or --served, not both", param_hint="--served")
+    resolved = served_spec(settings)[0] if served else resolve_spec(spec, settings)
     syncer = Syncer(resolved, store_for(resolved, store, settings), batch_files=settings.index_batch_files)
 
     def run(progress: Any = None) -> Any:

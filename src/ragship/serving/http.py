@@ -207,7 +207,15 @@ class RequestGuard:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        await self.app(scope, counting_receive, guarded_send)
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            # The app may raise on the disconnect it was shown; the caller still gets the 413.
+            if not exceeded:
+                raise
+            if not started:
+                started = True
+                await _send_json(send, 413, self._too_large(None))
 
 
 async def _send_json(send: Any, status: int, message: str) -> None:

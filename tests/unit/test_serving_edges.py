@@ -1,0 +1,168 @@
+"""The serving edges without a server: auth and size guard, input validation, remote stand-ins, packaging."""
+
+from __future__ import annotations
+
+import base64
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from haystack.dataclasses import ChatMessage, StreamingChunk
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from ragship.components.remote import (
+    RemoteChatGenerator,
+    RemoteEmbeddingBackend,
+    chat_generator_names,
+    with_remote_generators,
+)
+from ragship.errors import ModelError, ModelServiceUnavailableError, StoreUnavailableError
+from ragship.serving.http import RequestGuard, http_errors
+from ragship.serving.indexing import IndexDocument, IndexRequest
+from ragship.spec import default_spec
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.unit
+
+
+async def _echo(request: Request) -> JSONResponse:
+    return JSONResponse({"bytes": len(await request.body())})
+
+
+def _guarded(**options: Any) -> TestClient:
+    app = Starlette(routes=[Route("/ask", _echo, methods=["POST"]), Route("/healthz", _echo, methods=["GET"])])
+    return TestClient(RequestGuard(app, **options))
+
+
+def test_guard_requires_the_key_except_on_public_paths() -> None:
+    client = _guarded(api_key="s3cret", header="x-api-key", max_bytes=1024)
+    missing = client.post("/ask", json={})
+    wrong = client.post("/ask", json={}, headers={"x-api-key": "nope"})
+    assert (missing.status_code, wrong.status_code) == (401, 401)
+    assert "missing" in missing.json()["error"] and "wrong" in wrong.json()["error"]
+    assert client.post("/ask", json={}, headers={"x-api-key": "s3cret"}).status_code == 200
+    assert client.get("/healthz").status_code == 200
+
+
+def test_guard_without_a_key_lets_everyone_in() -> None:
+    assert _guarded(api_key=None).post("/ask", json={}).status_code == 200
+
+
+def test_guard_refuses_bodies_over_the_limit_announced_or_chunked() -> None:
+    client = _guarded(max_bytes=1024)
+    assert client.post("/ask", content=b"x" * 1000).json() == {"bytes": 1000}
+    announced = client.post("/ask", content=b"x" * 2000)
+    chunked = client.post("/ask", content=iter([b"x" * 600, b"x" * 600]))
+    assert announced.status_code == 413 and chunked.status_code == 413
+    assert "1,024-byte limit" in announced.json()["error"]
+
+
+def test_guard_validates_queued_bodies_before_they_are_accepted() -> None:
+    client = _guarded(validators={"/ask": IndexRequest.check})
+    bad = client.post("/ask", json={"documents": [{"source": "a.exe", "text": "x"}]})
+    assert bad.status_code == 400
+    assert bad.json()["detail"][0]["loc"] == ["documents", 0, "source"]
+    good = client.post("/ask", json={"documents": [{"source": "a.md", "text": "hello"}]})
+    assert good.status_code == 200 and good.json()["bytes"] > 0  # the body reached the app intact
+
+
+def test_index_documents_take_text_or_base64_bytes_never_both() -> None:
+    assert IndexDocument(source="notes/a.md", text="hi").content() == b"hi"
+    pdf = base64.b64encode(b"%PDF-1.4").decode()
+    assert IndexDocument(source="x.pdf", content_base64=pdf).content() == b"%PDF-1.4"
+    for bad in (
+        {"source": "a.md"},
+        {"source": "a.md", "text": "x", "content_base64": pdf},
+        {"source": "a.md", "content_base64": "***"},
+        {"source": "noextension", "text": "x"},
+    ):
+        with pytest.raises(ValidationError):
+            IndexDocument(**bad)
+
+
+def test_http_errors_turn_store_outages_into_503_with_a_message() -> None:
+    @http_errors
+    def down() -> None:
+        raise StoreUnavailableError("Elasticsearch at http://es:9200 is unreachable")
+
+    @http_errors
+    def bad() -> None:
+        raise ValueError("The question is empty.")
+
+    @http_errors
+    def bug() -> None:
+        raise KeyError("x")
+
+    assert down().status_code == 503 and b"unreachable" in down().body
+    assert bad().status_code == 400
+    with pytest.raises(KeyError):
+        bug()
+
+
+class OverloadedError(Exception):
+    error_code = 503
+
+
+def test_remote_embedding_backend_checks_the_count_and_retries_overload() -> None:
+    calls: list[int] = []
+
+    def flaky(texts: list[str]) -> list[list[float]]:
+        calls.append(len(texts))
+        if len(calls) == 1:
+            raise OverloadedError("process is overloaded")
+        return [[1.0, 2.0] for _ in texts]
+
+    assert RemoteEmbeddingBackend(flaky).embed(["a", "b"]) == [[1.0, 2.0], [1.0, 2.0]]
+    assert calls == [2, 2]
+    with pytest.raises(ModelError, match="1 vectors for 2 texts"):
+        RemoteEmbeddingBackend(lambda texts: [[0.0]]).embed(["a", "b"])
+
+    def down(texts: list[str]) -> list[list[float]]:
+        raise OverloadedError("process is overloaded")
+
+    with pytest.raises(ModelServiceUnavailableError, match="embedding service failed"):
+        RemoteEmbeddingBackend(down).embed(["a"])
+
+
+def test_remote_chat_generator_streams_pieces_and_returns_the_whole_reply() -> None:
+    generator = RemoteChatGenerator(served_type="x.OpenAIChatGenerator")
+    generator.generate = lambda messages: "whole " + messages[-1]["content"][0]["text"]
+    generator.stream = lambda messages: iter(["Run ", "make ", "test [1]"])
+    question = [ChatMessage.from_user("q?")]
+    assert generator.run(question)["replies"][0].text == "whole q?"
+    chunks: list[StreamingChunk] = []
+    reply = generator.run(question, streaming_callback=chunks.append)["replies"][0]
+    assert [c.content for c in chunks] == ["Run ", "make ", "test [1]"]
+    assert reply.text == "Run make test [1]"
+
+
+def test_only_chat_generators_are_replaced_by_stand_ins() -> None:
+    extractive = default_spec()
+    assert chat_generator_names(extractive.query) == []
+    assert with_remote_generators(extractive.query) is extractive.query
+    llm = default_spec(generator="openai")
+    replaced = with_remote_generators(llm.query)
+    assert chat_generator_names(llm.query) == ["llm"]
+    assert replaced["components"]["llm"]["type"] == "ragship.components.remote.RemoteChatGenerator"
+    assert replaced["components"]["llm"]["init_parameters"]["served_type"].endswith("OpenAIChatGenerator")
+    assert replaced["connections"] == llm.query["connections"]
+    assert llm.query["components"]["llm"]["type"].endswith("OpenAIChatGenerator")  # the spec itself is untouched
+
+
+def test_bento_requirements_match_the_lock_file() -> None:
+    locked = {p["name"]: p["version"] for p in tomllib.loads((REPO / "uv.lock").read_text())["package"]}
+    pinned = dict(
+        re.match(r"^([A-Za-z0-9_.\-\[\]]+)==([^\s;]+)", line).groups()  # type: ignore[union-attr]
+        for line in (REPO / "bentos" / "requirements.txt").read_text().splitlines()
+        if line and not line.startswith(("#", " "))
+    )
+    assert {"bentoml", "haystack-ai", "torch", "elasticsearch"} <= pinned.keys()
+    stale = {name: (version, locked.get(name)) for name, version in pinned.items() if locked.get(name) != version}
+    assert not stale, f"bentos/requirements.txt is out of date with uv.lock ({stale}): run `make bento-requirements`"
