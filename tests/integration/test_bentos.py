@@ -4,56 +4,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from ragship.serving.launch import BENTOML, bentoml_serve, free_port, serving
+
 REPO = Path(__file__).resolve().parents[2]
-BENTOML = str(Path(sys.executable).parent / "bentoml")
 QUESTION = "How do I run the tests?"
 # Any attempt to reach the network goes to a closed port: the build must not need one.
 OFFLINE = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "ALL_PROXY": "http://127.0.0.1:9"}
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"exited with {proc.returncode}:\n{log.read_text()[-4000:]}"
-        try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"not ready after {timeout_s}s:\n{log.read_text()[-4000:]}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _answers(url: str) -> dict[str, object]:
@@ -82,18 +47,14 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
 def test_make_run_indexes_the_docs_and_serves_the_page(env: dict[str, str]) -> None:
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    port = _free_port()
+    port = free_port()
     store = Path(env["RAGSHIP_HOME"]) / "store"
     log = Path(env["BENTOML_HOME"]).parent / "make-run.log"
-    proc = _serve(["make", "run", f"PORT={port}", f"STORE={store}"], env, log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, proc, log)
+    command = ["make", "run", f"PORT={port}", f"STORE={store}"]
+    with serving(command, env=env, log=log, cwd=REPO, url=f"http://127.0.0.1:{port}") as url:
         page = httpx.get(url, timeout=10)
         assert page.status_code == 200 and "<title>ragship" in page.text
         _answers(url)
-    finally:
-        _stop(proc)
     assert "added" in log.read_text()  # the docs went through the incremental sync first
 
 
@@ -122,14 +83,6 @@ def test_the_built_query_bento_serves_answers(env: dict[str, str]) -> None:
     # Uses the store `make run` indexed and the bento built above (tests run in file order).
     store = Path(env["RAGSHIP_HOME"]) / "store"
     assert store.exists(), "run with test_make_run_indexes_the_docs_and_serves_the_page"
-    port = _free_port()
     log = Path(env["BENTOML_HOME"]).parent / "bento-serve.log"
-    proc = _serve(
-        [BENTOML, "serve", "ragship-query:latest", "--port", str(port)], {**env, "RAGSHIP_STORE": str(store)}, log
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, proc, log)
+    with bentoml_serve("ragship-query:latest", env={**env, "RAGSHIP_STORE": str(store)}, log=log, cwd=REPO) as url:
         _answers(url)
-    finally:
-        _stop(proc)

@@ -53,8 +53,9 @@ def test_reindex_notebook_returns_its_summary(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not NFCORPUS.exists(), reason="needs ../shared/data/nfcorpus (BEIR NFCorpus)")
-def test_evaluate_then_promote_notebooks(tmp_path: Path, nfcorpus_slice: Path) -> None:
+def test_evaluate_then_promote_notebooks(tmp_path: Path, nfcorpus_slice: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = str(tmp_path / "home")
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))  # the kernel inherits it
     evaluated = _execute(
         "02_evaluate.ipynb",
         tmp_path,
@@ -75,3 +76,6 @@ def test_evaluate_then_promote_notebooks(tmp_path: Path, nfcorpus_slice: Path) -
     )  # fmt: skip
     assert "'promoted': True" in decision
     assert "models:/ragship@champion" in _text(promoted)
+    tag = _text(promoted).split("built bento: ", 1)[1].split()[0]
+    assert tag.startswith("ragship-query:")
+    assert (tmp_path / "bentoml" / "bentos" / "ragship-query" / tag.split(":")[1] / "bento.yaml").is_file()

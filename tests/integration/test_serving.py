@@ -9,10 +9,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,11 +20,11 @@ import httpx
 import pytest
 
 from ragship.runtime import open_indexer
+from ragship.serving.launch import bentoml_serve
 from ragship.settings import load_settings
 from ragship.spec import default_spec
 
 REPO = Path(__file__).resolve().parents[2]
-BENTOML = str(Path(sys.executable).parent / "bentoml")
 API_KEY = "test-key-" + uuid.uuid4().hex[:8]
 QUESTION = "How do I run the tests?"
 
@@ -45,26 +41,6 @@ class Served:
     def client(self, key: str | None = API_KEY, timeout: float = 120) -> httpx.Client:
         headers = {"x-api-key": key} if key is not None else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 240) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"bentoml serve exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"bentoml serve not ready after {timeout_s}s:\n{log.read_text()[-4000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -89,27 +65,11 @@ def served(tmp_path_factory: pytest.TempPathFactory, es_url: str, tiny_causal_lm
     settings = load_settings(home=home, store=es_url, es={"index": alias})
     report = open_indexer(spec, settings=settings).index([REPO / "docs"])
     assert report.ok and report.files_indexed > 5
-    port = _free_port()
     log = home / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [BENTOML, "serve", "bentos.query:RAG", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, proc, log)
-        yield Served(url=url, home=home, env=env, log=log)
+        with bentoml_serve("bentos.query:RAG", env=env, log=log, cwd=REPO, timeout_s=240) as url:
+            yield Served(url=url, home=home, env=env, log=log)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
         from ragship.stores.elasticsearch import ElasticsearchStore
 
         ElasticsearchStore(es_url, alias).delete_index()

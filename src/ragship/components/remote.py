@@ -7,6 +7,7 @@ generator's place is taken by :class:`RemoteChatGenerator`, which has the same s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from haystack import component, default_from_dict, default_to_dict
 from haystack.dataclasses import ChatMessage, StreamingChunk
 from haystack.dataclasses.streaming_chunk import StreamingCallbackT
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import before_sleep_log, retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from ragship.errors import ModelError, ModelServiceUnavailableError
 
@@ -23,14 +24,16 @@ GenerateFn = Callable[[list[dict[str, Any]]], str]
 StreamFn = Callable[[list[dict[str, Any]]], Iterable[str]]
 
 
+logger = logging.getLogger("ragship.serving")
+_TRANSPORT_ERRORS = {"ClientConnectionError", "TransportError", "ConnectionError"}
+
+
 def _transient(error: BaseException) -> bool:
-    # 503 = overloaded or starting (BentoML's adaptive batcher sheds load with it); transport = not up yet.
+    # 503: overloaded or starting (BentoML's adaptive batcher sheds load with it). Connection errors:
+    # not up yet, or BentoML's client recycling its session under in-flight requests ("Server disconnected").
     code = getattr(error, "error_code", None)
-    return getattr(code, "value", code) == 503 or type(error).__name__ in {
-        "ConnectError",
-        "ReadError",
-        "RemoteProtocolError",
-    }
+    transport = bool({cls.__name__ for cls in type(error).__mro__} & _TRANSPORT_ERRORS)
+    return getattr(code, "value", code) == 503 or transport
 
 
 def call_service(what: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -39,6 +42,7 @@ def call_service(what: str, fn: Callable[..., Any], *args: Any) -> Any:
         retry=retry_if_exception(_transient),
         stop=stop_after_attempt(4),
         wait=wait_exponential(multiplier=0.1, max=2),
+        before_sleep=before_sleep_log(logger, logging.INFO),
         reraise=True,
     )(fn)
     try:

@@ -1,0 +1,196 @@
+"""Serving figures over real HTTP: latency of /retrieve and /ask, and embedder throughput with and without
+adaptive batching.
+
+1. Latency: `bentoml serve bentos.query:RAG` (RAG + Embedder + Generator, the default extractive spec)
+   over a store holding the project's docs; 1 and 16 concurrent clients send the same question mix.
+2. Throughput: `bentoml serve ragship.serving.embedder:Embedder` twice in one run, adaptive batching on
+   and off (RAGSHIP_SERVING__EMBEDDER_BATCHING); 32 clients each send one text per request (the
+   traffic pattern batching exists for), first 200-word chunks, then short queries. The on/off ratio
+   is the figure that matters; the mean batch size comes from BentoML's Prometheus histogram.
+
+    .venv/bin/python benchmarks/serving.py            # embedded store
+    .venv/bin/python benchmarks/serving.py --store http://127.0.0.1:9200
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from ragship.serving.launch import bentoml_serve
+
+REPO = Path(__file__).resolve().parents[1]
+RAGSHIP = str(Path(sys.executable).parent / "ragship")
+QUESTIONS = [
+    "How do I run the tests?",
+    "How do I start a local Elasticsearch node?",
+    "What does the pipeline spec contain?",
+    "How is a new champion promoted?",
+    "How does incremental reindexing find changed files?",
+    "Which settings configure the embedding model?",
+    "How do I evaluate retrieval on a BEIR dataset?",
+    "Where does the embedded store keep its data?",
+]
+console = Console()
+
+
+def _run_clients(clients: int, requests: int, call: Callable[[httpx.Client, int], None]) -> tuple[list[float], float]:
+    """``requests`` calls spread over ``clients`` threads; returns per-request seconds and the wall time."""
+    latencies: list[float] = []
+
+    def worker(offset: int) -> list[float]:
+        own: list[float] = []
+        with httpx.Client(timeout=120) as http:
+            for i in range(offset, requests, clients):
+                start = time.perf_counter()
+                call(http, i)
+                own.append(time.perf_counter() - start)
+        return own
+
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=clients) as pool:
+        for own in pool.map(worker, range(clients)):
+            latencies.extend(own)
+    return latencies, time.perf_counter() - start
+
+
+def latency(url: str, requests: int) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for route in ("/retrieve", "/ask"):
+
+        def call(http: httpx.Client, i: int, route: str = route) -> None:
+            response = http.post(f"{url}{route}", json={"question": QUESTIONS[i % len(QUESTIONS)]})
+            response.raise_for_status()
+
+        _run_clients(4, 16, call)  # warm caches and the batcher's latency model
+        for clients in (1, 16):
+            seconds, wall = _run_clients(clients, requests, call)
+            ms = np.array(seconds) * 1000
+            rows.append(
+                {
+                    "route": route,
+                    "clients": clients,
+                    "requests": len(seconds),
+                    "p50_ms": round(float(np.percentile(ms, 50)), 1),
+                    "p99_ms": round(float(np.percentile(ms, 99)), 1),
+                    "req_per_s": round(len(seconds) / wall, 1),
+                }
+            )
+            console.print(rows[-1])
+    return rows
+
+
+def chunk_texts(limit: int) -> list[str]:
+    """~200-word windows over the project's docs (the default spec's chunk size)."""
+    words = " ".join(p.read_text() for p in sorted((REPO / "docs").glob("*.md"))).split()
+    chunks = [" ".join(words[s : s + 200]) for s in range(0, max(1, len(words) - 200), 160)]
+    return [chunks[i % len(chunks)] for i in range(limit)]
+
+
+def _mean_batch_size(url: str) -> float | None:
+    """Mean adaptive batch size from the Prometheus histogram BentoML exports (None when unbatched)."""
+    total = count = 0.0
+    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
+        if line.startswith("#") or "adaptive_batch_size" not in line:
+            continue
+        name, value = line.rsplit(" ", 1)
+        if name.split("{")[0].endswith("_sum"):
+            total += float(value)
+        elif name.split("{")[0].endswith("_count"):
+            count += float(value)
+    return round(total / count, 1) if count else None
+
+
+def throughput(
+    env: dict[str, str], workloads: dict[str, tuple[str, list[str]]], clients: int, work: Path
+) -> list[dict[str, object]]:
+    """Texts/s of the Embedder, batching on and off, one text per request from ``clients`` threads."""
+    rows: list[dict[str, object]] = []
+    for batching in (True, False):
+        run_env = {**env, "RAGSHIP_SERVING__EMBEDDER_BATCHING": str(batching).lower()}
+        log = work / f"embedder-{batching}.log"
+        with bentoml_serve("ragship.serving.embedder:Embedder", env=run_env, log=log, cwd=REPO) as url:
+            info = httpx.post(f"{url}/model_info", json={}, timeout=30).json()
+            for workload, (route, texts) in workloads.items():
+
+                def call(
+                    http: httpx.Client, i: int, url: str = url, route: str = route, texts: list[str] = texts
+                ) -> None:
+                    http.post(f"{url}/{route}", json={"texts": [texts[i]]}).raise_for_status()
+
+                _run_clients(clients, clients * 2, call)  # warm-up
+                seconds, wall = _run_clients(clients, len(texts), call)
+                rows.append(
+                    {
+                        "workload": workload,
+                        "adaptive_batching": batching,
+                        "device": info["device"],
+                        "clients": clients,
+                        "texts": len(texts),
+                        "texts_per_s": round(len(texts) / wall, 1),
+                        "p50_ms": round(float(np.percentile(np.array(seconds) * 1000, 50)), 1),
+                        "mean_batch": _mean_batch_size(url) if batching else 1,
+                    }
+                )
+                console.print(rows[-1])
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--store", help="Store URL or directory (default: a fresh embedded store).")
+    parser.add_argument("--requests", type=int, default=160, help="Timed requests per route and concurrency.")
+    parser.add_argument("--chunks", type=int, default=512, help="Chunks embedded per throughput run.")
+    parser.add_argument("--clients", type=int, default=32, help="Concurrent clients of the throughput runs.")
+    parser.add_argument("--out", type=Path, help="Write the results as JSON here.")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="ragship-bench-serving-") as tmp:
+        work = Path(tmp)
+        store = args.store or str(work / "store")
+        env = {**os.environ, "RAGSHIP_HOME": str(work), "RAGSHIP_STORE": store, "HF_HUB_OFFLINE": "1"}
+        env["BENTOML_HOME"] = str(work / "bentoml")
+        subprocess.run([RAGSHIP, "sync", "docs", "README.md", "--store", store], cwd=REPO, env=env, check=True)
+        with bentoml_serve("bentos.query:RAG", env=env, log=work / "rag.log", cwd=REPO) as url:
+            latency_rows = latency(url, args.requests)
+        workloads = {
+            "chunks (200 words)": ("embed_documents", chunk_texts(args.chunks)),
+            "queries (short)": ("embed_queries", [QUESTIONS[i % len(QUESTIONS)] for i in range(args.chunks * 4)]),
+        }
+        throughput_rows = throughput(env, workloads, args.clients, work)
+
+    table = Table(title="Query API latency (ms)")
+    for column in ("route", "clients", "requests", "p50_ms", "p99_ms", "req_per_s"):
+        table.add_column(column)
+    for row in latency_rows:
+        table.add_row(*(str(row[c]) for c in ("route", "clients", "requests", "p50_ms", "p99_ms", "req_per_s")))
+    console.print(table)
+    table = Table(title="Embedder throughput (one text per request)")
+    columns = ("workload", "adaptive_batching", "device", "clients", "texts", "texts_per_s", "p50_ms", "mean_batch")
+    for column in columns:
+        table.add_column(column)
+    for row in throughput_rows:
+        table.add_row(*(str(row[c]) for c in columns))
+    console.print(table)
+    for workload in workloads:
+        on, off = (float(str(r["texts_per_s"])) for r in throughput_rows if r["workload"] == workload)
+        console.print(f"{workload}: adaptive batching gives {on / off:.2f}x the unbatched throughput")
+    if args.out:
+        args.out.write_text(json.dumps({"latency": latency_rows, "embedder": throughput_rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Build the bentos from a project checkout (what `make bento` and notebook 03 do)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from ragship.errors import ConfigError
+
+BENTOFILES = {"query": "bentofile.yaml", "indexing": "bentos/indexing/bentofile.yaml"}
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: the working directory) holding ``bentofile.yaml``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "bentofile.yaml").is_file() and (folder / "bentos").is_dir():
+            return folder
+    raise ConfigError(f"No bentofile.yaml with a bentos/ folder at or above {here}; run from a ragship checkout.")
+
+
+def build_bento(
+    kind: Literal["query", "indexing"] = "query",
+    root: Path | None = None,
+    labels: dict[str, str] | None = None,
+) -> str:
+    """Build the query or the indexing bento (offline) into the local bento store; returns its tag.
+
+    :param labels: Extra labels, e.g. the champion version and spec hash it was built for.
+    """
+    import bentoml
+
+    if kind not in BENTOFILES:
+        raise ConfigError(f"kind must be one of {sorted(BENTOFILES)}, got {kind!r}.")
+    folder = root or project_root()
+    bento = bentoml.bentos.build_bentofile(
+        str(folder / BENTOFILES[kind]),
+        build_ctx=str(folder),
+        labels={"project": "ragship", "role": kind, **(labels or {})},
+    )
+    return str(bento.tag)
