@@ -166,3 +166,17 @@ def test_bento_requirements_match_the_lock_file() -> None:
     assert {"bentoml", "haystack-ai", "torch", "elasticsearch"} <= pinned.keys()
     stale = {name: (version, locked.get(name)) for name, version in pinned.items() if locked.get(name) != version}
     assert not stale, f"bentos/requirements.txt is out of date with uv.lock ({stale}): run `make bento-requirements`"
+
+
+def test_served_spec_prefers_the_serving_setting_then_falls_back_to_the_default(tmp_path: Path) -> None:
+    from ragship.runtime import served_spec
+    from ragship.settings import load_settings
+
+    custom = default_spec(split_length=99)
+    path = custom.save(tmp_path / "custom.yaml")
+    spec, origin = served_spec(load_settings(home=tmp_path, serving={"spec": str(path)}))
+    assert spec.hash == custom.hash and origin == str(path)
+    # no tracking database yet: no champion to look for, and none is created as a side effect
+    spec, origin = served_spec(load_settings(home=tmp_path))
+    assert spec.hash == default_spec().hash and origin == "built-in default spec"
+    assert not (tmp_path / "mlflow.db").exists()
