@@ -34,7 +34,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: fl
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RagshipError(f"`{' '.join(map(str, proc.args))}` exited with {proc.returncode}:\n{_tail(log)}")
+            raise RagshipError(f"`{proc.args!s}` exited with {proc.returncode}:\n{_tail(log)}")
         try:
             with urllib.request.urlopen(f"{url}/readyz", timeout=5) as response:
                 if response.status == 200:
