@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Literal
 
@@ -33,9 +34,12 @@ def build_bento(
     if kind not in BENTOFILES:
         raise ConfigError(f"kind must be one of {sorted(BENTOFILES)}, got {kind!r}.")
     folder = root or project_root()
-    bento = bentoml.bentos.build_bentofile(
-        str(folder / BENTOFILES[kind]),
-        build_ctx=str(folder),
-        labels={"project": "ragship", "role": kind, **(labels or {})},
-    )
+    # BentoML reads the bentofile's `description: file:` relative to the working directory and refuses
+    # paths outside it, so build from the project root (a notebook runs in notebooks/).
+    with contextlib.chdir(folder):
+        bento = bentoml.bentos.build_bentofile(
+            BENTOFILES[kind],
+            build_ctx=".",
+            labels={"project": "ragship", "role": kind, **(labels or {})},
+        )
     return str(bento.tag)
