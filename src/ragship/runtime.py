@@ -32,15 +32,22 @@ def resolve_spec(spec: PipelineSpec | str | Path | None, settings: Settings | No
     return load_spec(path)
 
 
-def store_for(spec: PipelineSpec, location: str | None = None, settings: Settings | None = None) -> RetrievalStore:
-    """Open the store, telling it the spec's embedding dimension so mismatches fail early."""
+def store_for(
+    spec: PipelineSpec, location: str | RetrievalStore | None = None, settings: Settings | None = None
+) -> RetrievalStore:
+    """Open the store, telling it the spec's embedding dimension so mismatches fail early.
+
+    An already open store is returned as it is, so several pipelines can share one.
+    """
+    if location is not None and not isinstance(location, str):
+        return location
     model = spec.embedding_model
     return open_store(location, embedding_dim=embedding_dimension(model) if model else None, settings=settings)
 
 
 def open_indexer(
     spec: PipelineSpec | str | Path | None = None,
-    store: str | None = None,
+    store: str | RetrievalStore | None = None,
     settings: Settings | None = None,
     remote: RemoteModels | None = None,
 ) -> Indexer:
@@ -58,7 +65,7 @@ def open_indexer(
 
 def open_query_engine(
     spec: PipelineSpec | str | Path | None = None,
-    store: str | None = None,
+    store: str | RetrievalStore | None = None,
     mode: RetrievalMode | None = None,
     settings: Settings | None = None,
     remote: RemoteModels | None = None,

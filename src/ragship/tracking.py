@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -272,7 +272,7 @@ class Feedback:
     question: str
     answer: str
     comment: str = ""
-    sources: list[str] | None = None
+    sources: list[str] = field(default_factory=list)
 
 
 class FeedbackRecorder:
@@ -290,13 +290,15 @@ class FeedbackRecorder:
         self.settings = settings or get_settings()
         self.spec = spec
         self.served = served
+        self._client: Any = None
+        self._experiment_id = ""
         self._champion: dict[str, Any] | None = None
-        self._experiment_id: str | None = None
 
-    def _setup(self) -> str:
+    def _connect(self) -> Any:
+        """The MLflow client, the feedback experiment and the champion, looked up on first use."""
         from mlflow import MlflowClient
 
-        if self._experiment_id is None:
+        if self._client is None:
             init_mlflow(self.settings, self.settings.serving.feedback_experiment)
             client = MlflowClient()
             experiment = client.get_experiment_by_name(self.settings.serving.feedback_experiment)
@@ -306,38 +308,38 @@ class FeedbackRecorder:
             # Only tie ratings to the champion when the champion is what is served.
             if current is not None and current.get("spec_hash") == self.spec.hash:
                 self._champion = current
-        return self._experiment_id
+            self._client = client
+        return self._client
 
     def record(self, feedback: Feedback) -> str:
-        """Log ``feedback``; returns the MLflow run id holding it."""
-        from mlflow import MlflowClient
+        """Log ``feedback``; returns the MLflow run id holding it.
 
-        experiment_id = self._setup()
-        client = MlflowClient()
+        :raises TrackingError: when MLflow cannot take it (it raises many types when its store is down).
+        """
+        try:
+            return self._record(feedback)
+        except TrackingError:
+            raise
+        except Exception as e:
+            raise TrackingError(f"Feedback could not be recorded in MLflow: {e}") from e
+
+    def _record(self, feedback: Feedback) -> str:
+        client = self._connect()
+        rating = "up" if feedback.rating > 0 else "down"
         tags = {
             "ragship.kind": "feedback",
             "ragship.served": self.served,
             "ragship.spec_hash": self.spec.hash,
-            "ragship.rating": "up" if feedback.rating > 0 else "down",
+            "ragship.rating": rating,
         }
         if self._champion is not None:
             tags["ragship.champion_version"] = str(self._champion["version"])
             tags["ragship.champion_run_id"] = str(self._champion["run_id"])
         if feedback.comment:
             tags["mlflow.note.content"] = feedback.comment
-        run = client.create_run(experiment_id, tags=tags, run_name=f"feedback-{tags['ragship.rating']}")
-        run_id = run.info.run_id
+        run_id = str(client.create_run(self._experiment_id, tags=tags, run_name=f"feedback-{rating}").info.run_id)
         client.log_metric(run_id, "rating", feedback.rating)
-        client.log_dict(
-            run_id,
-            {
-                "question": feedback.question,
-                "answer": feedback.answer,
-                "comment": feedback.comment,
-                "sources": feedback.sources or [],
-            },
-            "feedback.json",
-        )
+        client.log_dict(run_id, asdict(feedback), "feedback.json")
         client.set_terminated(run_id)
         if self._champion is not None:
             client.log_metric(str(self._champion["run_id"]), "feedback_rating", feedback.rating)

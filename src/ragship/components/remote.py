@@ -15,7 +15,7 @@ from typing import Any
 from haystack import component, default_from_dict, default_to_dict
 from haystack.dataclasses import ChatMessage, StreamingChunk
 from haystack.dataclasses.streaming_chunk import StreamingCallbackT
-from tenacity import before_sleep_log, retry, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_attempt, wait_exponential
 
 from ragship.errors import ModelError, ModelServiceUnavailableError
 
@@ -36,17 +36,20 @@ def _transient(error: BaseException) -> bool:
     return getattr(code, "value", code) == 503 or transport
 
 
+# Built once: a few quick retries ride out overload (503) and connection hiccups.
+_RETRY = Retrying(
+    retry=retry_if_exception(_transient),
+    stop=stop_after_attempt(4),
+    wait=wait_exponential(multiplier=0.1, max=2),
+    before_sleep=before_sleep_log(logger, logging.INFO),
+    reraise=True,
+)
+
+
 def call_service(what: str, fn: Callable[..., Any], *args: Any) -> Any:
     """Call a model service, retrying brief overloads; failure becomes :class:`ModelServiceUnavailableError`."""
-    calling = retry(
-        retry=retry_if_exception(_transient),
-        stop=stop_after_attempt(4),
-        wait=wait_exponential(multiplier=0.1, max=2),
-        before_sleep=before_sleep_log(logger, logging.INFO),
-        reraise=True,
-    )(fn)
     try:
-        return calling(*args)
+        return _RETRY(fn, *args)
     except Exception as e:
         raise ModelServiceUnavailableError(f"The {what} service failed: {e}") from e
 

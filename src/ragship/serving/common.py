@@ -1,4 +1,4 @@
-"""What every ragship service shares: settings read once, the served spec, resources and limits."""
+"""What every ragship service shares: the served spec, GPU resources, readiness."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 from functools import lru_cache
 from typing import Any
 
-from ragship.settings import Settings, disable_phone_home, get_settings, quiet_third_party_progress
+from ragship.settings import disable_phone_home, get_settings, quiet_third_party_progress
 from ragship.spec import PipelineSpec
 
 logger = logging.getLogger("ragship.serving")
@@ -15,24 +15,19 @@ disable_phone_home()
 quiet_third_party_progress()
 
 
-def settings() -> Settings:
-    """Process-wide settings (read once, from RAGSHIP_* / .env / ragship.toml)."""
-    return get_settings()
-
-
 @lru_cache(maxsize=1)
 def spec_and_origin() -> tuple[PipelineSpec, str]:
     """The spec this process serves, resolved once so every request uses the same one."""
     from ragship.runtime import served_spec
 
-    spec, origin = served_spec(settings())
+    spec, origin = served_spec(get_settings())
     logger.info("serving spec %s (%s) from %s", spec.name, spec.hash, origin)
     return spec, origin
 
 
 def model_resources() -> dict[str, Any]:
     """``{"gpu": 1}`` where a CUDA GPU is visible (unless the device setting says cpu), else no request."""
-    if (settings().device or "").startswith("cpu"):
+    if (get_settings().device or "").startswith("cpu"):
         return {}
     try:
         import torch
@@ -41,14 +36,6 @@ def model_resources() -> dict[str, Any]:
     except Exception:  # a broken CUDA install means CPU, not a crash
         has_gpu = False
     return {"gpu": 1} if has_gpu else {}
-
-
-def traffic(timeout_s: float, max_concurrency: int | None = None) -> dict[str, Any]:
-    """BentoML traffic settings: per-request timeout and in-flight cap (beyond it, 503 at once)."""
-    out: dict[str, Any] = {"timeout": timeout_s}
-    if max_concurrency is not None:
-        out["max_concurrency"] = max_concurrency
-    return out
 
 
 def store_ready(store: Any) -> bool:

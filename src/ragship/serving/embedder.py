@@ -5,9 +5,10 @@ from __future__ import annotations
 import bentoml
 
 from ragship.serving.backends import SpecEmbedders
-from ragship.serving.common import model_resources, settings, spec_and_origin, traffic
+from ragship.serving.common import model_resources, spec_and_origin
+from ragship.settings import get_settings
 
-_SERVING = settings().serving
+_SERVING = get_settings().serving
 _BATCHING = {
     "batchable": _SERVING.embedder_batching,
     "max_batch_size": _SERVING.embedder_max_batch_size,
@@ -18,7 +19,7 @@ _BATCHING = {
 @bentoml.service(
     name="ragship-embedder",
     resources=model_resources(),
-    traffic=traffic(_SERVING.timeout_s),
+    traffic={"timeout": _SERVING.timeout_s},
     workers=1,
     threads=4,
 )

@@ -9,15 +9,16 @@ from typing import Any
 import bentoml
 
 from ragship.serving.backends import SpecGenerator
-from ragship.serving.common import model_resources, settings, spec_and_origin, traffic
+from ragship.serving.common import model_resources, spec_and_origin
+from ragship.settings import get_settings
 
-_SERVING = settings().serving
+_SERVING = get_settings().serving
 
 
 @bentoml.service(
     name="ragship-generator",
     resources=model_resources(),
-    traffic=traffic(_SERVING.timeout_s),
+    traffic={"timeout": _SERVING.timeout_s},
     workers=1,
     threads=8,
 )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import functools
 import hmac
-import inspect
-import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
@@ -38,7 +36,7 @@ def _service_unavailable(what: str, error: BaseException) -> JSONResponse:
 
 def map_error(error: Exception) -> JSONResponse | None:
     """A response for failures a caller should see as such; None leaves the error to BentoML (500)."""
-    from bentoml.exceptions import BentoMLException, RemoteException
+    from bentoml.exceptions import RemoteException
 
     if isinstance(error, StoreUnavailableError):
         return _service_unavailable("The document store", error)
@@ -51,29 +49,14 @@ def map_error(error: Exception) -> JSONResponse | None:
     if isinstance(error, ModelError | SpecError):
         logger.exception("model or spec failure")
         return error_response(500, str(error))
-    if isinstance(error, BentoMLException):
-        return None
     return None
 
 
 def http_errors(func: F) -> F:
-    """Turn known failures raised by an API method into 4xx/503 JSON responses instead of a bare 500.
+    """Turn known failures raised by a (sync) API method into 4xx/503 JSON responses instead of a bare 500.
 
-    Works for sync and async methods; BentoML passes a returned Response through untouched.
+    BentoML passes a returned Response through untouched.
     """
-    if inspect.iscoroutinefunction(func):
-
-        @functools.wraps(func)
-        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return await func(*args, **kwargs)
-            except Exception as e:
-                response = map_error(e)
-                if response is None:
-                    raise
-                return response
-
-        return async_wrapper  # type: ignore[return-value]
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -125,11 +108,12 @@ class RequestGuard:
             given = headers.get(self.header, b"")
             if not hmac.compare_digest(given, self.api_key):
                 problem = "is missing" if not given else "is wrong"
-                await _send_json(send, 401, f"The API key {problem}: send it in the {self.header.decode()} header.")
+                message = f"The API key {problem}: send it in the {self.header.decode()} header."
+                await error_response(401, message)(scope, receive, send)
                 return
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _send_json(send, 413, self._too_large(int(declared)))
+            await error_response(413, self._too_large(int(declared)))(scope, receive, send)
             return
         validate = self.validators.get(scope["path"])
         if validate is not None and scope["method"] == "POST":
@@ -152,7 +136,7 @@ class RequestGuard:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.max_bytes:
-                await _send_json(send, 413, self._too_large(None))
+                await error_response(413, self._too_large(None))(scope, receive, send)
                 return
             if not message.get("more_body"):
                 break
@@ -161,7 +145,8 @@ class RequestGuard:
             validate(body)
         except ValidationError as e:
             detail = e.errors(include_context=False, include_input=False, include_url=False)
-            await _send_body(send, 400, {"error": f"{e.error_count()} validation error(s)", "detail": detail})
+            payload = {"error": f"{e.error_count()} validation error(s)", "detail": detail}
+            await JSONResponse(payload, status_code=400)(scope, receive, send)
             return
         replayed = False
 
@@ -202,7 +187,7 @@ class RequestGuard:
             if exceeded:
                 if not started:
                     started = True
-                    await _send_json(send, 413, self._too_large(None))
+                    await error_response(413, self._too_large(None))(scope, receive, send)
                 return
             started = started or message["type"] == "http.response.start"
             await send(message)
@@ -215,23 +200,7 @@ class RequestGuard:
                 raise
             if not started:
                 started = True
-                await _send_json(send, 413, self._too_large(None))
-
-
-async def _send_json(send: Any, status: int, message: str) -> None:
-    await _send_body(send, status, {"error": message})
-
-
-async def _send_body(send: Any, status: int, payload: dict[str, Any]) -> None:
-    body = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+                await error_response(413, self._too_large(None))(scope, receive, send)
 
 
 def guard(service: Any, serving: ServingSettings) -> None:

@@ -73,7 +73,12 @@ def index_documents(indexer: Indexer, documents: list[IndexDocument]) -> dict[st
             path.write_bytes(doc.content())
             files[doc.source] = path
         report = indexer.index_named(files)
-    return report.to_dict()
+    result = report.to_dict()
+    # Parsers name the temporary file in their messages; the caller knows the document by its source.
+    for failure in result["failures"]:
+        if failure["source"] in files:
+            failure["reason"] = failure["reason"].replace(str(files[failure["source"]]), failure["source"])
+    return result
 
 
 class IndexRequest(BaseModel):

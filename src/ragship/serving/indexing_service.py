@@ -8,18 +8,19 @@ import bentoml
 
 from ragship.components.remote import RemoteModels
 from ragship.runtime import open_indexer
-from ragship.serving.common import settings, spec_and_origin, store_ready, traffic
+from ragship.serving.common import spec_and_origin, store_ready
 from ragship.serving.embedder import Embedder
 from ragship.serving.http import guard, http_errors
 from ragship.serving.indexing import Documents, index_documents
+from ragship.settings import get_settings
 
-_SETTINGS = settings()
+_SETTINGS = get_settings()
 _SERVING = _SETTINGS.serving
 
 
 @bentoml.service(
     name="ragship-indexing",
-    traffic=traffic(_SERVING.index_timeout_s, _SERVING.max_concurrency),
+    traffic={"timeout": _SERVING.index_timeout_s, "max_concurrency": _SERVING.max_concurrency},
     workers=1,
     threads=2,
 )

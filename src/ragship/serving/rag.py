@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncGenerator
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
@@ -18,16 +19,17 @@ from starlette.responses import Response, StreamingResponse
 
 from ragship.components.remote import RemoteModels, chat_generator_names
 from ragship.pipelines.query import Answer, Source
-from ragship.runtime import open_indexer, open_query_engine
-from ragship.serving.common import settings, spec_and_origin, store_ready, traffic
+from ragship.runtime import open_indexer, open_query_engine, store_for
+from ragship.serving.common import spec_and_origin, store_ready
 from ragship.serving.embedder import Embedder
 from ragship.serving.generator import Generator
 from ragship.serving.http import guard, http_errors, map_error
 from ragship.serving.indexing import Documents, index_documents
 from ragship.serving.ui import ui_app
-from ragship.tracking import Feedback, FeedbackRecorder, TrackingError
+from ragship.settings import get_settings
+from ragship.tracking import Feedback, FeedbackRecorder
 
-_SETTINGS = settings()
+_SETTINGS = get_settings()
 _SERVING = _SETTINGS.serving
 
 Question = Annotated[
@@ -49,11 +51,6 @@ class SourceOut(BaseModel):
     score: float | None = None
     cited: bool
     id: str
-
-    @classmethod
-    def of(cls, source: Source) -> SourceOut:
-        """From the library's :class:`Source`."""
-        return cls(**source.__dict__)
 
 
 class AskResponse(BaseModel):
@@ -77,12 +74,12 @@ class FeedbackResponse(BaseModel):
 
 
 def _ask_response(answer: Answer) -> AskResponse:
-    return AskResponse(answer=answer.answer, sources=[SourceOut.of(s) for s in answer.sources])
+    return AskResponse.model_validate(answer.to_dict())
 
 
 @bentoml.service(
     name="ragship",
-    traffic=traffic(_SERVING.timeout_s, _SERVING.max_concurrency),
+    traffic={"timeout": _SERVING.timeout_s, "max_concurrency": _SERVING.max_concurrency},
     workers=_SERVING.workers,
     threads=_SERVING.threads,
 )
@@ -103,9 +100,10 @@ class RAG:
             generate=(lambda messages: self.generator.generate(messages)) if llm else None,
             stream=(lambda messages: self.generator.stream(messages)) if llm else None,
         )
-        self.engine = open_query_engine(spec, settings=_SETTINGS, remote=remote)
+        store = store_for(spec, settings=_SETTINGS)  # one store (client, dense cache) for queries and indexing
+        self.engine = open_query_engine(spec, store, settings=_SETTINGS, remote=remote)
         self.engine.warm_up()
-        self.indexer = open_indexer(spec, settings=_SETTINGS, remote=remote)
+        self.indexer = open_indexer(spec, store, settings=_SETTINGS, remote=remote)
         self.feedback_recorder = FeedbackRecorder(spec, origin, _SETTINGS)
         ui_app.state.config = {
             "auth": _SERVING.api_key is not None,
@@ -172,7 +170,8 @@ class RAG:
     def retrieve(self, question: Question, top_k: TopK = None) -> RetrieveResponse:
         """The ranked chunks for ``question``; nothing is generated."""
         docs = self.engine.retrieve(question, top_k=top_k)
-        return RetrieveResponse(documents=[SourceOut.of(Source.from_document(d, i)) for i, d in enumerate(docs, 1)])
+        sources = [asdict(Source.from_document(d, i)) for i, d in enumerate(docs, 1)]
+        return RetrieveResponse.model_validate({"documents": sources})
 
     @bentoml.task
     @http_errors
@@ -191,21 +190,10 @@ class RAG:
         sources: Annotated[list[str], Field(max_length=100)] = [],  # noqa: B006 (pydantic copies defaults)
     ) -> FeedbackResponse:
         """Record a rating of an answer in MLflow, against the champion when it is what is served."""
-        try:
-            run_id = self.feedback_recorder.record(
-                Feedback(
-                    rating=1 if rating == "up" else -1,
-                    question=question,
-                    answer=answer,
-                    comment=comment,
-                    sources=sources,
-                )
-            )
-        except TrackingError:
-            raise
-        except Exception as e:  # MLflow raises many types when its store is unreachable
-            raise TrackingError(str(e)) from e
-        return FeedbackResponse(recorded=True, run_id=run_id)
+        feedback = Feedback(
+            rating=1 if rating == "up" else -1, question=question, answer=answer, comment=comment, sources=sources
+        )
+        return FeedbackResponse(recorded=True, run_id=self.feedback_recorder.record(feedback))
 
     def __is_ready__(self) -> bool:
         return store_ready(self.engine.store)
