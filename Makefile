@@ -1,28 +1,33 @@
 # ragship: `make run` and `make test` are the two commands the README promises.
 PYTHON ?= python3.11
-UV_VERSION := 0.13.9
 VENV := .venv
-TOOLS := .tools
-UV := $(TOOLS)/bin/uv
+# uv is a locked dependency of the environment (BentoML builds bentos with it), so its version has one
+# source, uv.lock, and nothing outside .venv is needed: not a uv on PATH, not pip.
+UV_VERSION := $(shell sed -n '/^name = "uv"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' uv.lock)
+UV := $(VENV)/bin/uv
 STORE ?= .ragship/store
 
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export UV_PYTHON_DOWNLOADS := never
 export HAYSTACK_TELEMETRY_ENABLED := False
+# Every recipe finds the environment's own tools (bentoml, uv, ragship) before anything on the user's PATH.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 PORT ?= 3000
 
 .PHONY: setup run test lint unit integration bench bench-reindex bench-serving clean system-deps es-start es-stop lab \
 	strip-notebooks bento bento-requirements
 
+# Bootstrap: a plain venv gets the locked uv through its own pip; `uv sync` then makes the venv exactly
+# the lock (uv stays: the lock holds it, at the version read above).
 $(UV):
-	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 # The stamp file makes setup a no-op until the lock file changes.
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON) --extra dev
+	$(UV) sync --frozen --extra dev
 	touch $@
 
 setup: $(VENV)/.installed  ## create .venv with the locked dependencies
@@ -66,8 +71,11 @@ test: setup system-deps lint  ## install everything and run the whole suite (sta
 	@# pytest exits 5 when it collected nothing: for this project that is a failure, not a pass.
 	$(VENV)/bin/pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-unit: setup
+unit: setup  ## the fast tests: no services, no network
 	$(VENV)/bin/pytest tests/unit
+
+integration: setup system-deps  ## the tests against real services (Elasticsearch, MLflow, BentoML, papermill)
+	$(VENV)/bin/pytest tests/integration
 
 bench: setup  ## retrieval latency of the embedded store at 1k/10k/50k chunks
 	$(VENV)/bin/python benchmarks/store_latency.py --sizes 1000 10000 50000
@@ -85,4 +93,4 @@ strip-notebooks: setup  ## clear notebook outputs before committing
 	$(VENV)/bin/jupyter nbconvert --clear-output --inplace notebooks/*.ipynb
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .ragship .scratch .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools .ragship .scratch .pytest_cache .mypy_cache .ruff_cache

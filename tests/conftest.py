@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
+import sysconfig
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 NFCORPUS = REPO.parent / "shared" / "data" / "nfcorpus"  # BEIR NFCorpus, when the checkout has it beside it
 RAGSHIP = str(Path(sys.executable).parent / "ragship")
+# Tools the project must bring itself. A developer's machine may have any of them on PATH (pyenv shims,
+# ~/.local/bin, /usr/local/bin), which once hid a missing install step; the packaging tests put failing
+# stand-ins for them first on a PATH that is otherwise only the system's own folders.
+DECOYED_TOOLS = ("uv", "uvx", "pip", "pip3", "python", "python3", "bentoml", "ragship", "jupyter")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -178,3 +184,24 @@ def tiny_causal_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     GPT2LMHeadModel(config).save_pretrained(target)
     fast.save_pretrained(target)
     return target
+
+
+@pytest.fixture(scope="session")
+def bare_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A PATH with nothing the developer installed: failing stand-ins for :data:`DECOYED_TOOLS`, then
+    ``/usr/bin:/bin``. A test that runs the project's commands under it fails when one of them reaches
+    for a tool that the project's own files do not install."""
+    decoys = tmp_path_factory.mktemp("decoy-bin")
+    for name in DECOYED_TOOLS:
+        tool = decoys / name
+        tool.write_text(
+            f'#!/bin/sh\necho "decoy {name} on PATH was run: the project must use its own tools" >&2\nexit 97\n'
+        )
+        tool.chmod(tool.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return os.pathsep.join([str(decoys), "/usr/bin", "/bin"])
+
+
+@pytest.fixture(scope="session")
+def environment_scripts() -> Path:
+    """The scripts folder of the environment the tests run in (``.venv/bin``)."""
+    return Path(sysconfig.get_path("scripts"))

@@ -255,25 +255,40 @@ def schedule_reindex(
         Path | None, typer.Option("--lock", help="Lock file shared by every runner (default: <home>/reindex.lock).")
     ] = None,
     run_now: Annotated[bool, typer.Option("--run-now", help="Also run once at start.")] = False,
+    grace: Annotated[
+        str,
+        typer.Option(
+            "--grace",
+            help="On SIGTERM/SIGINT, how long a run in progress may go on before it is asked to stop before "
+            "its next batch (0s: at once). Keep it below your supervisor's kill timeout.",
+        ),
+    ] = "60s",
 ) -> None:
-    """Run `ragship reindex` on a schedule until SIGTERM; overlapping runs are skipped, never stacked."""
+    """Run `ragship reindex` on a schedule until SIGTERM; overlapping runs are skipped, never stacked.
+
+    On SIGTERM no new run starts and the run in progress gets --grace to finish; then it stops before its
+    next batch, is recorded in MLflow as KILLED with its counts, and the next run resumes from there.
+    """
     import logging
 
     from ragship.reindex import check_notebook_params, default_notebook, execute_reindex
-    from ragship.schedule import LockedJob, make_trigger, run_schedule
+    from ragship.schedule import LockedJob, make_trigger, parse_every, run_schedule
     from ragship.settings import get_settings
 
     settings = get_settings()
     trigger = make_trigger(every, cron)
+    grace_period = parse_every(grace, option="--grace", allow_zero=True)
     values = _parse_params(params)
     check_notebook_params((notebook or default_notebook()).resolve(), values)  # fail now, not at the first run
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    def job() -> None:
-        outcome = execute_reindex(values, notebook, settings)
+    def job(stop_file: Path) -> bool:
+        outcome = execute_reindex(values, notebook, settings, stop_file=stop_file)
         logging.getLogger("ragship.schedule").info("reindex counts: %s", json.dumps(outcome.counts()))
+        return not outcome.cancelled
 
-    run_schedule(LockedJob(job, lock or settings.home / "reindex.lock"), trigger, run_now=run_now)
+    locked = LockedJob(job, lock or settings.home / "reindex.lock")
+    run_schedule(locked, trigger, run_now=run_now, grace=grace_period)
 
 
 @app.command()
@@ -485,12 +500,14 @@ def mlflow_ui(
 def spec_init(
     path: Annotated[Path, typer.Argument(help="Where to write the spec.")],
     generator: Annotated[Generator, typer.Option(help="How answers are written.")] = Generator.extractive,
-    mode: Annotated[Mode, typer.Option(help="Retrieval mode.")] = Mode.hybrid,
+    mode: Annotated[Mode | None, typer.Option(help="Retrieval mode (default: the mode setting, hybrid).")] = None,
     embedding_model: Annotated[str | None, typer.Option(help="Sentence-transformers path or hub id.")] = None,
     split_by: Annotated[str, typer.Option(help="word, sentence, passage, line, page.")] = "word",
     split_length: Annotated[int, typer.Option(min=1, help="Units per chunk.")] = 200,
     split_overlap: Annotated[int, typer.Option(min=0, help="Units shared by neighbouring chunks.")] = 40,
-    top_k: Annotated[int, typer.Option(min=1, help="Sources per answer.")] = 5,
+    top_k: Annotated[
+        int | None, typer.Option(min=1, help="Sources per answer (default: the top_k setting, 5).")
+    ] = None,
     openai_model: Annotated[str | None, typer.Option(help="Model name at the endpoint.")] = None,
     openai_base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
     local_model: Annotated[str | None, typer.Option(help="Local Hugging Face causal LM directory.")] = None,
@@ -498,26 +515,24 @@ def spec_init(
 ) -> None:
     """Write the default spec (both pipelines) to PATH."""
     from ragship.settings import get_settings
-    from ragship.spec import default_spec
+    from ragship.spec import spec_from_settings
 
     if path.exists() and not force:
         raise RagshipError(f"{path} exists; pass --force to overwrite it.")
     if split_overlap >= split_length:
         raise typer.BadParameter("must be smaller than --split-length", param_hint="--split-overlap")
-    settings = get_settings()
-    spec = default_spec(
+    spec = spec_from_settings(
+        get_settings(),
         generator=generator.value,
         mode=_mode(mode),
-        embedding_model=embedding_model or settings.embedding_model,
+        embedding_model=embedding_model,
         split_by=split_by,
         split_length=split_length,
         split_overlap=split_overlap,
         top_k=top_k,
-        openai_model=openai_model or settings.openai.model,
-        openai_base_url=openai_base_url or settings.openai.base_url,
-        openai_api_key_env=settings.openai.api_key_env,
+        openai_model=openai_model,
+        openai_base_url=openai_base_url,
         local_model=local_model,
-        **({"max_file_bytes": settings.max_file_bytes} if settings.max_file_bytes else {}),
     )
     spec.save(path)
     err.print(f"Wrote {spec.name} spec to {path} (hash {spec.hash}).")

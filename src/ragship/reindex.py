@@ -23,6 +23,9 @@ from ragship.settings import Settings, get_settings
 REINDEX_EXPERIMENT = "reindex"
 SUMMARY_TAG = "summary"
 COUNTS = ("added", "updated", "deleted", "unchanged", "failed")
+# The notebook parameter through which a scheduler asks a run in progress to stop at its next batch.
+STOP_FILE_PARAM = "stop_file"
+STOPPED_NOTE = "stopped on request before finishing; the next incremental run resumes from the manifest"
 
 
 def default_notebook() -> Path:
@@ -43,6 +46,9 @@ class ReindexParams(BaseModel):
     dry_run: bool = False
     allow_failures: bool = Field(False, description="Full mode: promote even when some files fail.")
     batch_files: int = Field(32, ge=1, le=10_000, description="Files per batch and per manifest commit.")
+    stop_file: str | None = Field(
+        None, description="When this file exists, stop before the next batch (set by `ragship schedule`)."
+    )
 
     @field_validator("sources", mode="before")
     @classmethod
@@ -72,6 +78,7 @@ def run_reindex(**params: Any) -> dict[str, Any]:
     """Sync the sources into the store (what the reindex notebook runs); returns the summary.
 
     Shows a progress bar in the notebook and never raises for a single bad file (it is counted as failed).
+    When ``stop_file`` appears, the sync stops before its next batch and the summary says ``cancelled``.
     """
     from tqdm.auto import tqdm
 
@@ -84,6 +91,7 @@ def run_reindex(**params: Any) -> dict[str, Any]:
     spec = resolve_spec(checked.spec, settings)
     store = store_for(spec, checked.store, settings)
     bar = tqdm(total=0, unit="file", desc=f"{checked.mode} sync")
+    stop_file = Path(checked.stop_file) if checked.stop_file else None
 
     def progress(done: int, total: int) -> None:
         bar.total = total
@@ -97,6 +105,7 @@ def run_reindex(**params: Any) -> dict[str, Any]:
             dry_run=checked.dry_run,
             allow_failures=checked.allow_failures,
             progress=progress,
+            should_stop=stop_file.exists if stop_file else None,
         )
     finally:
         bar.close()
@@ -113,9 +122,14 @@ class ReindexOutcome:
     run_id: str
     notebook: Path
 
+    @property
+    def cancelled(self) -> bool:
+        """Whether the run stopped on request before it had synced everything."""
+        return bool(self.summary.get("cancelled"))
+
     def counts(self) -> dict[str, Any]:
         """The counts and the run id, as ``ragship reindex --json`` prints them."""
-        return {**{k: self.summary.get(k, 0) for k in COUNTS}, "run_id": self.run_id}
+        return {**{k: self.summary.get(k, 0) for k in COUNTS}, "cancelled": self.cancelled, "run_id": self.run_id}
 
 
 class ReindexFailedError(RagshipError):
@@ -174,11 +188,14 @@ def execute_reindex(
     notebook: Path | None = None,
     settings: Settings | None = None,
     kernel_name: str | None = None,
+    stop_file: Path | None = None,
 ) -> ReindexOutcome:
     """Execute the reindex notebook with papermill and record an MLflow run in experiment ``reindex``.
 
     :param params: Notebook parameters (validated first: nothing runs when one is bad).
     :param notebook: Defaults to :func:`default_notebook`.
+    :param stop_file: Passed to a notebook that declares ``stop_file``: when the file appears, the run stops
+        before its next batch and is recorded as KILLED with the counts it reached.
     :raises ReindexFailedError: when the notebook raised; the run is recorded as FAILED with the error.
     """
     import mlflow
@@ -190,12 +207,19 @@ def execute_reindex(
     settings = settings or get_settings()
     notebook = (notebook or default_notebook()).resolve()
     values = check_notebook_params(notebook, params or {})
+    if stop_file is not None and STOP_FILE_PARAM in papermill.inspect_notebook(str(notebook)):
+        values[STOP_FILE_PARAM] = str(stop_file)
     init_mlflow(settings, experiment=REINDEX_EXPERIMENT)
     logged = {k: redact_url(v) if isinstance(v, str) else v for k, v in values.items()}
     with tempfile.TemporaryDirectory(prefix="ragship-reindex-") as tmp:
         executed = Path(tmp) / notebook.name
         with mlflow.start_run(run_name=f"reindex-{values.get('mode', 'incremental')}") as run:
-            mlflow.log_params({"notebook": notebook.name, **{k: json.dumps(v) for k, v in logged.items()}})
+            mlflow.log_params(
+                {
+                    "notebook": notebook.name,
+                    **{k: json.dumps(v) for k, v in logged.items() if k != STOP_FILE_PARAM},
+                }
+            )
             started = time.perf_counter()
             try:
                 papermill.execute_notebook(
@@ -229,4 +253,7 @@ def execute_reindex(
             mlflow.log_artifact(str(executed))
             if summary.get("failed"):
                 mlflow.set_tag("failed_files", ", ".join(f["source"] for f in summary.get("failures", []))[:5000])
+            if summary.get("cancelled"):
+                mlflow.set_tag("stopped", STOPPED_NOTE)
+                mlflow.end_run(status="KILLED")
         return ReindexOutcome(summary=summary, run_id=run.info.run_id, notebook=notebook)

@@ -9,13 +9,14 @@ from ragship.models import embedding_dimension
 from ragship.pipelines.indexing import Indexer
 from ragship.pipelines.query import QueryEngine
 from ragship.settings import RetrievalMode, Settings, get_settings
-from ragship.spec import PipelineSpec, default_spec, load_spec
+from ragship.spec import PipelineSpec, load_spec, spec_from_settings
 from ragship.stores import open_store
 from ragship.stores.base import RetrievalStore
 
 
 def resolve_spec(spec: PipelineSpec | str | Path | None, settings: Settings | None = None) -> PipelineSpec:
-    """A spec object from an object, a path, a registered model URI, the settings' spec, or the built-in default.
+    """A spec object from an object, a path, a registered model URI, the settings' spec, or the built-in default
+    (shaped by the settings' defaults, see :func:`ragship.spec.spec_from_settings`).
 
     ``models:/ragship@champion`` (any ``models:/`` URI) loads the spec registered in MLflow.
     """
@@ -24,7 +25,7 @@ def resolve_spec(spec: PipelineSpec | str | Path | None, settings: Settings | No
     settings = settings or get_settings()
     path = spec or settings.spec
     if path is None:
-        return default_spec(embedding_model=settings.embedding_model)
+        return spec_from_settings(settings)
     if str(path).startswith("models:/"):
         from ragship.tracking import load_registered_spec
 

@@ -153,8 +153,12 @@ class Settings(BaseSettings):
     spec: Path | None = Field(None, description="Pipeline spec YAML; the built-in default when unset.")
     embedding_model: str = Field(DEFAULT_EMBEDDING_MODEL, description="Sentence-transformers path or hub id.")
     device: str | None = Field(None, description="Torch device for models (cuda, cpu); auto when unset.")
-    mode: RetrievalMode = Field("hybrid", description="Default retrieval mode for `ragship ask`.")
-    top_k: int = Field(5, ge=1, le=1000, description="Default number of sources returned.")
+    mode: RetrievalMode = Field(
+        "hybrid", description="Retrieval mode of the built-in spec and `ragship spec init` (a spec file keeps its own)."
+    )
+    top_k: int = Field(
+        5, ge=1, le=1000, description="Sources per answer in the built-in spec and `ragship spec init` (likewise)."
+    )
     max_file_bytes: int | None = Field(
         None, ge=1, description="Refuse larger files at indexing; overrides the spec's converter limit."
     )

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from ragship.errors import SpecError
-from ragship.settings import DEFAULT_EMBEDDING_MODEL, GeneratorKind, RetrievalMode
+from ragship.settings import DEFAULT_EMBEDDING_MODEL, GeneratorKind, RetrievalMode, Settings
 
 SPEC_VERSION = 1
 TOP_LEVEL_KEYS = {"ragship_spec", "name", "description", "indexing", "query"}
@@ -155,6 +155,26 @@ class PipelineSpec:
         """The embedding model (None for a keyword-only spec)."""
         models = set(self.embedding_models().values())
         return next(iter(models)) if len(models) == 1 else None
+
+
+def spec_from_settings(settings: Settings, **overrides: Any) -> PipelineSpec:
+    """The built-in spec with the defaults the settings hold (embedding model, retrieval mode, top_k, the
+    OpenAI-compatible endpoint, the file size limit); ``overrides`` that are not None win over them.
+
+    This is the spec used when none is configured, so ``RAGSHIP_MODE`` and ``RAGSHIP_TOP_K`` take effect
+    there; a spec file keeps its own values.
+    """
+    values: dict[str, Any] = {
+        "embedding_model": settings.embedding_model,
+        "mode": settings.mode,
+        "top_k": settings.top_k,
+        "openai_model": settings.openai.model,
+        "openai_base_url": settings.openai.base_url,
+        "openai_api_key_env": settings.openai.api_key_env,
+        **({"max_file_bytes": settings.max_file_bytes} if settings.max_file_bytes else {}),
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return default_spec(**values)
 
 
 def load_spec(path: str | Path | None = None) -> PipelineSpec:

@@ -31,6 +31,7 @@ from ragship.stores.base import ManifestEntry, RetrievalStore, rebuilding, settl
 
 SyncMode = Literal["incremental", "full"]
 SyncProgress = Callable[[int, int], None]
+StopCheck = Callable[[], bool]
 
 
 def file_sha256(path: Path, block: int = 1 << 20) -> str:
@@ -75,6 +76,7 @@ class SyncReport:
     failures: list[FileFailure] = field(default_factory=list)
     duration_s: float = 0.0
     rebuild: str | None = None
+    cancelled: bool = False
 
     @property
     def failed(self) -> int:
@@ -96,6 +98,7 @@ class SyncReport:
             "dry_run": self.dry_run,
             "store": self.store,
             "duration_s": round(self.duration_s, 3),
+            "cancelled": self.cancelled,
             **({"rebuild": self.rebuild} if self.rebuild else {}),
         }
 
@@ -165,6 +168,7 @@ class Syncer:
         dry_run: bool = False,
         allow_failures: bool = False,
         progress: SyncProgress | None = None,
+        should_stop: StopCheck | None = None,
     ) -> SyncReport:
         """Sync ``sources`` (files and directories) into the store.
 
@@ -174,6 +178,9 @@ class Syncer:
         :param allow_failures: Full mode only: promote the rebuild even when some files fail (they are then
             missing from the new index). By default the live index is kept instead.
         :param progress: Called with (files done, files to index).
+        :param should_stop: Asked before each batch; when it says yes the run stops there with
+            ``cancelled`` set. Batches already done are committed (incremental: the next run resumes from
+            the manifest); a full rebuild that stops is discarded and the live index stays as it was.
         """
         started = time.perf_counter()
         sources = list(sources)
@@ -183,32 +190,48 @@ class Syncer:
             report.added, report.updated = len(plan.added), len(plan.updated)
             report.deleted, report.unchanged = len(plan.deleted), len(plan.unchanged)
         elif mode == "full":
-            self._full(plan, report, allow_failures, progress)
+            self._full(plan, report, allow_failures, progress, should_stop)
         else:
-            self._incremental(self.store, plan, report, progress)
+            self._incremental(self.store, plan, report, progress, should_stop)
         report.duration_s = time.perf_counter() - started
         return report
 
     def _incremental(
-        self, store: RetrievalStore, plan: SyncPlan, report: SyncReport, progress: SyncProgress | None
+        self,
+        store: RetrievalStore,
+        plan: SyncPlan,
+        report: SyncReport,
+        progress: SyncProgress | None,
+        should_stop: StopCheck | None,
     ) -> None:
         report.unchanged = len(plan.unchanged)
         if plan.deleted:
             report.chunks_deleted += store.delete_by_source(plan.deleted)
             store.delete_manifest(plan.deleted)
             report.deleted = len(plan.deleted)
-        self._index(store, plan.added + plan.updated, plan, report, progress)
+        self._index(store, plan.added + plan.updated, plan, report, progress, should_stop)
 
-    def _full(self, plan: SyncPlan, report: SyncReport, allow_failures: bool, progress: SyncProgress | None) -> None:
+    def _full(
+        self,
+        plan: SyncPlan,
+        report: SyncReport,
+        allow_failures: bool,
+        progress: SyncProgress | None,
+        should_stop: StopCheck | None,
+    ) -> None:
         live = self.store
         report.unchanged, report.deleted = len(plan.unchanged), len(plan.deleted)
         with rebuilding(live) as staged:
             try:
-                self._index(staged, plan.added + plan.updated + plan.unchanged, plan, report, progress)
+                self._index(staged, plan.added + plan.updated + plan.unchanged, plan, report, progress, should_stop)
             finally:
                 if self._indexer is not None:
                     self._indexer.use_store(live)
-        report.rebuild = settle_rebuild(live, staged, bool(report.failures), allow_failures)
+        if report.cancelled:
+            live.discard(staged)
+            report.rebuild = "discarded: stopped on request, the live index is unchanged"
+        else:
+            report.rebuild = settle_rebuild(live, staged, bool(report.failures), allow_failures)
 
     def _index(
         self,
@@ -217,6 +240,7 @@ class Syncer:
         plan: SyncPlan,
         report: SyncReport,
         progress: SyncProgress | None,
+        should_stop: StopCheck | None,
     ) -> None:
         """Index ``todo`` batch by batch, committing each batch's manifest entries after its chunks."""
         if progress:
@@ -228,6 +252,9 @@ class Syncer:
         added = {id(p) for p in plan.added}
         updated = {id(p) for p in plan.updated}
         for start in range(0, len(todo), self.batch_files):
+            if should_stop is not None and should_stop():
+                report.cancelled = True
+                return
             batch = todo[start : start + self.batch_files]
             outcome = IndexReport()
             self.indexer.index_batch(batch, outcome)

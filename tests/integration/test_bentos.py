@@ -1,4 +1,10 @@
-"""Packaging: `make run` serves the page over the embedded store; both bentos build offline; a built bento serves."""
+"""Packaging, run the way a new user runs it: `make run` serves the page over the embedded store, `make bento`
+builds both bentos offline, and a built bento serves answers.
+
+Every command here runs under ``bare_path``: the system's folders plus failing stand-ins for uv, pip, python,
+bentoml and friends. Whatever these commands need must come from the project's own files (the Makefile, the
+locked environment), never from a tool that happens to be on a developer's PATH.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 QUESTION = "How do I run the tests?"
 # Any attempt to reach the network goes to a closed port: the build must not need one.
 OFFLINE = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "ALL_PROXY": "http://127.0.0.1:9"}
+BENTOS = {"ragship-query": "query", "ragship-indexing": "indexing"}
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,10 +38,11 @@ def _answers(url: str) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def env(tmp_path_factory: pytest.TempPathFactory, bare_path: str) -> Iterator[dict[str, str]]:
     home = tmp_path_factory.mktemp("bento-home")
     environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("RAGSHIP_")},
+        **{k: v for k, v in os.environ.items() if not k.startswith(("RAGSHIP_", "VIRTUAL_ENV", "MAKE"))},
+        "PATH": bare_path,
         "RAGSHIP_HOME": str(home / "ragship"),
         "BENTOML_HOME": str(home / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "True",
@@ -45,12 +53,13 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
 
 
 def test_make_run_indexes_the_docs_and_serves_the_page(env: dict[str, str]) -> None:
-    if shutil.which("make") is None:
+    make = shutil.which("make", path=env["PATH"])
+    if make is None:
         pytest.skip("make is not installed")
     port = free_port()
     store = Path(env["RAGSHIP_HOME"]) / "store"
     log = Path(env["BENTOML_HOME"]).parent / "make-run.log"
-    command = ["make", "run", f"PORT={port}", f"STORE={store}"]
+    command = [make, "run", f"PORT={port}", f"STORE={store}"]
     with serving(command, env=env, log=log, cwd=REPO, url=f"http://127.0.0.1:{port}") as url:
         page = httpx.get(url, timeout=10)
         assert page.status_code == 200 and "<title>ragship" in page.text
@@ -58,31 +67,45 @@ def test_make_run_indexes_the_docs_and_serves_the_page(env: dict[str, str]) -> N
     assert "added" in log.read_text()  # the docs went through the incremental sync first
 
 
-@pytest.mark.parametrize(
-    ("bentofile", "name"), [("bentofile.yaml", "ragship-query"), ("bentos/indexing/bentofile.yaml", "ragship-indexing")]
-)
-def test_bentos_build_offline(env: dict[str, str], bentofile: str, name: str) -> None:
+def test_make_bento_builds_both_bentos_offline(env: dict[str, str]) -> None:
+    make = shutil.which("make", path=env["PATH"])
+    if make is None:
+        pytest.skip("make is not installed")
     result = subprocess.run(
-        [BENTOML, "build", "-f", bentofile, "--output", "tag", "."],
+        [make, "bento"], cwd=REPO, env={**env, **OFFLINE}, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "decoy" not in result.stdout + result.stderr
+    for name, role in BENTOS.items():
+        listed = subprocess.run([BENTOML, "list", name], env=env, capture_output=True, text=True, timeout=120)
+        assert name in listed.stdout, listed.stderr
+        bento_src = next((Path(env["BENTOML_HOME"]) / "bentos" / name).glob("*/src"))
+        assert (bento_src / "src" / "ragship" / "serving" / "static" / "index.html").is_file()
+        requirements = (bento_src.parent / "env" / "python" / "requirements.txt").read_text()
+        assert "bentoml==" in requirements and "haystack-ai==" in requirements
+        assert f"role: {role}" in (bento_src.parent / "bento.yaml").read_text()
+
+
+def test_bentoml_build_needs_nothing_on_path(env: dict[str, str]) -> None:
+    """Ops run `bentoml build` straight from the environment; with no uv on PATH BentoML falls back to the
+    locked uv package of that environment (a decoy uv first on PATH would be the user's own choice)."""
+    result = subprocess.run(
+        [BENTOML, "build", "-f", "bentos/indexing/bentofile.yaml", "--output", "tag", "."],
         cwd=REPO,
-        env={**env, **OFFLINE},
+        env={**env, **OFFLINE, "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    listed = subprocess.run([BENTOML, "list", name], env=env, capture_output=True, text=True, timeout=120)
-    assert name in listed.stdout
-    bento_src = next((Path(env["BENTOML_HOME"]) / "bentos" / name).glob("*/src"))
-    assert (bento_src / "src" / "ragship" / "serving" / "static" / "index.html").is_file()
-    requirements = (bento_src.parent / "env" / "python" / "requirements.txt").read_text()
-    assert "bentoml==" in requirements and "haystack-ai==" in requirements
+    assert result.stdout.strip().splitlines()[-1].startswith("__tag__:ragship-indexing:")
 
 
 def test_the_built_query_bento_serves_answers(env: dict[str, str]) -> None:
-    # Uses the store `make run` indexed and the bento built above (tests run in file order).
+    # Uses the store `make run` indexed and the bento `make bento` built (tests run in file order).
     store = Path(env["RAGSHIP_HOME"]) / "store"
     assert store.exists(), "run with test_make_run_indexes_the_docs_and_serves_the_page"
     log = Path(env["BENTOML_HOME"]).parent / "bento-serve.log"
     with bentoml_serve("ragship-query:latest", env={**env, "RAGSHIP_STORE": str(store)}, log=log, cwd=REPO) as url:
         _answers(url)
+    assert "decoy" not in log.read_text()

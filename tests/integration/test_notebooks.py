@@ -53,9 +53,13 @@ def test_reindex_notebook_returns_its_summary(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not NFCORPUS.exists(), reason="needs ../shared/data/nfcorpus (BEIR NFCorpus)")
-def test_evaluate_then_promote_notebooks(tmp_path: Path, nfcorpus_slice: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_evaluate_then_promote_notebooks(
+    tmp_path: Path, nfcorpus_slice: Path, monkeypatch: pytest.MonkeyPatch, bare_path: str
+) -> None:
     home = str(tmp_path / "home")
-    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))  # the kernel inherits it
+    # The kernel inherits both: notebook 03 builds a bento, which must use the environment's own uv.
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
+    monkeypatch.setenv("PATH", bare_path)
     evaluated = _execute(
         "02_evaluate.ipynb",
         tmp_path,

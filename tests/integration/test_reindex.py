@@ -251,30 +251,131 @@ def test_reindex_failure_is_recorded_and_bad_params_run_nothing(cli, tmp_path: P
     assert run.info.status == "FAILED" and "missing.yaml" in run.data.tags["error"]
 
 
-def test_scheduler_skips_overlapping_runs_and_stops_on_sigterm(tmp_path: Path) -> None:
-    work = tmp_path / "work"
+def test_a_sync_asked_to_stop_keeps_its_batches_and_the_next_run_resumes(corpus: Path, tmp_path: Path) -> None:
+    store = store_for(default_spec(), str(tmp_path / "store"))
+    syncer = Syncer(default_spec(), store, batch_files=3)
+    done: list[int] = []
+    stopped = syncer.sync([corpus], progress=lambda n, _total: done.append(n), should_stop=lambda: len(done) > 1)
+    assert stopped.cancelled and (stopped.added, stopped.failed) == (3, 0)  # one batch, then the stop
+    assert stopped.to_dict()["cancelled"] is True
+    assert len(store.read_manifest()) == 3 and len(_sources_in_index(store)) == 3
+
+    resumed = syncer.sync([corpus])
+    assert not resumed.cancelled and (resumed.added, resumed.unchanged) == (7, 3)
+
+    before = sorted(d.id for d in store.filter_documents())
+    (corpus / "note-00.md").unlink()
+    done.clear()
+    rebuild = syncer.sync(
+        [corpus], mode="full", progress=lambda n, _total: done.append(n), should_stop=lambda: len(done) > 1
+    )
+    assert rebuild.cancelled and rebuild.rebuild and rebuild.rebuild.startswith("discarded")
+    assert sorted(d.id for d in store.filter_documents()) == before  # the live index is untouched
+
+
+GATED_NOTEBOOK_WAIT = """\
+import pathlib, time
+pathlib.Path(gate + ".waiting").touch()
+while not pathlib.Path(gate).exists():  # the test opens the gate once the scheduler is where it wants it
+    time.sleep(0.05)
+from ragship.reindex import run_reindex
+summary = run_reindex(sources=sources, store=store, batch_files=batch_files, stop_file=stop_file)
+"""
+
+
+def _gated_notebook(path: Path) -> Path:
+    """A reindex notebook that starts its sync only when the file ``gate`` exists: the test decides when."""
+    import nbformat
+
+    v4 = nbformat.v4
+    params = v4.new_code_cell('sources = ["docs"]\nstore = None\nbatch_files = 32\nstop_file = None\ngate = ""')
+    params.metadata["tags"] = ["parameters"]
+    summary = v4.new_code_cell("from IPython.display import JSON, display\ndisplay(JSON(summary))")
+    summary.metadata["tags"] = ["summary"]
+    nb = v4.new_notebook(cells=[params, v4.new_code_cell(GATED_NOTEBOOK_WAIT), summary])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def _wait_for(what: str, condition: Callable[[], bool], proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until ``condition`` holds; fail with the log if the scheduler exits or 10 minutes pass first."""
+    deadline = time.monotonic() + 600  # a bound against hanging, not a timing the test depends on
+    while not condition():
+        assert proc.poll() is None, f"scheduler exited before {what}:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {what} after 10 minutes:\n{log.read_text()[-3000:]}"
+        time.sleep(0.2)
+
+
+def _start_scheduler(tmp_path: Path, files: int, grace: str) -> tuple[subprocess.Popen[bytes], Path, Path, Path]:
+    work, home = tmp_path / "work", tmp_path / "home"
     (work / "docs").mkdir(parents=True)
-    _write(work / "docs", 0)
-    log = tmp_path / "schedule.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAGSHIP_HOME": str(tmp_path / "home")}
+    for i in range(files):
+        _write(work / "docs", i)
+    log, gate = tmp_path / "schedule.log", tmp_path / "gate"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAGSHIP_HOME": str(home)}
     ragship = str(Path(sys.executable).parent / "ragship")
-    notebook = str(Path(__file__).parents[2] / "notebooks" / "reindex.ipynb")
-    cmd = [ragship, "schedule", "reindex", "--every", "1s", "--run-now", "--notebook", notebook,
-           "-p", "sources=docs", "-p", f"store={tmp_path / 'store'}"]  # fmt: skip
+    cmd = [ragship, "schedule", "reindex", "--every", "1s", "--run-now", "--grace", grace,
+           "--notebook", str(_gated_notebook(tmp_path / "gated.ipynb")), "-p", "sources=docs", "-p", "batch_files=1",
+           "-p", f"store={tmp_path / 'store'}", "-p", f"gate={gate}"]  # fmt: skip
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return proc, log, gate, home
+
+
+def _reindex_runs(home: Path) -> list:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("reindex")
+    assert experiment is not None
+    return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def test_scheduler_skips_overlaps_and_lets_the_run_finish_within_the_grace_period(tmp_path: Path) -> None:
+    proc, log, gate, home = _start_scheduler(tmp_path, files=3, grace="600s")
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and "finished" not in log.read_text():
-            assert proc.poll() is None, log.read_text()[-3000:]
-            time.sleep(0.5)
-        text = log.read_text()
-        assert "reindex run 1 finished" in text
-        assert "reindex skipped: the previous run still holds" in text  # 1s triggers during a longer run
-    finally:
+        _wait_for("run in progress", Path(f"{gate}.waiting").exists, proc, log)
+        skipped = "reindex skipped: the previous run still holds"
+        _wait_for("skipped trigger", lambda: skipped in log.read_text(), proc, log)
         proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=300)
+        _wait_for("SIGTERM handling", lambda: "SIGTERM received: no new runs" in log.read_text(), proc, log)
+        gate.touch()  # the run in progress goes on after SIGTERM and completes
+        code = proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     text = log.read_text()
     assert code == 0, text[-3000:]
-    assert "SIGTERM received" in text and "scheduler stopped after" in text
-    assert "ERROR" not in text and ", 0 failed" in text
+    assert "reindex run 1 finished" in text and "reindex run 2" not in text  # nothing new after SIGTERM
+    assert "scheduler stopped after 1 runs" in text and ", 0 failed, 0 stopped early" in text
+    (run,) = _reindex_runs(home)
+    assert run.info.status == "FINISHED" and run.data.metrics["added"] == 3 and "stopped" not in run.data.tags
+
+
+def test_scheduler_stops_a_run_past_the_grace_period_and_the_next_run_resumes(tmp_path: Path, cli) -> None:
+    proc, log, gate, home = _start_scheduler(tmp_path, files=4, grace="0s")
+    try:
+        _wait_for("run in progress", Path(f"{gate}.waiting").exists, proc, log)
+        proc.send_signal(signal.SIGTERM)
+        _wait_for("stop request", (home / "reindex.lock.stop").exists, proc, log)
+        gate.touch()  # the sync starts with the stop already requested: it stops before its first batch
+        code = proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert "grace period over" in text and "reindex run 1 stopped early on request" in text
+    assert ", 0 failed, 1 stopped early" in text and not (home / "reindex.lock.stop").exists()
+    (stopped,) = _reindex_runs(home)
+    assert stopped.info.status == "KILLED" and "resumes from the manifest" in stopped.data.tags["stopped"]
+    assert {"added", "unchanged", "failed", "duration_s"} <= stopped.data.metrics.keys()  # its counts so far
+
+    store = str(tmp_path / "store")
+    nxt = cli("reindex", "-p", "sources=docs", "-p", f"store={store}", "--json", cwd=tmp_path / "work",
+              env={"RAGSHIP_HOME": str(home)})  # fmt: skip
+    assert nxt.returncode == 0, nxt.stderr[-3000:]
+    counts = json.loads(nxt.stdout)
+    assert (counts["added"], counts["failed"], counts["cancelled"]) == (4, 0, False)
+    assert [r.info.status for r in _reindex_runs(home)] == ["KILLED", "FINISHED"]

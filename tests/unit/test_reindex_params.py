@@ -53,6 +53,12 @@ def test_every_durations(text: str, seconds: int) -> None:
     assert parse_every(text) == timedelta(seconds=seconds)
 
 
+def test_a_grace_period_may_be_zero_but_not_negative() -> None:
+    assert parse_every("0s", option="--grace", allow_zero=True) == timedelta(0)
+    with pytest.raises(ConfigError, match="--grace 'a while': give a duration"):
+        parse_every("a while", option="--grace", allow_zero=True)
+
+
 @pytest.mark.parametrize("text", ["0s", "soon", "-5m"])
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ConfigError, match="positive duration"):
@@ -72,7 +78,7 @@ def test_trigger_needs_exactly_one_of_every_and_cron() -> None:
 def test_overlapping_triggers_give_one_run_and_one_skip(tmp_path: Path) -> None:
     release, started = threading.Event(), threading.Event()
 
-    def slow_job() -> None:
+    def slow_job(_stop_file: Path) -> None:
         started.set()
         release.wait(10)
 
@@ -89,16 +95,48 @@ def test_overlapping_triggers_give_one_run_and_one_skip(tmp_path: Path) -> None:
 
 def test_a_run_in_another_process_holding_the_lock_means_skip(tmp_path: Path) -> None:
     ran: list[int] = []
-    job = LockedJob(lambda: ran.append(1), tmp_path / "reindex.lock")
+    job = LockedJob(lambda _stop_file: ran.append(1), tmp_path / "reindex.lock")
     with FileLock(str(tmp_path / "reindex.lock")):  # e.g. a cron-started `ragship reindex`
         assert job() is False
     assert ran == [] and job.skips == 1
 
 
 def test_a_failing_run_does_not_stop_the_schedule(tmp_path: Path) -> None:
-    def broken() -> None:
+    def broken(_stop_file: Path) -> None:
         raise RuntimeError("store down")
 
     job = LockedJob(broken, tmp_path / "reindex.lock")
     assert job() is True and job() is True
     assert job.failures == 2
+
+
+def test_a_closed_job_starts_no_new_run(tmp_path: Path) -> None:
+    ran: list[int] = []
+    job = LockedJob(lambda _stop_file: ran.append(1), tmp_path / "reindex.lock")
+    job.close()
+    assert job() is False and ran == [] and job.idle.is_set()
+    assert not FileLock(str(tmp_path / "reindex.lock")).is_locked  # the lock was given back
+
+
+def test_a_stop_request_reaches_the_run_in_progress_and_is_counted(tmp_path: Path) -> None:
+    asked, seen = threading.Event(), threading.Event()
+
+    def batches(stop_file: Path) -> bool:
+        asked.set()
+        for _ in range(12_000):  # one "batch" per step (a bound, not a timing); stops between batches
+            if stop_file.exists():
+                seen.set()
+                return False
+            threading.Event().wait(0.01)
+        return True
+
+    job = LockedJob(batches, tmp_path / "reindex.lock")
+    job.request_stop()  # nothing runs yet: no stop file is left behind for the next run
+    assert not job.stop_file.exists()
+    run = threading.Thread(target=job)
+    run.start()
+    assert asked.wait(10)
+    job.request_stop()
+    run.join(300)
+    assert seen.is_set() and (job.runs, job.stopped_early, job.failures) == (1, 1, 0)
+    assert not job.stop_file.exists()  # cleared for the next run

@@ -118,3 +118,16 @@ def test_bad_retrieval_mode_in_metadata(tmp_path: Path) -> None:
         d["query"]["metadata"]["retrieval_mode"] = "fuzzy"
 
     assert any("retrieval_mode: 'fuzzy'" in p for p in validate_spec(load_spec(_edit(tmp_path, change))))
+
+
+def test_the_built_in_spec_takes_mode_and_top_k_from_the_settings(tmp_path: Path) -> None:
+    from ragship.runtime import resolve_spec
+    from ragship.settings import load_settings
+
+    shaped = resolve_spec(None, load_settings(home=tmp_path, mode="bm25", top_k=3))
+    assert shaped.retrieval_mode == "bm25"
+    assert shaped.query["components"]["joiner"]["init_parameters"]["top_k"] == 3
+    assert resolve_spec(None, load_settings(home=tmp_path)).hash == default_spec().hash  # defaults unchanged
+    own = default_spec(mode="dense", top_k=7).save(tmp_path / "own.yaml")
+    kept = resolve_spec(own, load_settings(home=tmp_path, mode="bm25", top_k=3))
+    assert kept.retrieval_mode == "dense"  # a spec file keeps its own values

@@ -1,6 +1,6 @@
 """Embedded document store: SQLite for durability and BM25, numpy for dense search.
 
-Why this design (see docs/architecture.md for figures):
+Why this design (figures: benchmarks/README.md, "Embedded store retrieval latency"):
 - SQLite gives crash-safe, incremental writes and deletes in a single file, with FTS5's BM25;
   nothing needs a rebuild when one document changes.
 - Dense search is a single matrix-vector product over an in-memory float32 matrix of
