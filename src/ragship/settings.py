@@ -8,9 +8,10 @@ by ``RAGSHIP_CONFIG_FILE``), and the defaults below.
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
@@ -22,10 +23,28 @@ from pydantic_settings import (
 
 from ragship.errors import ConfigError
 
-RetrievalMode = Literal["bm25", "dense", "hybrid"]
-GeneratorKind = Literal["extractive", "openai", "local"]
+
+class RetrievalMode(StrEnum):
+    """How the query pipeline finds sources. Each mode maps to the retriever branches it keeps
+    (``ragship.pipelines.BRANCHES_OF_MODE``): adding a mode means a member here and a row there."""
+
+    BM25 = "bm25"
+    DENSE = "dense"
+    HYBRID = "hybrid"
+
+
+class GeneratorKind(StrEnum):
+    """How answers are written: extractive (no LLM), an OpenAI-compatible endpoint, a local HF model."""
+
+    EXTRACTIVE = "extractive"
+    OPENAI = "openai"
+    LOCAL = "local"
+
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+DEFAULT_OPENAI_KEY_ENV = "OPENAI_API_KEY"
+DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
 
 
 def _default_es_home() -> Path:
@@ -79,9 +98,9 @@ class OpenAISettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base_url: str | None = Field(None, description="Base URL, e.g. http://localhost:8000/v1.")
-    model: str = Field("gpt-4o-mini", description="Model name sent to the endpoint.")
+    model: str = Field(DEFAULT_OPENAI_MODEL, description="Model name sent to the endpoint.")
     api_key_env: str = Field(
-        "OPENAI_API_KEY", description="Name of the environment variable holding the key (never the key)."
+        DEFAULT_OPENAI_KEY_ENV, description="Name of the environment variable holding the key (never the key)."
     )
     timeout_s: float = Field(60.0, gt=0, le=600, description="Request timeout.")
 
@@ -154,7 +173,8 @@ class Settings(BaseSettings):
     embedding_model: str = Field(DEFAULT_EMBEDDING_MODEL, description="Sentence-transformers path or hub id.")
     device: str | None = Field(None, description="Torch device for models (cuda, cpu); auto when unset.")
     mode: RetrievalMode = Field(
-        "hybrid", description="Retrieval mode of the built-in spec and `ragship spec init` (a spec file keeps its own)."
+        RetrievalMode.HYBRID,
+        description="Retrieval mode of the built-in spec and `ragship spec init` (a spec file keeps its own).",
     )
     top_k: int = Field(
         5, ge=1, le=1000, description="Sources per answer in the built-in spec and `ragship spec init` (likewise)."

@@ -17,17 +17,24 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from ragship.errors import SpecError
-from ragship.settings import DEFAULT_EMBEDDING_MODEL, GeneratorKind, RetrievalMode, Settings
+from ragship.settings import (
+    DEFAULT_EMBEDDING_MODEL,
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_OPENAI_KEY_ENV,
+    DEFAULT_OPENAI_MODEL,
+    GeneratorKind,
+    RetrievalMode,
+    Settings,
+)
 
 SPEC_VERSION = 1
+_Choice = TypeVar("_Choice", RetrievalMode, GeneratorKind)
 TOP_LEVEL_KEYS = {"ragship_spec", "name", "description", "indexing", "query"}
-RETRIEVAL_MODES: tuple[RetrievalMode, ...] = ("bm25", "dense", "hybrid")
-GENERATORS: tuple[GeneratorKind, ...] = ("extractive", "openai", "local")
 
 DEFAULT_SYSTEM_PROMPT = (
     "You answer questions using only the numbered documents given. Cite every statement with the "
@@ -119,16 +126,18 @@ class PipelineSpec:
     @property
     def hash(self) -> str:
         """Content hash of both pipelines (names and descriptions do not count)."""
-        canonical = json.dumps({"indexing": self.indexing, "query": self.query}, sort_keys=True, default=str)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return _digest({"indexing": self.indexing, "query": self.query})
+
+    @property
+    def indexing_hash(self) -> str:
+        """Content hash of the indexing pipeline: when it changes, every indexed chunk is stale."""
+        return _digest(self.indexing)
 
     @property
     def retrieval_mode(self) -> RetrievalMode:
         """The query pipeline's retrieval mode (hybrid when unset)."""
-        mode = (self.query.get("metadata") or {}).get("retrieval_mode", "hybrid")
-        if mode not in RETRIEVAL_MODES:
-            raise SpecError(f"query.metadata.retrieval_mode: {mode!r} is not one of {list(RETRIEVAL_MODES)}.")
-        return mode
+        mode = (self.query.get("metadata") or {}).get("retrieval_mode", RetrievalMode.HYBRID)
+        return parse_mode(mode, "query.metadata.retrieval_mode")
 
     def components_of(self, pipeline: str, type_suffix: str) -> dict[str, dict[str, Any]]:
         """Components of ``pipeline`` ('indexing' or 'query') whose type ends with ``type_suffix``."""
@@ -192,21 +201,38 @@ def load_spec(path: str | Path | None = None) -> PipelineSpec:
     return spec
 
 
+def _digest(data: object) -> str:
+    """A short content hash of plain data (canonical JSON: key order does not count)."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _member(kind: type[_Choice], value: object, where: str) -> _Choice:
+    try:
+        return kind(str(value))
+    except ValueError:
+        raise SpecError(f"{where}: {value!r} is not one of {[m.value for m in kind]}.") from None
+
+
+def parse_mode(value: object, where: str = "retrieval mode") -> RetrievalMode:
+    """``value`` as a :class:`RetrievalMode`, or a :class:`SpecError` naming ``where`` and the choices."""
+    return _member(RetrievalMode, value, where)
+
+
 def default_spec(
     *,
-    generator: GeneratorKind = "extractive",
+    generator: GeneratorKind | str = GeneratorKind.EXTRACTIVE,
     embedding_model: str = DEFAULT_EMBEDDING_MODEL,
     split_by: Any = "word",
     split_length: int = 200,
     split_overlap: int = 40,
     top_k: int = 5,
     candidates: int = 20,
-    mode: RetrievalMode = "hybrid",
-    openai_model: str = "gpt-4o-mini",
+    mode: RetrievalMode | str = RetrievalMode.HYBRID,
+    openai_model: str = DEFAULT_OPENAI_MODEL,
     openai_base_url: str | None = None,
-    openai_api_key_env: str = "OPENAI_API_KEY",
+    openai_api_key_env: str = DEFAULT_OPENAI_KEY_ENV,
     local_model: str | None = None,
-    max_file_bytes: int = 50 * 1024 * 1024,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> PipelineSpec:
     """The default spec: convert -> clean -> split -> ids -> embed -> write, and
     bm25 + dense -> RRF -> answer (extractive, OpenAI-compatible or local Hugging Face model).
@@ -224,10 +250,8 @@ def default_spec(
     from ragship.components.retrievers import StoreBM25Retriever, StoreEmbeddingRetriever
     from ragship.components.writers import StoreWriter
 
-    if generator not in GENERATORS:
-        raise SpecError(f"generator {generator!r} is not one of {list(GENERATORS)}.")
-    if mode not in RETRIEVAL_MODES:
-        raise SpecError(f"retrieval mode {mode!r} is not one of {list(RETRIEVAL_MODES)}.")
+    generator = _member(GeneratorKind, generator, "generator")
+    mode = parse_mode(mode)
 
     indexing = Pipeline(metadata={"ragship_role": "indexing"})
     indexing.add_component("converter", FileConverter(max_file_bytes=max_file_bytes))
@@ -248,7 +272,7 @@ def default_spec(
     indexing.connect("ids.documents", "embedder.documents")
     indexing.connect("embedder.documents", "writer.documents")
 
-    query = Pipeline(metadata={"ragship_role": "query", "retrieval_mode": mode})
+    query = Pipeline(metadata={"ragship_role": "query", "retrieval_mode": mode.value})
     query.add_component("query_embedder", TextEmbedder(model=embedding_model, progress_bar=False))
     query.add_component("dense_retriever", StoreEmbeddingRetriever(top_k=candidates))
     query.add_component("bm25_retriever", StoreBM25Retriever(top_k=candidates))

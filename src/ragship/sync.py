@@ -16,7 +16,6 @@ duplicates) and the result is exactly what an uninterrupted run gives.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -41,11 +40,6 @@ def file_sha256(path: Path, block: int = 1 << 20) -> str:
         while chunk := fh.read(block):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def pipeline_hash(spec: PipelineSpec) -> str:
-    """Digest of the indexing pipeline: when it changes, every file's chunks are stale."""
-    return hashlib.sha256(json.dumps(spec.indexing, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -117,7 +111,7 @@ def plan_sync(spec: PipelineSpec, store: RetrievalStore, sources: Iterable[str |
     roots = [str(s) for s in sources]
     files, missing = discover_files(roots)
     manifest = store.read_manifest()
-    current = pipeline_hash(spec)
+    current = spec.indexing_hash
     plan = SyncPlan(missing=missing)
     seen: set[str] = set()
     for path in files:
@@ -248,7 +242,7 @@ class Syncer:
         if not todo:
             return
         self.indexer.use_store(store)
-        current = pipeline_hash(self.spec)
+        current = self.spec.indexing_hash
         added = {id(p) for p in plan.added}
         updated = {id(p) for p in plan.updated}
         for start in range(0, len(todo), self.batch_files):

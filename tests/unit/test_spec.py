@@ -131,3 +131,18 @@ def test_the_built_in_spec_takes_mode_and_top_k_from_the_settings(tmp_path: Path
     own = default_spec(mode="dense", top_k=7).save(tmp_path / "own.yaml")
     kept = resolve_spec(own, load_settings(home=tmp_path, mode="bm25", top_k=3))
     assert kept.retrieval_mode == "dense"  # a spec file keeps its own values
+
+
+def test_every_retrieval_mode_has_one_row_in_the_branch_table_and_bad_modes_name_the_choices() -> None:
+    from ragship.pipelines import BRANCHES_OF_MODE
+    from ragship.settings import RetrievalMode
+
+    assert set(BRANCHES_OF_MODE) == set(RetrievalMode)
+    with pytest.raises(SpecError, match=r"retrieval mode: 'sideways' is not one of \['bm25', 'dense', 'hybrid'\]"):
+        default_spec(mode="sideways")
+
+
+def test_the_indexing_hash_follows_the_indexing_pipeline_only() -> None:
+    base = default_spec()
+    assert default_spec(top_k=9).indexing_hash == base.indexing_hash  # a query change keeps chunks valid
+    assert default_spec(split_length=99).indexing_hash != base.indexing_hash

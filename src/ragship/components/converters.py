@@ -15,6 +15,8 @@ from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
 
+from ragship.settings import DEFAULT_MAX_FILE_BYTES
+
 TEXT_TYPES = {".txt", ".md", ".markdown", ".html", ".htm", ".jsonl"}
 BINARY_TYPES = {".pdf", ".docx"}
 SUPPORTED_TYPES = TEXT_TYPES | BINARY_TYPES
@@ -63,7 +65,7 @@ class FileConverter:
 
     def __init__(
         self,
-        max_file_bytes: int = 50 * 1024 * 1024,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         jsonl_text_field: str = "text",
         jsonl_title_field: str = "title",
         jsonl_id_field: str = "_id",

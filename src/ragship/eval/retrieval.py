@@ -62,7 +62,7 @@ def eval_store(name: str, location: str | None, settings: Settings) -> tuple[str
 
 def index_fingerprint(spec: PipelineSpec, dataset: BeirDataset) -> str:
     """What an evaluation index depends on: the indexing pipeline and the corpus."""
-    payload = json.dumps({"indexing": spec.indexing, "corpus": dataset.fingerprint.split("-q")[0]}, sort_keys=True)
+    payload = json.dumps({"indexing": spec.indexing_hash, "corpus": dataset.fingerprint.split("-q")[0]}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -199,7 +199,6 @@ def run_tracked_qa(
 ) -> Any:
     """Index ``docs`` (reused while unchanged), answer the QA set and record the run in MLflow."""
     import hashlib
-    import json
 
     import mlflow
     import pandas as pd
@@ -212,7 +211,7 @@ def run_tracked_qa(
     settings = settings or get_settings()
     examples = load_qa(qa_path)
     files, _ = discover_files(docs)
-    digest = hashlib.sha256(json.dumps(spec.indexing, sort_keys=True).encode())
+    digest = hashlib.sha256(spec.indexing_hash.encode())
     for file in files:
         digest.update(str(file).encode() + file.read_bytes())
     fingerprint = digest.hexdigest()[:16]

@@ -16,6 +16,7 @@ from ragship.settings import RetrievalMode, env_secret
 from ragship.stores.base import RetrievalStore
 
 __all__ = [
+    "BRANCHES_OF_MODE",
     "attach_models",
     "attach_store",
     "check_secrets",
@@ -27,7 +28,13 @@ __all__ = [
 ]
 
 _ = ragship.components
-_BRANCH_OF_MODE: dict[str, type] = {"bm25": StoreEmbeddingRetriever, "dense": StoreBM25Retriever}
+# The retriever branches each retrieval mode keeps; the spec holds all of them and a mode prunes the rest.
+BRANCHES_OF_MODE: dict[RetrievalMode, frozenset[type]] = {
+    RetrievalMode.BM25: frozenset({StoreBM25Retriever}),
+    RetrievalMode.DENSE: frozenset({StoreEmbeddingRetriever}),
+    RetrievalMode.HYBRID: frozenset({StoreBM25Retriever, StoreEmbeddingRetriever}),
+}
+_RETRIEVERS = frozenset().union(*BRANCHES_OF_MODE.values())
 
 
 def load_pipeline(data: dict[str, Any], where: str) -> Pipeline:
@@ -74,16 +81,13 @@ def attach_models(pipeline: Pipeline, remote: RemoteModels | None) -> Pipeline:
 def with_retrieval_mode(data: dict[str, Any], mode: RetrievalMode) -> dict[str, Any]:
     """A copy of a query pipeline's dict keeping only the retrieval branch(es) of ``mode``.
 
-    The spec holds both branches (hybrid); bm25 drops the dense retriever and the query embedder
-    that only fed it, dense drops the BM25 retriever. The joiner stays, fusing one list.
+    The spec holds every branch (hybrid); a mode drops the retrievers that :data:`BRANCHES_OF_MODE` does
+    not keep for it, and whatever only fed them (bm25 drops the query embedder too). The joiner stays.
     """
-    if mode == "hybrid":
-        return data
-    doomed_type = _BRANCH_OF_MODE[mode]
-    doomed_name = f"{doomed_type.__module__}.{doomed_type.__name__}"
+    doomed = {f"{t.__module__}.{t.__name__}" for t in _RETRIEVERS - BRANCHES_OF_MODE[mode]}
     components = dict(data["components"])
     connections = list(data.get("connections", []))
-    removed = {name for name, comp in components.items() if comp.get("type") == doomed_name}
+    removed = {name for name, comp in components.items() if comp.get("type") in doomed}
     if not removed:
         return data
     while True:
@@ -97,7 +101,7 @@ def with_retrieval_mode(data: dict[str, Any], mode: RetrievalMode) -> dict[str, 
         removed |= orphaned
     return {
         **data,
-        "metadata": {**(data.get("metadata") or {}), "retrieval_mode": mode},
+        "metadata": {**(data.get("metadata") or {}), "retrieval_mode": str(mode)},
         "components": {n: c for n, c in components.items() if n not in removed},
         "connections": [
             c

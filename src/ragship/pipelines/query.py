@@ -25,7 +25,7 @@ from ragship.pipelines import (
     with_retrieval_mode,
 )
 from ragship.settings import RetrievalMode
-from ragship.spec import RETRIEVAL_MODES, PipelineSpec
+from ragship.spec import PipelineSpec, parse_mode
 from ragship.stores.base import RetrievalStore
 
 SNIPPET_CHARS = 300
@@ -96,9 +96,7 @@ class QueryEngine:
         self.spec = spec
         self.store = store
         self.remote = remote
-        self.mode: RetrievalMode = mode or spec.retrieval_mode
-        if self.mode not in RETRIEVAL_MODES:
-            raise SpecError(f"retrieval mode {self.mode!r} is not one of {list(RETRIEVAL_MODES)}.")
+        self.mode: RetrievalMode = parse_mode(mode) if mode else spec.retrieval_mode
         data = with_retrieval_mode(spec.query, self.mode)
         if remote and remote.generate:
             # The generator service holds the LLM (and its secrets); this side only sends messages.
