@@ -192,3 +192,66 @@ def test_unreachable_elasticsearch_is_one_clear_line(cli) -> None:
     assert f"Cannot reach Elasticsearch at http://127.0.0.1:{port}" in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr
     assert time.monotonic() - start < 120
+
+
+FILTER_DOCS = [
+    Document(id=f"d{i}", content=text, meta={"source": f"docs/{name}.md", "year": year, "lang": lang})
+    for i, (text, name, year, lang) in enumerate(
+        [
+            ("run the tests with make test", "testing", 2024, "en"),
+            ("serving with bentoml", "serving", 2025, "en"),
+            ("index documents incrementally", "indexing", 2023, "de"),
+            ("elasticsearch cluster replicas", "stores", 2025, "fr"),
+        ]
+    )
+]
+FILTERS = [
+    {"field": "meta.source", "operator": "==", "value": "docs/serving.md"},
+    {"field": "meta.lang", "operator": "!=", "value": "en"},
+    {"field": "meta.source", "operator": "in", "value": ["docs/testing.md", "docs/stores.md"]},
+    {"field": "meta.source", "operator": "not in", "value": ["docs/testing.md"]},
+    {"field": "meta.year", "operator": ">=", "value": 2025},
+    {"field": "meta.year", "operator": "<", "value": 2025},
+    {"operator": "AND", "conditions": [
+        {"field": "meta.lang", "operator": "==", "value": "en"},
+        {"field": "meta.year", "operator": ">", "value": 2024},
+    ]},
+    {"operator": "OR", "conditions": [
+        {"field": "meta.lang", "operator": "==", "value": "de"},
+        {"field": "meta.year", "operator": "<=", "value": 2024},
+    ]},
+    {"operator": "NOT", "conditions": [{"field": "meta.lang", "operator": "==", "value": "en"}]},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=[json.dumps(f)[:60] for f in FILTERS])
+def test_filters_select_what_the_embedded_store_selects(
+    es_url: str, es_alias: str, tmp_path: Path, filters: dict[str, object]
+) -> None:
+    es = ElasticsearchStore(es_url, es_alias)
+    embedded = open_store(str(tmp_path / "store"))
+    for store in (es, embedded):
+        store.write_documents([Document(id=d.id, content=d.content, meta=dict(d.meta)) for d in FILTER_DOCS])
+    expected = sorted(d.id for d in embedded.filter_documents(filters))
+    assert expected  # every filter here selects something, so an empty result cannot pass by accident
+    assert sorted(d.id for d in es.filter_documents(filters)) == expected
+    hits = es.bm25_retrieval("tests serving index elasticsearch", top_k=10, filters=filters)
+    assert {d.id for d in hits} <= set(expected)
+
+
+def test_a_malformed_filter_names_the_problem(es_url: str, es_alias: str) -> None:
+    with pytest.raises(StoreError, match="Unknown comparison operator '~'"):
+        ElasticsearchStore(es_url, es_alias).filter_documents({"field": "meta.lang", "operator": "~", "value": "en"})
+
+
+def test_an_evaluation_index_lives_beside_the_store(es_url: str, es_alias: str, tmp_path: Path) -> None:
+    settings = _settings(es_alias)
+    sibling = open_store(es_url, settings=settings).sibling("eval-demo")
+    assert isinstance(sibling, ElasticsearchStore) and sibling.alias == f"{es_alias}-eval-demo"
+    try:
+        sibling.write_documents([FILTER_DOCS[0]])
+        assert sibling.count_documents() == 1 and open_store(es_url, settings=settings).count_documents() == 0
+    finally:
+        sibling.delete_index()
+    local = open_store(f"file://{tmp_path / 'store'}").sibling("eval-demo")
+    assert local.describe() == f"embedded store at {tmp_path / 'store-eval-demo'}"

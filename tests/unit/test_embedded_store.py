@@ -138,3 +138,14 @@ def test_serialization_round_trip(tmp_path: Path) -> None:
     store = EmbeddedDocumentStore(tmp_path / "s", embedding_dim=4)
     clone = EmbeddedDocumentStore.from_dict(store.to_dict())
     assert clone.path == store.path and clone.embedding_dim == 4
+
+
+def test_the_registry_picks_the_backend_by_scheme_and_names_unknown_ones(tmp_path: Path) -> None:
+    from ragship.errors import ConfigError
+
+    assert isinstance(open_store(f"file://{tmp_path / 'f'}"), EmbeddedDocumentStore)
+    with pytest.raises(ConfigError, match=r"no backend for 's3://'.*http://, https://"):
+        open_store("s3://user:secret@bucket/store")
+    with pytest.raises(ConfigError) as refused:
+        open_store("s3://user:secret@bucket/store")
+    assert "secret" not in str(refused.value)  # credentials never reach messages

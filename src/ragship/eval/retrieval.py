@@ -15,7 +15,6 @@ from ragship.pipelines.indexing import Indexer
 from ragship.pipelines.query import QueryEngine
 from ragship.settings import RetrievalMode, Settings, get_settings
 from ragship.spec import PipelineSpec
-from ragship.stores import is_remote
 from ragship.stores.base import RetrievalStore
 
 Progress = Callable[[str, int, int], None]
@@ -46,18 +45,6 @@ class RetrievalEvaluation:
             "reused_index": self.reused_index,
             "seconds": self.seconds,
         }
-
-
-def eval_store(name: str, location: str | None, settings: Settings) -> tuple[str, Settings]:
-    """Where an evaluation index named ``name`` lives: beside (never inside) the given store.
-
-    Elasticsearch: the same cluster, alias ``<alias>-eval-<name>``. Embedded: ``<dir>-eval-<name>``.
-    """
-    base = location or settings.store_location
-    if is_remote(base):
-        es = settings.es.model_copy(update={"index": f"{settings.es.index}-eval-{name}".lower()})
-        return base, settings.model_copy(update={"es": es})
-    return f"{base.rstrip('/')}-eval-{name}", settings
 
 
 def index_fingerprint(spec: PipelineSpec, dataset: BeirDataset) -> str:

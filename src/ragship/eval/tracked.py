@@ -9,7 +9,7 @@ import yaml
 
 from ragship.eval import plots
 from ragship.eval.datasets import BeirDataset
-from ragship.eval.retrieval import Progress, RetrievalEvaluation, eval_store, evaluate_retrieval
+from ragship.eval.retrieval import Progress, RetrievalEvaluation, evaluate_retrieval
 from ragship.runtime import store_for
 from ragship.settings import RetrievalMode, Settings, get_settings
 from ragship.spec import PipelineSpec
@@ -33,8 +33,8 @@ def run_tracked_eval(
     import pandas as pd
 
     settings = settings or get_settings()
-    location, store_settings = eval_store(dataset.name, store_location, settings)
-    store = store_for(spec, location, store_settings)
+    # Evaluation indices live beside (never inside) the given store: same backend, own index.
+    store = store_for(spec, store_location, settings).sibling(f"eval-{dataset.name}")
     if not nested:
         init_mlflow(settings)
     with mlflow.start_run(run_name=run_name or f"{dataset.name}-{mode}", nested=nested) as run:
@@ -215,8 +215,7 @@ def run_tracked_qa(
     for file in files:
         digest.update(str(file).encode() + file.read_bytes())
     fingerprint = digest.hexdigest()[:16]
-    location, store_settings = eval_store("qa", store_location, settings)
-    store = store_for(spec, location, store_settings)
+    store = store_for(spec, store_location, settings).sibling("eval-qa")
     if store.index_fingerprint() != fingerprint:
         Indexer(spec, store).rebuild(files, allow_failures=True)
         store.set_index_fingerprint(fingerprint)

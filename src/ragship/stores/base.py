@@ -134,6 +134,10 @@ class RetrievalStore(DocumentStore, Protocol):
         """Where the store lives, for messages (never contains secrets)."""
         ...
 
+    def sibling(self, name: str) -> RetrievalStore:
+        """A separate store of the same backend beside this one (evaluation indices live there)."""
+        ...
+
 
 @contextmanager
 def rebuilding(live: RetrievalStore) -> Iterator[RetrievalStore]:

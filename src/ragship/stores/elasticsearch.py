@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -29,13 +30,13 @@ from elasticsearch import ConnectionTimeout as ESConnectionTimeout
 from haystack import Document
 from haystack.document_stores.errors import DocumentStoreError, DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
-from haystack_integrations.document_stores.elasticsearch.filters import _normalize_filters
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ragship.errors import StoreError, StoreUnavailableError
-from ragship.settings import ElasticsearchSettings
-from ragship.stores import redact_url
+from ragship.settings import ElasticsearchSettings, Settings
 from ragship.stores.base import ManifestEntry, Rejection, RetrievalStore, WriteResult
+from ragship.stores.es_filters import to_es_filter
+from ragship.stores.registry import redact_url
 
 T = TypeVar("T")
 TEXT_ANALYZER = {"type": "standard", "stopwords": "_english_"}
@@ -168,6 +169,17 @@ class ElasticsearchStore:
             analyzer=settings.analyzer,
             request_timeout_s=settings.request_timeout_s,
         )
+
+    def _derived(self, alias: str, physical_index: str | None = None) -> ElasticsearchStore:
+        """A store on the same cluster with the same credentials and layout, for another alias or index."""
+        derived = copy.copy(self)
+        derived.alias, derived.physical_index = alias, physical_index
+        derived._client, derived._ready, derived._mapped_dim = None, False, None
+        return derived
+
+    def sibling(self, name: str) -> ElasticsearchStore:
+        """An index beside this one (alias ``<alias>-<name>``) on the same cluster, e.g. for evaluation."""
+        return self._derived(f"{self.alias}-{name}".lower())
 
     # -- connection ------------------------------------------------------------------------------
     def describe(self) -> str:
@@ -313,7 +325,7 @@ class ElasticsearchStore:
 
     def filter_documents(self, filters: dict[str, Any] | None = None) -> list[Document]:
         """All documents matching Haystack filters (all when None)."""
-        query = {"bool": {"filter": _normalize_filters(filters)}} if filters else {"match_all": {}}
+        query = {"bool": {"filter": to_es_filter(filters)}} if filters else {"match_all": {}}
         hits = self._call(
             lambda: list(helpers.scan(self.client, index=self._target(), query={"query": query}, size=1000))
         )
@@ -425,7 +437,7 @@ class ElasticsearchStore:
             return []
         bool_query: dict[str, Any] = {"must": [{"match": {"content": {"query": query}}}]}
         if filters:
-            bool_query["filter"] = _normalize_filters(filters)
+            bool_query["filter"] = to_es_filter(filters)
         return self._search({"query": {"bool": bool_query}, "size": top_k})
 
     def embedding_retrieval(
@@ -439,7 +451,7 @@ class ElasticsearchStore:
             "num_candidates": max(100, 10 * top_k),
         }
         if filters:
-            knn["filter"] = _normalize_filters(filters)
+            knn["filter"] = to_es_filter(filters)
         return self._search({"knn": knn, "size": top_k})
 
     def _search(self, body: dict[str, Any]) -> list[Document]:
@@ -522,9 +534,7 @@ class ElasticsearchStore:
         name = f"{self.alias}-{stamp}"
         body = index_body(self._embedding_dim, self.shards, self.replicas, self.analyzer)
         self._call(self.client.indices.create, index=name, **body)
-        staged = ElasticsearchStore(
-            self.url, self.alias, embedding_dim=self._embedding_dim, physical_index=name, analyzer=self.analyzer
-        )
+        staged = self._derived(self.alias, physical_index=name)
         staged._client, staged._ready = self.client, True
         return staged
 
@@ -556,3 +566,8 @@ class ElasticsearchStore:
         for index in indices:
             self._call(client.indices.delete, index=f"{index},{index}{MANIFEST_SUFFIX}", ignore_unavailable=True)
         self._ready = False
+
+
+def open_location(location: str, *, embedding_dim: int | None, settings: Settings) -> ElasticsearchStore:
+    """The registry's entry point: the cluster at ``location`` with the ``es`` settings' alias and credentials."""
+    return ElasticsearchStore.from_settings(settings.es, url=location, embedding_dim=embedding_dim)

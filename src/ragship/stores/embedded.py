@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 from haystack import Document, default_from_dict, default_to_dict, logging
@@ -27,6 +28,7 @@ from haystack.document_stores.types import DuplicatePolicy
 from haystack.utils.filters import document_matches_filter
 
 from ragship.errors import StoreError
+from ragship.settings import Settings
 from ragship.stores.base import ManifestEntry, RetrievalStore, WriteResult
 from ragship.text import content_words
 
@@ -168,6 +170,10 @@ class EmbeddedDocumentStore:
     def describe(self) -> str:
         """Human-readable location."""
         return f"embedded store at {self.path}"
+
+    def sibling(self, name: str) -> EmbeddedDocumentStore:
+        """A store beside this one (directory ``<path>-<name>``), e.g. for evaluation."""
+        return EmbeddedDocumentStore(self.path.with_name(f"{self.path.name}-{name}"), self._configured_dim)
 
     # -- Haystack DocumentStore protocol --------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -455,3 +461,9 @@ def _check_filters(filters: dict[str, Any]) -> None:
             f"Invalid filters {filters!r}: use Haystack filter syntax, e.g. "
             '{"field": "meta.source", "operator": "==", "value": "docs/setup.md"}.'
         )
+
+
+def open_location(location: str, *, embedding_dim: int | None, settings: Settings) -> EmbeddedDocumentStore:
+    """The registry's entry point: a directory path or a ``file://`` URL."""
+    path = urlsplit(location).path if location.startswith("file:") else location
+    return EmbeddedDocumentStore(path, embedding_dim=embedding_dim)
