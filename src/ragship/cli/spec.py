@@ -1,0 +1,85 @@
+"""``ragship spec``: create, show and validate pipeline specs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ragship.cli.common import Generator, Mode, StoreOption, err, mode_value, out, print_error
+from ragship.errors import RagshipError
+
+spec_app = typer.Typer(help="Create, show and validate pipeline specs.", no_args_is_help=True)
+
+
+@spec_app.command("init")
+def spec_init(
+    path: Annotated[Path, typer.Argument(help="Where to write the spec.")],
+    generator: Annotated[Generator, typer.Option(help="How answers are written.")] = Generator.extractive,
+    mode: Annotated[Mode | None, typer.Option(help="Retrieval mode (default: the mode setting, hybrid).")] = None,
+    embedding_model: Annotated[str | None, typer.Option(help="Sentence-transformers path or hub id.")] = None,
+    split_by: Annotated[str, typer.Option(help="word, sentence, passage, line, page.")] = "word",
+    split_length: Annotated[int, typer.Option(min=1, help="Units per chunk.")] = 200,
+    split_overlap: Annotated[int, typer.Option(min=0, help="Units shared by neighbouring chunks.")] = 40,
+    top_k: Annotated[
+        int | None, typer.Option(min=1, help="Sources per answer (default: the top_k setting, 5).")
+    ] = None,
+    openai_model: Annotated[str | None, typer.Option(help="Model name at the endpoint.")] = None,
+    openai_base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
+    local_model: Annotated[str | None, typer.Option(help="Local Hugging Face causal LM directory.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write the default spec (both pipelines) to PATH."""
+    from ragship.settings import get_settings
+    from ragship.spec import spec_from_settings
+
+    if path.exists() and not force:
+        raise RagshipError(f"{path} exists; pass --force to overwrite it.")
+    if split_overlap >= split_length:
+        raise typer.BadParameter("must be smaller than --split-length", param_hint="--split-overlap")
+    spec = spec_from_settings(
+        get_settings(),
+        generator=generator.value,
+        mode=mode_value(mode),
+        embedding_model=embedding_model,
+        split_by=split_by,
+        split_length=split_length,
+        split_overlap=split_overlap,
+        top_k=top_k,
+        openai_model=openai_model,
+        openai_base_url=openai_base_url,
+        local_model=local_model,
+    )
+    spec.save(path)
+    err.print(f"Wrote {spec.name} spec to {path} (hash {spec.hash}).")
+
+
+@spec_app.command("show")
+def spec_show(
+    path: Annotated[Path | None, typer.Argument(help="Spec file (default: effective).")] = None,
+) -> None:
+    """Print a spec as YAML (the effective one when PATH is omitted)."""
+    from ragship.runtime import resolve_spec
+
+    sys.stdout.write(resolve_spec(path).to_yaml())
+
+
+@spec_app.command("validate")
+def spec_validate(
+    path: Annotated[Path, typer.Argument(help="Spec file to check.")],
+    store: StoreOption = None,
+) -> None:
+    """Check a spec: component types, connections, embedding dimension against the store."""
+    from ragship.pipelines.validate import validate_spec
+    from ragship.spec import load_spec
+    from ragship.stores import open_store
+
+    spec = load_spec(path)
+    problems = validate_spec(spec, open_store(store) if store else None)
+    if problems:
+        for problem in problems:
+            print_error(problem)
+        raise typer.Exit(1)
+    out.print(f"{path}: valid ({spec.name}, hash {spec.hash}, mode {spec.retrieval_mode}).")
