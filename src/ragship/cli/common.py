@@ -1,4 +1,4 @@
-"""What the command modules share: consoles, option types, enums, output helpers and the exit-code edge.
+"""What the command modules share: consoles, option types, output helpers and the exit-code edge.
 
 Only light imports here: every ``ragship`` invocation loads this module, and heavy libraries belong
 inside the command functions.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar
 
@@ -18,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ragship.errors import RagshipError
-from ragship.settings import quiet_third_party_progress
+from ragship.settings import RetrievalMode, quiet_third_party_progress
 
 # Results go to stdout, everything else (progress, notes, errors) to stderr, so output can be piped.
 out = Console()
@@ -30,23 +29,7 @@ SpecOption = Annotated[
 StoreOption = Annotated[str | None, typer.Option("--store", help="Embedded store directory or Elasticsearch URL.")]
 
 
-class Mode(StrEnum):
-    """Retrieval modes."""
-
-    bm25 = "bm25"
-    dense = "dense"
-    hybrid = "hybrid"
-
-
-class Generator(StrEnum):
-    """Answer generators."""
-
-    extractive = "extractive"
-    openai = "openai"
-    local = "local"
-
-
-ModeOption = Annotated[Mode | None, typer.Option("--mode", help="Retrieval mode (default: the spec's).")]
+ModeOption = Annotated[RetrievalMode | None, typer.Option("--mode", help="Retrieval mode (default: the spec's).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 ProgressCallback = Callable[[int, int], None]
@@ -66,11 +49,6 @@ class FileReport(Protocol):
 
 
 ReportT = TypeVar("ReportT", bound=FileReport)
-
-
-def mode_value(mode: Mode | None) -> Any:
-    """The mode as the library takes it; None leaves the choice to the spec."""
-    return mode.value if mode is not None else None
 
 
 def print_json(data: Any) -> None:

@@ -15,7 +15,6 @@ from ragship.cli.common import (
     SpecOption,
     StoreOption,
     err,
-    mode_value,
     out,
     print_json,
     progress_bar,
@@ -46,7 +45,7 @@ def eval_command(
     settings = get_settings()
     data = load_beir(dataset, split=split, cache_dir=settings.home / "datasets").limited(limit_queries)
     resolved = resolve_spec(spec, settings)
-    chosen = mode_value(mode) or resolved.retrieval_mode
+    chosen = mode or resolved.retrieval_mode
     with progress_bar() as bar:
         task = bar.add_task(f"evaluating {data.name} ({chosen})", total=len(data.queries))
         result = run_tracked_eval(

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ragship.cli.common import JsonOption, ModeOption, SpecOption, StoreOption, mode_value, out, print_json
+from ragship.cli.common import JsonOption, ModeOption, SpecOption, StoreOption, out, print_json
 from ragship.errors import RagshipError
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def ask(
     """Answer a question from the indexed documents, citing sources."""
     from ragship.runtime import open_query_engine
 
-    engine = open_query_engine(spec, store, mode=mode_value(mode))
+    engine = open_query_engine(spec, store, mode=mode)
     filters = {"field": "meta.source", "operator": "in", "value": source} if source else None
     answer = engine.ask(question, top_k=top_k, filters=filters)
     if as_json:

@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from ragship.cli.common import Generator, Mode, StoreOption, err, mode_value, out, print_error
+from ragship.cli.common import StoreOption, err, out, print_error
 from ragship.errors import RagshipError
+from ragship.settings import GeneratorKind, RetrievalMode
 
 spec_app = typer.Typer(help="Create, show and validate pipeline specs.", no_args_is_help=True)
 
@@ -17,8 +18,10 @@ spec_app = typer.Typer(help="Create, show and validate pipeline specs.", no_args
 @spec_app.command("init")
 def spec_init(
     path: Annotated[Path, typer.Argument(help="Where to write the spec.")],
-    generator: Annotated[Generator, typer.Option(help="How answers are written.")] = Generator.extractive,
-    mode: Annotated[Mode | None, typer.Option(help="Retrieval mode (default: the mode setting, hybrid).")] = None,
+    generator: Annotated[GeneratorKind, typer.Option(help="How answers are written.")] = GeneratorKind.EXTRACTIVE,
+    mode: Annotated[
+        RetrievalMode | None, typer.Option(help="Retrieval mode (default: the mode setting, hybrid).")
+    ] = None,
     embedding_model: Annotated[str | None, typer.Option(help="Sentence-transformers path or hub id.")] = None,
     split_by: Annotated[str, typer.Option(help="word, sentence, passage, line, page.")] = "word",
     split_length: Annotated[int, typer.Option(min=1, help="Units per chunk.")] = 200,
@@ -42,7 +45,7 @@ def spec_init(
     spec = spec_from_settings(
         get_settings(),
         generator=generator.value,
-        mode=mode_value(mode),
+        mode=mode,
         embedding_model=embedding_model,
         split_by=split_by,
         split_length=split_length,
