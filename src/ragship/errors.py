@@ -33,3 +33,7 @@ class ConversionError(RagshipError):
 
 class ModelServiceUnavailableError(RagshipError):
     """A service that runs a model (embedder, generator) cannot be reached or is overloaded."""
+
+
+class TrackingError(RagshipError):
+    """MLflow is unreachable, or a run/model is not what an operation needs."""

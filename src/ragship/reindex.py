@@ -202,7 +202,7 @@ def execute_reindex(
     import papermill
 
     from ragship.stores import redact_url
-    from ragship.tracking import init_mlflow
+    from ragship.tracking.runs import init_mlflow
 
     settings = settings or get_settings()
     notebook = (notebook or default_notebook()).resolve()

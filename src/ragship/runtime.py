@@ -27,7 +27,7 @@ def resolve_spec(spec: PipelineSpec | str | Path | None, settings: Settings | No
     if path is None:
         return spec_from_settings(settings)
     if str(path).startswith("models:/"):
-        from ragship.tracking import load_registered_spec
+        from ragship.tracking.registry import load_registered_spec
 
         return load_registered_spec(str(path), settings)
     return load_spec(path)
@@ -86,7 +86,7 @@ def served_spec(settings: Settings | None = None) -> tuple[PipelineSpec, str]:
     if settings.serving.spec:
         return resolve_spec(settings.serving.spec, settings), settings.serving.spec
     if settings.spec is None and _has_tracking_store(settings):
-        from ragship.tracking import champion
+        from ragship.tracking.registry import champion
 
         current = champion(settings)
         if current is not None:

@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 import yaml
 
+from ragship.errors import TrackingError
 from ragship.eval.datasets import BeirDataset, load_beir
 from ragship.eval.tracked import run_grid, run_tracked_eval
 from ragship.settings import Settings, load_settings
 from ragship.spec import default_spec, load_spec
-from ragship.tracking import CHAMPION, TrackingError, champion, init_mlflow, promote
+from ragship.tracking.registry import CHAMPION, champion, promote
+from ragship.tracking.runs import init_mlflow
 
 NFCORPUS = Path(__file__).resolve().parents[3] / "shared" / "data" / "nfcorpus"
 pytestmark = [

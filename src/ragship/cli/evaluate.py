@@ -123,7 +123,7 @@ def promote(
     as_json: JsonOption = False,
 ) -> None:
     """Make the run's spec the champion if its primary metric is >= the champion's (same dataset)."""
-    from ragship.tracking import promote as do_promote
+    from ragship.tracking.registry import promote as do_promote
 
     decision = do_promote(run_id, force=force, reason=reason)
     if as_json:
@@ -138,7 +138,7 @@ def promote(
 @commands.command("champion")
 def champion_command(as_json: JsonOption = False) -> None:
     """Show the current champion (exit 1 when there is none)."""
-    from ragship.tracking import champion
+    from ragship.tracking.registry import champion
 
     current = champion()
     if current is None:
@@ -162,7 +162,7 @@ def mlflow_ui(
     import subprocess
 
     from ragship.settings import get_settings
-    from ragship.tracking import init_mlflow
+    from ragship.tracking.runs import init_mlflow
 
     settings = get_settings()
     uri = init_mlflow(settings)

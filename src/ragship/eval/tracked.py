@@ -13,7 +13,7 @@ from ragship.eval.retrieval import Progress, RetrievalEvaluation, evaluate_retri
 from ragship.runtime import store_for
 from ragship.settings import RetrievalMode, Settings, get_settings
 from ragship.spec import PipelineSpec
-from ragship.tracking import git_commit, init_mlflow, log_spec_model, spec_file, spec_params
+from ragship.tracking.runs import git_commit, init_mlflow, spec_file, spec_params
 
 GRID_KEYS = {"mode", "split_length", "split_overlap", "top_k"}
 
@@ -31,6 +31,8 @@ def run_tracked_eval(
     """Evaluate and record everything in one MLflow run (a child run when ``nested``)."""
     import mlflow
     import pandas as pd
+
+    from ragship.tracking.spec_model import log_spec_model  # imports mlflow.pyfunc: only when one is logged
 
     settings = settings or get_settings()
     # Evaluation indices live beside (never inside) the given store: same backend, own index.

@@ -10,9 +10,15 @@ from typing import Any, TypeVar
 
 from starlette.responses import JSONResponse
 
-from ragship.errors import ConversionError, ModelError, ModelServiceUnavailableError, SpecError, StoreUnavailableError
+from ragship.errors import (
+    ConversionError,
+    ModelError,
+    ModelServiceUnavailableError,
+    SpecError,
+    StoreUnavailableError,
+    TrackingError,
+)
 from ragship.settings import ServingSettings
-from ragship.tracking import TrackingError
 
 logger = logging.getLogger("ragship.serving")
 

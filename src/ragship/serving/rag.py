@@ -27,7 +27,7 @@ from ragship.serving.http import guard, http_errors, map_error
 from ragship.serving.indexing import Documents, index_documents
 from ragship.serving.ui import ui_app
 from ragship.settings import get_settings
-from ragship.tracking import Feedback, FeedbackRecorder
+from ragship.tracking.feedback import Feedback, FeedbackRecorder
 
 _SETTINGS = get_settings()
 _SERVING = _SETTINGS.serving
