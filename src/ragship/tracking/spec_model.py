@@ -2,9 +2,8 @@
 
 High in the import graph: answering uses :func:`ragship.runtime.open_query_engine`.
 
-MLflow pickles the model class by module path, so versions logged while it lived in
-``ragship.serving_model`` need ``sys.modules["ragship.serving_model"] = ragship.tracking.spec_model``
-before ``mlflow.pyfunc.load_model`` (or a new evaluation run). Ragship itself reads only a version's
+MLflow pickles the model class by module path; versions logged while it lived in
+``ragship.serving_model`` find it through that alias module. Ragship itself reads only a version's
 ``spec.yaml`` (:func:`ragship.tracking.registry.load_registered_spec`), so serving, reindexing and
 promotion work with every version.
 """
