@@ -13,12 +13,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ragship.errors import ConfigError, RagshipError
-from ragship.settings import Settings, get_settings
+from ragship.settings import Settings, SyncMode, get_settings
 
 REINDEX_EXPERIMENT = "reindex"
 SUMMARY_TAG = "summary"
@@ -42,7 +42,7 @@ class ReindexParams(BaseModel):
     sources: list[str] = Field(default_factory=lambda: ["docs"], min_length=1, description="Files/directories.")
     spec: str | None = Field(None, description="Spec path or models:/ragship@champion; settings when unset.")
     store: str | None = Field(None, description="Embedded store directory or Elasticsearch URL.")
-    mode: Literal["incremental", "full"] = "incremental"
+    mode: SyncMode = SyncMode.INCREMENTAL
     dry_run: bool = False
     allow_failures: bool = Field(False, description="Full mode: promote even when some files fail.")
     batch_files: int = Field(32, ge=1, le=10_000, description="Files per batch and per manifest commit.")
@@ -160,7 +160,9 @@ def check_notebook_params(notebook: Path, raw: dict[str, Any]) -> dict[str, Any]
             f"it takes: {', '.join(declared)}."
         )
     standard = {k: v for k, v in raw.items() if k in ReindexParams.model_fields}
-    checked = ReindexParams.parse(standard, where=f"parameters for {notebook.name}").model_dump(include=set(standard))
+    checked = ReindexParams.parse(standard, where=f"parameters for {notebook.name}").model_dump(
+        mode="json", include=set(standard)
+    )
     return {**raw, **checked}
 
 

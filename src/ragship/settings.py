@@ -41,6 +41,13 @@ class GeneratorKind(StrEnum):
     LOCAL = "local"
 
 
+class SyncMode(StrEnum):
+    """How a sync treats the index: touch only what changed, or rebuild it in a staged copy and swap."""
+
+    INCREMENTAL = "incremental"
+    FULL = "full"
+
+
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEFAULT_OPENAI_KEY_ENV = "OPENAI_API_KEY"

@@ -21,14 +21,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ragship.components.converters import FileFailure, source_name
 from ragship.pipelines.indexing import Indexer, IndexReport, discover_files
+from ragship.settings import SyncMode
 from ragship.spec import PipelineSpec
 from ragship.stores.base import ManifestEntry, RetrievalStore, rebuilding, settle_rebuild
 
-SyncMode = Literal["incremental", "full"]
 SyncProgress = Callable[[int, int], None]
 StopCheck = Callable[[], bool]
 
@@ -158,7 +158,7 @@ class Syncer:
     def sync(
         self,
         sources: Iterable[str | Path],
-        mode: SyncMode = "incremental",
+        mode: SyncMode | str = SyncMode.INCREMENTAL,
         dry_run: bool = False,
         allow_failures: bool = False,
         progress: SyncProgress | None = None,
@@ -176,6 +176,7 @@ class Syncer:
             ``cancelled`` set. Batches already done are committed (incremental: the next run resumes from
             the manifest); a full rebuild that stops is discarded and the live index stays as it was.
         """
+        mode = SyncMode(mode)
         started = time.perf_counter()
         sources = list(sources)
         plan = plan_sync(self.spec, self.store, sources)
@@ -183,7 +184,7 @@ class Syncer:
         if dry_run:
             report.added, report.updated = len(plan.added), len(plan.updated)
             report.deleted, report.unchanged = len(plan.deleted), len(plan.unchanged)
-        elif mode == "full":
+        elif mode == SyncMode.FULL:
             self._full(plan, report, allow_failures, progress, should_stop)
         else:
             self._incremental(self.store, plan, report, progress, should_stop)

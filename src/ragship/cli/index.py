@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +18,7 @@ from ragship.cli.common import (
     run_file_job,
 )
 from ragship.errors import RagshipError
+from ragship.settings import SyncMode
 
 if TYPE_CHECKING:
     from ragship.pipelines.indexing import IndexReport
@@ -79,13 +79,6 @@ def _print_index_summary(report: IndexReport, where: str) -> None:
         out.print(f"Rebuild {report.rebuild}.")
 
 
-class SyncModeChoice(StrEnum):
-    """Sync modes."""
-
-    incremental = "incremental"
-    full = "full"
-
-
 @commands.command()
 def sync(
     paths: Annotated[list[Path], typer.Argument(help="Files or directories to keep in sync with the index.")],
@@ -93,7 +86,7 @@ def sync(
         str | None, typer.Option("--spec", help="Spec YAML or models:/ragship@champion (default: settings).")
     ] = None,
     store: StoreOption = None,
-    mode: Annotated[SyncModeChoice, typer.Option("--mode", help="incremental or full.")] = SyncModeChoice.incremental,
+    mode: Annotated[SyncMode, typer.Option("--mode", help="incremental or full.")] = SyncMode.INCREMENTAL,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would change; write nothing.")] = False,
     allow_failures: Annotated[
         bool, typer.Option("--allow-failures", help="Exit 0 (and, in full mode, promote) when files fail.")
@@ -118,7 +111,7 @@ def sync(
     syncer = Syncer(resolved, store_for(resolved, store, settings), batch_files=settings.index_batch_files)
 
     def job(progress: ProgressCallback | None) -> SyncReport:
-        return syncer.sync(paths, mode=mode.value, dry_run=dry_run, allow_failures=allow_failures, progress=progress)
+        return syncer.sync(paths, mode=mode, dry_run=dry_run, allow_failures=allow_failures, progress=progress)
 
     def summarize(report: SyncReport) -> None:
         print_sync_summary(report.to_dict())
