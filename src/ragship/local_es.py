@@ -54,7 +54,8 @@ class NodeStatus:
         return dict(self.__dict__)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -94,6 +95,16 @@ def find_java(preferred: Path | None = None) -> Path:
     )
 
 
+@dataclass(frozen=True)
+class ClusterMembership:
+    """How a node joins a local multi-node cluster (see :mod:`ragship.local_es_cluster`)."""
+
+    cluster_name: str
+    transport_port: int
+    seed_hosts: tuple[str, ...]  # 127.0.0.1:PORT of every node's transport
+    initial_masters: tuple[str, ...]  # node names that bootstrap the cluster (only on its first start)
+
+
 class LocalElasticsearch:
     """One local node under ``settings.home``: ``dist/`` caches the distribution, ``nodes/NAME`` holds
     config, data, logs and the pid file of one node.
@@ -107,12 +118,17 @@ class LocalElasticsearch:
 
     :param settings: Version, home, port, heap, JDK.
     :param name: Node directory name; several named nodes can run side by side on different ports.
+    :param cluster: Join a multi-node cluster instead of running as a single-node one.
     """
 
-    def __init__(self, settings: LocalElasticsearchSettings, name: str = "default") -> None:
+    def __init__(
+        self, settings: LocalElasticsearchSettings, name: str = "default", cluster: ClusterMembership | None = None
+    ) -> None:
         self.settings = settings
         self.home = settings.home
         self.name = name
+        self.cluster = cluster
+        self.heap = settings.cluster_heap if cluster else settings.heap
         self.node_dir = self.home / "nodes" / name
         self.dist_dir = self.home / "dist" / f"elasticsearch-{settings.version}"
 
@@ -191,7 +207,7 @@ class LocalElasticsearch:
         dist = self.install()
         java = find_java(self.settings.java_home)
         http_port = self.settings.port if port is None else port
-        http_port = http_port or _free_port()
+        http_port = http_port or free_port()
         self._write_config(dist, http_port, password, java)
         user = self._service_user()
         if user is not None:
@@ -200,7 +216,7 @@ class LocalElasticsearch:
             **os.environ,
             "ES_JAVA_HOME": str(java),
             "ES_PATH_CONF": str(self.node_dir / "config"),
-            "ES_JAVA_OPTS": f"-Xms{self.settings.heap} -Xmx{self.settings.heap}",
+            "ES_JAVA_OPTS": f"-Xms{self.heap} -Xmx{self.heap}",
         }
         env.pop("JAVA_TOOL_OPTIONS", None)
         self.port_file.write_text(str(http_port))
@@ -317,6 +333,20 @@ class LocalElasticsearch:
                 )
         return SERVICE_USER
 
+    def _discovery(self) -> list[str]:
+        """Transport and discovery lines: single-node, or the cluster's seed hosts (and bootstrap masters on
+        the first start only: a node with data has joined its cluster and must not bootstrap another)."""
+        if self.cluster is None:
+            return [f"transport.port: {free_port()}", "discovery.type: single-node"]
+        data = self.node_dir / "data"
+        first_start = not (data.is_dir() and any(data.iterdir()))
+        masters = [f"cluster.initial_master_nodes: [{', '.join(self.cluster.initial_masters)}]"] if first_start else []
+        return [
+            f"transport.port: {self.cluster.transport_port}",
+            f"discovery.seed_hosts: [{', '.join(self.cluster.seed_hosts)}]",
+            *masters,
+        ]
+
     def _write_config(self, dist: Path, http_port: int, password: str | None, java: Path) -> None:
         config = self.node_dir / "config"
         for sub in ("data", "logs"):
@@ -335,14 +365,13 @@ class LocalElasticsearch:
             else ["xpack.security.enabled: false"]
         )
         lines = [
-            f"cluster.name: ragship-{self.name}",
+            f"cluster.name: {self.cluster.cluster_name if self.cluster else f'ragship-{self.name}'}",
             f"node.name: {self.name}",
             f"path.data: {self.node_dir / 'data'}",
             f"path.logs: {self.node_dir / 'logs'}",
             "network.host: 127.0.0.1",
             f"http.port: {http_port}",
-            f"transport.port: {_free_port()}",
-            "discovery.type: single-node",
+            *self._discovery(),
             # Small CI disks would otherwise turn indices read-only at the 95% watermark.
             "cluster.routing.allocation.disk.threshold_enabled: false",
             "action.destructive_requires_name: false",

@@ -71,7 +71,12 @@ class ElasticsearchSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field("http://127.0.0.1:9200", description="Cluster URL (https for managed clusters).")
+    url: str = Field(
+        "http://127.0.0.1:9200",
+        pattern=r"(?i)^https?://[^,\s]+(,https?://[^,\s]+)*$",
+        description="Cluster URL (https for managed clusters); several nodes comma-separated, "
+        "e.g. http://127.0.0.1:9200,http://127.0.0.1:9201: the client spreads requests and fails over.",
+    )
     index: str = Field("ragship", description="Alias that reads and writes go through.")
     api_key: SecretStr | None = Field(None, description="API key (Elastic Cloud); wins over basic auth.")
     username: str | None = Field(None, description="Basic-auth user.")
@@ -79,8 +84,20 @@ class ElasticsearchSettings(BaseModel):
     ca_certs: Path | None = Field(None, description="CA bundle for a self-signed https cluster.")
     verify_certs: bool = Field(True, description="Verify TLS certificates.")
     shards: int = Field(1, ge=1, le=1024, description="Primary shards of a new index.")
-    replicas: int = Field(0, ge=0, le=16, description="Replicas of a new index (>0 for HA on a cluster).")
+    replicas: int | None = Field(
+        None, ge=0, le=16, description="Replicas of a new index; unset: 1 when the cluster has >1 data node, else 0."
+    )
     request_timeout_s: float = Field(30.0, gt=0, le=600, description="Per-request timeout.")
+    max_retries: int = Field(
+        3,
+        ge=0,
+        le=10,
+        description="Client retries of one request on another node (connection errors, timeouts, 429/502/503/504).",
+    )
+    write_retries: int = Field(
+        5, ge=1, le=20, description="Attempts of a bulk batch whose chunks meet an unreachable node or shard."
+    )
+    retry_backoff_max_s: float = Field(8.0, gt=0, le=300, description="Longest wait between two write attempts.")
     analyzer: str | None = Field(
         None, description="Analyzer of the content field (e.g. english); a portable standard+stopwords one when unset."
     )
@@ -96,6 +113,9 @@ class LocalElasticsearchSettings(BaseModel):
     port: int = Field(9200, ge=0, le=65535, description="HTTP port on 127.0.0.1 (0 picks a free one).")
     heap: str = Field("1g", pattern=r"^\d+[mg]$", description="JVM heap, e.g. 1g or 512m.")
     java_home: Path | None = Field(None, description="JDK 17-23 to run it; found automatically if unset.")
+    cluster_heap: str = Field(
+        "512m", pattern=r"^\d+[mg]$", description="JVM heap of each node of a multi-node cluster."
+    )
     start_timeout_s: float = Field(180.0, gt=0, le=1800, description="How long to wait for health.")
 
 

@@ -13,10 +13,15 @@ from ragship.errors import RagshipError
 
 if TYPE_CHECKING:
     from ragship.local_es import LocalElasticsearch
+    from ragship.local_es_cluster import ClusterStatus, LocalCluster
 
-es_app = typer.Typer(help="Run a local Elasticsearch node and size production clusters.", no_args_is_help=True)
+es_app = typer.Typer(
+    help="Run a local Elasticsearch node or cluster and size production clusters.", no_args_is_help=True
+)
 
-NodeOption = Annotated[str, typer.Option("--name", help="Node name (several can run side by side).")]
+NodeOption = Annotated[
+    str, typer.Option("--name", help="Node or cluster name (several can run side by side on different ports).")
+]
 
 
 def _local_node(name: str) -> LocalElasticsearch:
@@ -24,6 +29,13 @@ def _local_node(name: str) -> LocalElasticsearch:
     from ragship.settings import get_settings
 
     return LocalElasticsearch(get_settings().local_es, name=name)
+
+
+def _local_cluster(name: str) -> LocalCluster:
+    from ragship.local_es_cluster import LocalCluster
+    from ragship.settings import get_settings
+
+    return LocalCluster(get_settings().local_es, name=name)
 
 
 @es_app.command("start")
@@ -34,10 +46,31 @@ def es_start(
         str | None,
         typer.Option(help="Turn security on; user 'elastic' gets the password held by this environment variable."),
     ] = None,
+    nodes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=9,
+            help="Nodes of one cluster on 127.0.0.1 (HTTP ports from --port upwards); prints their URLs "
+            "comma-separated, the value for RAGSHIP_ES__URL. Default: the cluster made before under --name, else 1.",
+        ),
+    ] = None,
 ) -> None:
-    """Fetch (once, with mvn) and start a single-node Elasticsearch on 127.0.0.1."""
+    """Fetch (once, with mvn) and start Elasticsearch on 127.0.0.1: one node, or a cluster with --nodes."""
     from ragship.settings import env_secret
 
+    cluster = _local_cluster(name)
+    if nodes is None:
+        nodes = len(cluster.layout()) or 1
+    if nodes > 1 or cluster.exists:
+        if password_env:
+            raise RagshipError("--password-env is for a single node; a local cluster runs without security.")
+        if _local_node(name).status().running:
+            raise RagshipError(f"A single node named {name!r} runs; stop it or choose another --name for the cluster.")
+        with err.status(f"starting a {nodes}-node Elasticsearch {cluster.settings.version} cluster ..."):
+            urls = cluster.start(nodes=nodes, port=port)
+        out.print(",".join(urls), soft_wrap=True, markup=False)  # one line: the value for RAGSHIP_ES__URL
+        return
     password = None
     if password_env:
         password = env_secret(password_env)
@@ -51,14 +84,32 @@ def es_start(
 
 @es_app.command("stop")
 def es_stop(name: NodeOption = "default") -> None:
-    """Stop the local node."""
+    """Stop the local node, or every node of the local cluster."""
+    cluster = _local_cluster(name)
+    if cluster.exists:
+        count = cluster.stop()
+        err.print(f"stopped {count} node{'s' if count != 1 else ''}" if count else "not running")
+        return
     stopped = _local_node(name).stop()
     err.print("stopped" if stopped else "not running")
 
 
 @es_app.command("status")
 def es_status(name: NodeOption = "default", as_json: JsonOption = False) -> None:
-    """Show whether the local node runs, its URL and cluster health (exit 1 when it does not run)."""
+    """Show whether the local node runs, its URL and cluster health (exit 1 when it does not run).
+
+    For a cluster: each node (URL, pid, elected master, roles), the health and which node holds each shard.
+    """
+    cluster = _local_cluster(name)
+    if cluster.exists:
+        cluster_status = cluster.status()
+        if as_json:
+            print_json(cluster_status.to_dict())
+        else:
+            _print_cluster(cluster_status)
+        if not cluster_status.running:
+            raise typer.Exit(1)
+        return
     status = _local_node(name).status()
     if as_json:
         print_json(status.to_dict())
@@ -111,6 +162,27 @@ def es_size(
             _gib(r.total_disk_bytes),
         )
     out.print(table)
+
+
+def _print_cluster(status: ClusterStatus) -> None:
+    running = sum(n["running"] for n in status.nodes)
+    out.print(
+        f"Elasticsearch {status.version} cluster {status.name}: {running}/{len(status.nodes)} nodes running, "
+        f"health {status.health or 'unknown'}; RAGSHIP_ES__URL={status.url or ''}",
+        markup=False,
+        soft_wrap=True,
+    )
+    nodes = Table("node", "url", "pid", "state", "master", "roles")
+    for n in status.nodes:
+        state = "running" if n["running"] else "stopped"
+        nodes.add_row(n["name"], n["url"], str(n["pid"] or ""), state, "*" if n["master"] else "", n["roles"] or "")
+    out.print(nodes)
+    if status.shards:
+        shards = Table("index", "shard", "copy", "state", "node")
+        for sh in status.shards:
+            copy = "primary" if sh.get("prirep") == "p" else "replica"
+            shards.add_row(sh.get("index"), sh.get("shard"), copy, sh.get("state"), sh.get("node") or "")
+        out.print(shards)
 
 
 def _gib(n: int) -> str:

@@ -5,7 +5,9 @@
 - The mapping is explicit: ``content`` text, ``embedding`` dense_vector with ``dims`` from the model
   and cosine similarity (int8 HNSW), string metadata as keyword.
 - Bulk writes report every rejected chunk with Elasticsearch's reason and write the rest; 429s are
-  retried per item with backoff by the client's bulk helper, connection failures by tenacity.
+  retried per item with backoff by the client's bulk helper; an unreachable cluster and chunks that
+  meet a node going down are written again with backoff (``write_retries``).
+- On a cluster the client gets every node's URL and fails over between them (``max_retries``).
 
 The store class lives here, with document operations, retrieval and the manifest; it builds on
 :mod:`~ragship.stores.es_client` (client, auth, TLS, error translation), :mod:`~ragship.stores.es_layout`
@@ -22,13 +24,12 @@ from elasticsearch import Elasticsearch, helpers
 from haystack import Document
 from haystack.document_stores.errors import DocumentStoreError, DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from ragship.errors import StoreError, StoreUnavailableError
+from ragship.errors import StoreError
 from ragship.settings import ElasticsearchSettings, Settings
 from ragship.stores import es_bulk, es_layout
 from ragship.stores.base import ManifestEntry, RetrievalStore, WriteResult
-from ragship.stores.es_client import auth_options, new_client, tls_options, translated_errors
+from ragship.stores.es_client import auth_options, new_client, node_urls, tls_options, translated_errors
 from ragship.stores.es_filters import to_es_filter
 from ragship.stores.es_layout import MANIFEST_SUFFIX, TEXT_ANALYZER, index_body
 from ragship.stores.registry import redact_url
@@ -47,7 +48,7 @@ class ElasticsearchStore:
         store.write_chunks(documents)
         store.bm25_retrieval("how do I run the tests", top_k=5)
 
-    :param url: Cluster URL.
+    :param url: Cluster URL, or the URLs of several nodes comma-separated (the client fails over between them).
     :param alias: Alias that reads and writes go through.
     :param embedding_dim: Vector size of the spec's model; a mismatch with the index fails early.
     :param api_key: Base64 API key (wins over basic auth).
@@ -56,10 +57,14 @@ class ElasticsearchStore:
     :param ca_certs: CA bundle path for https clusters with a private CA.
     :param verify_certs: Verify TLS certificates.
     :param shards: Primary shards of new indices.
-    :param replicas: Replicas of new indices (>0 for high availability).
+    :param replicas: Replicas of new indices (>0 for high availability); None: 1 on a cluster with more
+        than one data node, else 0.
     :param analyzer: Analyzer of ``content`` (e.g. ``english`` on clusters that have it).
     :param request_timeout_s: Per-request timeout.
     :param physical_index: Target this concrete index instead of the alias (a staged rebuild).
+    :param max_retries: Client retries of one request on another node.
+    :param write_retries: Attempts of a bulk batch whose chunks meet an unreachable node or shard.
+    :param retry_backoff_max_s: Longest pause between two write attempts.
     """
 
     def __init__(
@@ -74,10 +79,13 @@ class ElasticsearchStore:
         ca_certs: str | None = None,
         verify_certs: bool = True,
         shards: int = 1,
-        replicas: int = 0,
+        replicas: int | None = None,
         analyzer: str | None = None,
         request_timeout_s: float = 30.0,
         physical_index: str | None = None,
+        max_retries: int = 3,
+        write_retries: int = 5,
+        retry_backoff_max_s: float = 8.0,
     ) -> None:
         self.url = url
         self.alias = alias
@@ -89,6 +97,9 @@ class ElasticsearchStore:
         self.analyzer = analyzer
         self.request_timeout_s = request_timeout_s
         self.physical_index = physical_index
+        self.max_retries = max_retries
+        self.write_retries = write_retries
+        self.retry_backoff_max_s = retry_backoff_max_s
         self._client: Elasticsearch | None = None
         self._ready = False
         self._mapped_dim: int | None = None  # cached so bulk writes need no mapping lookup
@@ -111,6 +122,9 @@ class ElasticsearchStore:
             replicas=settings.replicas,
             analyzer=settings.analyzer,
             request_timeout_s=settings.request_timeout_s,
+            max_retries=settings.max_retries,
+            write_retries=settings.write_retries,
+            retry_backoff_max_s=settings.retry_backoff_max_s,
         )
 
     def _derived(self, alias: str, physical_index: str | None = None) -> ElasticsearchStore:
@@ -135,7 +149,11 @@ class ElasticsearchStore:
         """The client, connected and with the index in place (created on first use)."""
         if self._client is None:
             self._client = new_client(
-                self.url, request_timeout_s=self.request_timeout_s, auth=self._auth, tls=self._tls
+                self.url,
+                request_timeout_s=self.request_timeout_s,
+                auth=self._auth,
+                tls=self._tls,
+                max_retries=self.max_retries,
             )
         if not self._ready:
             self._call(self._client.cluster.health)
@@ -168,12 +186,17 @@ class ElasticsearchStore:
                 f"'{self.alias}' at {redact_url(self.url)} is a concrete index, not an alias; ragship reads and writes "
                 "through an alias. Choose another RAGSHIP_ES__INDEX, or delete that index."
             )
-        body = index_body(self._embedding_dim, self.shards, self.replicas, self.analyzer)
+        body = index_body(self._embedding_dim, self.shards, self._replicas(), self.analyzer)
         self._check_dimension(es_layout.create_first_index(self._call, es, self.alias, body))
 
     def _current_indices(self) -> list[str]:
         assert self._client is not None
         return es_layout.current_indices(self._call, self._client, self.alias)
+
+    def _replicas(self) -> int:
+        """Replicas of a new index: the configured number, else decided by the cluster's data nodes."""
+        client = self._client if self._client is not None else self.client  # no readiness loop inside _ensure_index
+        return es_layout.resolve_replicas(self._call, client, self.replicas)
 
     def _target(self) -> str:
         return self.physical_index or self.alias
@@ -272,15 +295,17 @@ class ElasticsearchStore:
             )
         return self._bulk_with_retries(documents, op_type)
 
-    @retry(
-        retry=retry_if_exception_type(StoreUnavailableError),
-        stop=stop_after_attempt(3),
-        wait=wait_exponential(multiplier=1, max=8),
-        reraise=True,
-    )
     def _bulk_with_retries(self, documents: list[Document], op_type: str) -> WriteResult:
         target = self._target()
-        result: WriteResult = self._call(es_bulk.bulk_pass, self.client, documents, target, op_type)
+        result = es_bulk.write_with_retries(
+            self._call,
+            lambda: self.client,
+            documents,
+            target,
+            op_type,
+            attempts=self.write_retries,
+            backoff_max_s=self.retry_backoff_max_s,
+        )
         self._call(self.client.indices.refresh, index=target)
         return result
 
@@ -365,7 +390,7 @@ class ElasticsearchStore:
         index = self._manifest_index()
         if index is None or not entries:
             return
-        es_layout.ensure_manifest_index(self._call, self.client, index)
+        es_layout.ensure_manifest_index(self._call, self.client, index, self.replicas)
         actions = [
             {"_op_type": "index", "_index": index, "_id": es_layout.manifest_id(e.source), "_source": e.to_dict()}
             for e in entries
@@ -385,7 +410,7 @@ class ElasticsearchStore:
     # -- rebuild through the alias ----------------------------------------------------------------
     def staged_rebuild(self) -> ElasticsearchStore:
         """Create an empty versioned index (not behind the alias) and return a store writing to it."""
-        body = index_body(self._embedding_dim, self.shards, self.replicas, self.analyzer)
+        body = index_body(self._embedding_dim, self.shards, self._replicas(), self.analyzer)
         name = es_layout.create_staged_index(self._call, self.client, self.alias, body)
         staged = self._derived(self.alias, physical_index=name)
         staged._client, staged._ready = self.client, True
@@ -405,7 +430,7 @@ class ElasticsearchStore:
 
     def delete_index(self) -> None:
         """Delete the alias and every index behind it (tests and teardown)."""
-        client = self._client or Elasticsearch(self.url, **self._auth, **self._tls)
+        client = self._client or Elasticsearch(node_urls(self.url), **self._auth, **self._tls)
         for index in es_layout.current_indices(self._call, client, self.alias):
             es_layout.delete_with_manifest(self._call, client, index)
         self._ready = False

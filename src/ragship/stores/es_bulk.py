@@ -1,22 +1,39 @@
 """Chunks to and from Elasticsearch: bulk actions, one bulk pass with per-chunk rejections, hits as Documents.
 
-A bulk pass retries 429 (queue full) per item with backoff through the client's bulk helper; a connection
-failure stops the pass and propagates, so the caller can retry the whole batch (chunk ids are stable,
-so writing a batch twice is harmless).
+A bulk pass retries 429 (queue full) per item with backoff through the client's bulk helper and hands
+back the chunks that met a passing cluster failure (a node going down, a replica being promoted); a
+connection failure stops the pass and propagates. The caller writes those again: chunk ids are stable,
+so writing a chunk twice is harmless.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 from haystack import Document
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from ragship.errors import StoreUnavailableError
 from ragship.stores.base import Rejection, WriteResult
 from ragship.stores.es_client import TRANSIENT
 
+Call = Callable[..., Any]  # the store's guard: call(fn, *args, **kwargs) with client errors translated
+
 _NULLABLE = ("embedding", "blob", "sparse_embedding")  # typed fields: ES rejects explicit nulls
+# Item failures of a cluster in motion (a node left, a replica not yet promoted, no elected master).
+RETRY_ITEM_STATUS = (429, 503)
+RETRY_ITEM_TYPES = frozenset(
+    {
+        "unavailable_shards_exception",
+        "no_shard_available_action_exception",
+        "node_not_connected_exception",
+        "node_disconnected_exception",
+        "node_closed_exception",
+        "cluster_block_exception",
+    }
+)
 
 
 def actions(documents: list[Document], index: str, op_type: str) -> Iterator[dict[str, Any]]:
@@ -30,13 +47,19 @@ def actions(documents: list[Document], index: str, op_type: str) -> Iterator[dic
         yield {"_op_type": op_type, "_index": index, "_id": doc.id, "_source": body}
 
 
-def bulk_pass(client: Elasticsearch, documents: list[Document], index: str, op_type: str) -> WriteResult:
-    """Write ``documents`` in one streaming bulk pass; refused chunks come back with Elasticsearch's reason.
+def bulk_pass(
+    client: Elasticsearch, documents: list[Document], index: str, op_type: str
+) -> tuple[WriteResult, list[tuple[Document, Rejection]]]:
+    """Write ``documents`` in one streaming bulk pass.
 
+    :returns: What landed and what was refused (with Elasticsearch's reason), and the chunks that met a
+        passing failure (a shard without a live copy, a node leaving, no master, a full queue), each with
+        the refusal it got, worth writing again.
     :raises elasticsearch.ConnectionError: (or a timeout) when the cluster cannot be reached mid-pass.
     """
-    sources = {d.id: str(d.meta.get("source", "")) for d in documents}
+    by_id = {d.id: d for d in documents}
     result = WriteResult()
+    again: list[tuple[Document, Rejection]] = []
     for ok, item in helpers.streaming_bulk(
         client,
         actions(documents, index, op_type),
@@ -53,11 +76,81 @@ def bulk_pass(client: Elasticsearch, documents: list[Document], index: str, op_t
             continue
         if isinstance(info.get("exception"), TRANSIENT):
             raise info["exception"]
-        error = info.get("error", {})
-        reason = (
-            f"{error.get('type', 'error')}: {error.get('reason', error)}" if isinstance(error, dict) else str(error)
-        )
-        result.rejected.append(Rejection(str(info.get("_id")), sources.get(str(info.get("_id")), ""), reason))
+        doc_id, error = str(info.get("_id")), info.get("error", {})
+        reason = str(error)
+        if isinstance(error, dict):
+            reason = f"{error.get('type', 'error')}: {error.get('reason', error)}"
+        rejection = Rejection(doc_id, source_of(by_id.get(doc_id)), reason)
+        if _passing(info.get("status"), error) and doc_id in by_id:
+            again.append((by_id[doc_id], rejection))
+        else:
+            result.rejected.append(rejection)
+    return result, again
+
+
+def source_of(document: Document | None) -> str:
+    """The source file a chunk came from ("" when unknown)."""
+    return str(document.meta.get("source", "")) if document is not None else ""
+
+
+def _passing(status: object, error: object) -> bool:
+    """Whether a refused item met a passing cluster failure rather than a problem with the chunk itself."""
+    kind = error.get("type") if isinstance(error, dict) else None
+    return status in RETRY_ITEM_STATUS or kind in RETRY_ITEM_TYPES
+
+
+class PendingChunksError(Exception):
+    """Chunks of a bulk write met a passing cluster failure and wait for another attempt."""
+
+
+def _worth_retrying(error: BaseException) -> bool:
+    """A write attempt is repeated for chunks left pending and for a cluster that could not be reached."""
+    unreachable = isinstance(error, StoreUnavailableError) and isinstance(error.__cause__, TRANSIENT)
+    return isinstance(error, PendingChunksError) or unreachable
+
+
+def write_with_retries(
+    call: Call,
+    client: Callable[[], Elasticsearch],
+    documents: list[Document],
+    index: str,
+    op_type: str,
+    *,
+    attempts: int,
+    backoff_max_s: float,
+) -> WriteResult:
+    """Bulk passes until every chunk landed or was refused for itself, at most ``attempts`` of them.
+
+    A pass that cannot reach the cluster is run again whole; chunks that met a passing failure (a node
+    going down, a replica being promoted) are written again; both after a growing pause (1 s, 2 s, ...
+    up to ``backoff_max_s``). What still waits after the last attempt is reported as rejected with its
+    last refusal.
+
+    :raises StoreUnavailableError: when the cluster stays unreachable through every attempt.
+    """
+    result = WriteResult()
+    pending: list[Document] = documents
+    refusals: list[Rejection] = []
+
+    def attempt() -> None:
+        nonlocal pending, refusals
+        landed, again = call(bulk_pass, client(), pending, index, op_type)
+        result.written += landed.written
+        result.rejected.extend(landed.rejected)
+        pending, refusals = [d for d, _ in again], [r for _, r in again]
+        if pending:
+            raise PendingChunksError(f"{len(pending)} chunks met an unavailable node or shard")
+
+    retrying = Retrying(
+        retry=retry_if_exception(_worth_retrying),
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=1, max=backoff_max_s),
+        reraise=True,
+    )
+    try:
+        retrying(attempt)
+    except PendingChunksError:
+        result.rejected.extend(refusals)
     return result
 
 

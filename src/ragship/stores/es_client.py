@@ -18,6 +18,8 @@ from ragship.errors import StoreUnavailableError
 
 # Failures where the request may succeed on a retry (the server is down, restarting or slow).
 TRANSIENT = (ESConnectionError, ESConnectionTimeout)
+# Answers worth another try: too many requests, and a node or shard that is down or restarting.
+RETRY_STATUS = (429, 502, 503, 504)
 
 
 def auth_options(api_key: str | None, username: str | None, password: str | None) -> dict[str, Any]:
@@ -34,14 +36,31 @@ def tls_options(url: str, ca_certs: str | None, verify_certs: bool) -> dict[str,
     return {"ca_certs": ca_certs, "verify_certs": verify_certs} if url.startswith("https") else {}
 
 
-def new_client(url: str, *, request_timeout_s: float, auth: dict[str, Any], tls: dict[str, Any]) -> Elasticsearch:
-    """A client that retries timeouts and 502/503/504 answers (twice) before giving up."""
+def node_urls(location: str) -> list[str]:
+    """The node URLs of a location: one URL, or several comma-separated (the nodes of one cluster)."""
+    return [u.strip() for u in location.split(",") if u.strip()]
+
+
+def new_client(
+    location: str,
+    *,
+    request_timeout_s: float,
+    auth: dict[str, Any],
+    tls: dict[str, Any],
+    max_retries: int = 3,
+) -> Elasticsearch:
+    """A client over every node of ``location``.
+
+    The client's transport does the failover: a request that meets a connection error, a timeout or a
+    429/502/503/504 answer is retried (up to ``max_retries`` times) on another node, and a node that
+    failed is left out of the pool for a growing back-off before it is tried again.
+    """
     return Elasticsearch(
-        url,
+        node_urls(location),
         request_timeout=request_timeout_s,
-        max_retries=2,
+        max_retries=max_retries,
         retry_on_timeout=True,
-        retry_on_status=(502, 503, 504),
+        retry_on_status=RETRY_STATUS,
         **auth,
         **tls,
     )

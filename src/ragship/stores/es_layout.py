@@ -70,6 +70,14 @@ def index_body(
     }
 
 
+def resolve_replicas(call: Call, client: Elasticsearch, replicas: int | None) -> int:
+    """Replicas of a new index: as configured, else 1 when the cluster has more than one data node, else 0."""
+    if replicas is not None:
+        return replicas
+    data_nodes = int(call(client.cluster.health)["number_of_data_nodes"])
+    return 1 if data_nodes > 1 else 0
+
+
 def current_indices(call: Call, client: Elasticsearch, alias: str) -> list[str]:
     """The indices behind ``alias``, sorted (none when the alias does not exist)."""
     try:
@@ -120,12 +128,18 @@ def delete_with_manifest(call: Call, client: Elasticsearch, index: str) -> None:
     call(client.indices.delete, index=f"{index},{index}{MANIFEST_SUFFIX}", ignore_unavailable=True)
 
 
-def ensure_manifest_index(call: Call, client: Elasticsearch, index: str) -> None:
-    """Create the manifest index ``index`` unless it exists (racing creators are fine)."""
+def ensure_manifest_index(call: Call, client: Elasticsearch, index: str, replicas: int | None) -> None:
+    """Create the manifest index ``index`` unless it exists (racing creators are fine), with as many
+    replicas as the chunk indices (see :func:`resolve_replicas`)."""
     if call(client.indices.exists, index=index):
         return
     try:
-        call(client.indices.create, index=index, mappings=MANIFEST_MAPPING)
+        call(
+            client.indices.create,
+            index=index,
+            settings={"number_of_shards": 1, "number_of_replicas": resolve_replicas(call, client, replicas)},
+            mappings=MANIFEST_MAPPING,
+        )
     except ApiError as e:
         if "resource_already_exists_exception" not in str(e):
             raise StoreError(f"Cannot create the manifest index {index}: {e}") from e

@@ -40,7 +40,12 @@ def scheme_of(location: str) -> str:
 
 
 def redact_url(location: str) -> str:
-    """A location safe for logs, messages and MLflow: a URL loses credentials, query and fragment."""
+    """A location safe for logs, messages and MLflow: a URL loses credentials, query and fragment.
+
+    A comma-separated list of node URLs (an Elasticsearch cluster) is redacted URL by URL.
+    """
+    if "," in location and "://" in location:
+        return ",".join(redact_url(part) for part in location.split(","))
     parts = urlsplit(location)
     if not parts.netloc:
         return location
