@@ -37,3 +37,7 @@ class ModelServiceUnavailableError(RagshipError):
 
 class TrackingError(RagshipError):
     """MLflow is unreachable, or a run/model is not what an operation needs."""
+
+
+class QueueError(RagshipError):
+    """The job queue could not take, find or run a job (broker down, queue full, job too large)."""
