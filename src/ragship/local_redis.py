@@ -222,7 +222,7 @@ def _server_pid(port: int, password: str | None) -> int | None:
     """The process id of the Redis answering on ``port`` (INFO over a raw RESP socket), None when none
     answers or it is still loading its data."""
     commands = [["AUTH", password]] if password else []
-    commands.append(["INFO", "server"])
+    commands.append(["INFO"])
     payload = b"".join(
         f"*{len(c)}\r\n".encode() + b"".join(f"${len(a.encode())}\r\n".encode() + a.encode() + b"\r\n" for a in c)
         for c in commands
@@ -231,7 +231,7 @@ def _server_pid(port: int, password: str | None) -> int | None:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
             conn.sendall(payload)
             reply = b""
-            while b"process_id:" not in reply or not reply.endswith(b"\r\n\r\n"):
+            while b"process_id:" not in reply or b"loading:" not in reply or not reply.endswith(b"\r\n\r\n"):
                 data = conn.recv(65536)
                 if not data:
                     break
@@ -240,7 +240,7 @@ def _server_pid(port: int, password: str | None) -> int | None:
                     return None
     except OSError:
         return None
-    for line in reply.decode(errors="replace").splitlines():
-        if line.startswith("process_id:"):
-            return int(line.split(":", 1)[1])
-    return None
+    info = dict(line.split(":", 1) for line in reply.decode(errors="replace").splitlines() if ":" in line)
+    if info.get("loading", "1").strip() != "0" or "process_id" not in info:
+        return None
+    return int(info["process_id"])

@@ -121,13 +121,13 @@ def index_job(job_id: str) -> None:
         pid=pid,
         increments={"attempts": 1, "redeliveries": int(redelivered)},
     )
-    syncer = _syncer(ctx.settings)
     with ctx.metrics.running():
         if job.kind == "documents":
-            report = syncer.index_documents(_documents(ctx.client, ctx.keys, job_id))
+            documents = _documents(ctx.client, ctx.keys, job_id)
+            report = _syncer(ctx.settings).index_documents(documents)
         else:
             raw = ctx.client.hget(ctx.keys.job(job_id), "paths")
-            report = syncer.index(json.loads(raw) if raw else [])
+            report = _syncer(ctx.settings).index(json.loads(raw) if raw else [])
     result = report.to_dict()
     counts = {k: int(result.get(k, 0)) for k in COUNT_KEYS}
     status = JobStatus.FAILED if result["failures"] else JobStatus.DONE

@@ -88,7 +88,7 @@ class Job(BaseModel):
         data = {k.decode(): v.decode() for k, v in raw.items()}
         fields: dict[str, Any] = {"id": job_id}
         for name in ("status", "kind", "worker", "error"):
-            if name in data:
+            if data.get(name):
                 fields[name] = data[name]
         for name in ("sources", "attempts", "retries", "redeliveries", "pid"):
             if name in data:
