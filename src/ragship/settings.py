@@ -156,7 +156,6 @@ class ServingSettings(BaseModel):
         description="Adaptive batching: latency budget; BentoML sheds (503) requests it predicts would exceed it.",
     )
     embedder_batching: bool = Field(True, description="Adaptive batching of the embedder (off: one call per request).")
-    index_timeout_s: float = Field(3600.0, gt=0, le=86_400, description="Timeout of one indexing task.")
     feedback_experiment: str = Field("ragship-feedback", description="MLflow experiment that receives feedback.")
 
 

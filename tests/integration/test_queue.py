@@ -102,7 +102,7 @@ def workers(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[int], lis
 
     def start(n: int) -> list[subprocess.Popen[bytes]]:
         procs = []
-        for i in range(n):
+        for _ in range(n):
             log = (tmp_path / f"worker-{len(started)}.log").open("wb")
             proc = subprocess.Popen(
                 [RAGSHIP, "worker", "--threads", "1"],
