@@ -61,7 +61,7 @@ def main() -> None:
         files = write_corpus(folder, args.limit)
         store = store_for(spec, args.store or str(Path(tmp) / "store"))
         syncer = Syncer(spec, store, batch_files=64)
-        syncer.indexer.warm_up()  # model load is not reindex work
+        syncer.warm_up()  # model load is not reindex work
         rows = []
         started = time.perf_counter()
         full = syncer.sync([folder], mode="full")

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from ragship.components.remote import RemoteModels
 from ragship.models import embedding_dimension
-from ragship.pipelines.indexing import Indexer
 from ragship.pipelines.query import QueryEngine
 from ragship.settings import RetrievalMode, Settings, get_settings
 from ragship.spec import PipelineSpec, load_spec, spec_from_settings
 from ragship.stores import open_store
 from ragship.stores.base import RetrievalStore
+from ragship.sync import Syncer
 
 
 def resolve_spec(spec: PipelineSpec | str | Path | None, settings: Settings | None = None) -> PipelineSpec:
@@ -51,11 +51,12 @@ def open_indexer(
     store: str | RetrievalStore | None = None,
     settings: Settings | None = None,
     remote: RemoteModels | None = None,
-) -> Indexer:
-    """An :class:`Indexer` for ``spec`` writing to ``store`` (settings fill what is None)."""
+) -> Syncer:
+    """The one indexing path (:class:`~ragship.sync.Syncer`) for ``spec`` writing to ``store``
+    (settings fill what is None)."""
     settings = settings or get_settings()
     resolved = resolve_spec(spec, settings)
-    return Indexer(
+    return Syncer(
         resolved,
         store_for(resolved, store, settings),
         batch_files=settings.index_batch_files,

@@ -1,33 +1,37 @@
-"""Incremental sync: bring an index in line with a set of source files, touching only what changed.
+"""The one indexing path: every write of files or uploads into a store goes through :class:`Syncer`.
 
-The store keeps a manifest (source -> content hash, pipeline hash, chunk ids). A sync hashes the files,
-compares, and then
+The store keeps a manifest (source -> content hash, pipeline hash, chunk ids). Indexing hashes the
+sources, compares, and then
 
-* indexes new files and re-indexes changed ones (their old chunks are replaced, see ``StoreWriter``),
-* deletes the chunks of files that are gone,
+* indexes new sources and re-indexes changed ones (their old chunks are replaced, see ``StoreWriter``),
+* with ``sync``, also deletes the chunks of files that are gone (``index`` never deletes),
 * leaves everything else alone, so a second run in a row changes nothing.
 
-Files go through the pipeline in fixed-size batches, and a file's manifest entry is written only after
-its chunks have landed. A run killed at any point therefore leaves the manifest behind the index, never
-ahead of it: the next run redoes the unfinished files (chunk ids are stable, so rewriting them creates no
-duplicates) and the result is exactly what an uninterrupted run gives.
+Sources go through the pipeline in fixed-size batches, and a source's manifest entry is written only
+after its chunks have landed. A run killed at any point therefore leaves the manifest behind the index,
+never ahead of it: the next run redoes the unfinished sources (chunk ids are stable, so rewriting them
+creates no duplicates) and the result is exactly what an uninterrupted run gives. That is also what
+makes a redelivered queue job harmless.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from haystack.dataclasses import ByteStream
+
 from ragship.components.converters import FileFailure, source_name
-from ragship.pipelines.indexing import Indexer, IndexReport, discover_files
+from ragship.components.remote import RemoteModels
+from ragship.pipelines.indexing import IndexingPipeline, SourceData, discover_files
 from ragship.settings import SyncMode
 from ragship.spec import PipelineSpec
-from ragship.stores.base import ManifestEntry, RetrievalStore, rebuilding, settle_rebuild
+from ragship.stores.base import ManifestEntry, RetrievalStore, staged
 
 SyncProgress = Callable[[int, int], None]
 StopCheck = Callable[[], bool]
@@ -42,21 +46,39 @@ def file_sha256(path: Path, block: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class Source:
+    """One thing to index: the name it is stored and cited under, its content's hash, and the content."""
+
+    name: str
+    content_hash: str
+    data: SourceData
+
+    @classmethod
+    def from_file(cls, path: Path) -> Source:
+        """A file on disk, named relative to the working directory."""
+        return cls(source_name(path), file_sha256(path), path)
+
+    @classmethod
+    def from_bytes(cls, name: str, content: bytes) -> Source:
+        """Content already in memory (an upload), named by its sender."""
+        return cls(name, hashlib.sha256(content).hexdigest(), ByteStream(data=content, meta={"source": name}))
+
+
 @dataclass
 class SyncPlan:
-    """What a sync will do, decided before any write."""
+    """What a run will do, decided before any write."""
 
-    added: list[Path] = field(default_factory=list)
-    updated: list[Path] = field(default_factory=list)
+    added: list[Source] = field(default_factory=list)
+    updated: list[Source] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
-    unchanged: list[Path] = field(default_factory=list)
+    unchanged: list[Source] = field(default_factory=list)
     missing: list[FileFailure] = field(default_factory=list)
-    hashes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class SyncReport:
-    """Counts and failures of one sync run (``failed`` files keep whatever they had in the index)."""
+    """Counts and failures of one run (``failed`` sources keep whatever they had in the index)."""
 
     mode: SyncMode
     dry_run: bool
@@ -67,6 +89,7 @@ class SyncReport:
     unchanged: int = 0
     chunks_written: int = 0
     chunks_deleted: int = 0
+    chunks_by_source: dict[str, int] = field(default_factory=dict)
     failures: list[FileFailure] = field(default_factory=list)
     duration_s: float = 0.0
     rebuild: str | None = None
@@ -74,19 +97,31 @@ class SyncReport:
 
     @property
     def failed(self) -> int:
-        """Files that could not be indexed."""
+        """Sources that could not be indexed."""
         return len(self.failures)
 
+    @property
+    def files_indexed(self) -> int:
+        """Sources whose chunks were written in this run."""
+        return len(self.chunks_by_source)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed."""
+        return not self.failures
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (the reindex notebook's summary)."""
+        """Plain-data form (JSON output, the reindex notebook's summary, job results)."""
         return {
             "added": self.added,
             "updated": self.updated,
             "deleted": self.deleted,
             "unchanged": self.unchanged,
             "failed": self.failed,
+            "files_indexed": self.files_indexed,
             "chunks_written": self.chunks_written,
             "chunks_deleted": self.chunks_deleted,
+            "files": dict(sorted(self.chunks_by_source.items())),
             "failures": [f.to_dict() for f in self.failures],
             "mode": self.mode,
             "dry_run": self.dry_run,
@@ -101,59 +136,117 @@ def _under(source: str, roots: list[str]) -> bool:
     return any(source == root or source.startswith(root.rstrip("/") + "/") for root in roots)
 
 
-def plan_sync(spec: PipelineSpec, store: RetrievalStore, sources: Iterable[str | Path]) -> SyncPlan:
-    """Compare the files under ``sources`` with the store's manifest.
+def plan_changes(
+    spec: PipelineSpec, store: RetrievalStore, sources: list[Source], delete_under: list[str] | None = None
+) -> SyncPlan:
+    """Compare ``sources`` with the store's manifest.
 
-    Deletions are limited to manifest entries under the given roots, so syncing ``docs`` never deletes
-    what another sync put in from elsewhere. Reading the manifest is the first store call, so an
-    unreachable store fails here, before anything is written.
+    :param delete_under: Roots whose manifest entries without a source here are to be deleted; None
+        deletes nothing. Limiting deletions to the roots means syncing ``docs`` never deletes what another
+        sync put in from elsewhere. Reading the manifest is the first store call, so an unreachable store
+        fails here, before anything is written.
     """
-    roots = [str(s) for s in sources]
-    files, missing = discover_files(roots)
     manifest = store.read_manifest()
     current = spec.indexing_hash
-    plan = SyncPlan(missing=missing)
-    seen: set[str] = set()
-    for path in files:
-        name = source_name(path)
-        seen.add(name)
-        digest = plan.hashes[name] = file_sha256(path)
-        entry = manifest.get(name)
+    plan = SyncPlan()
+    for source in sources:
+        entry = manifest.get(source.name)
         if entry is None:
-            plan.added.append(path)
-        elif entry.content_hash != digest or entry.pipeline_hash != current:
-            plan.updated.append(path)
+            plan.added.append(source)
+        elif entry.content_hash != source.content_hash or entry.pipeline_hash != current:
+            plan.updated.append(source)
         else:
-            plan.unchanged.append(path)
-    scope = [source_name(r) for r in roots]
-    plan.deleted = sorted(s for s in manifest if s not in seen and _under(s, scope))
+            plan.unchanged.append(source)
+    if delete_under is not None:
+        seen = {s.name for s in sources}
+        plan.deleted = sorted(s for s in manifest if s not in seen and _under(s, delete_under))
+    return plan
+
+
+def plan_sync(spec: PipelineSpec, store: RetrievalStore, roots: Iterable[str | Path]) -> SyncPlan:
+    """Plan a sync of the files under ``roots`` (files and directories), deletions included."""
+    roots = list(roots)
+    files, missing = discover_files(roots)
+    plan = plan_changes(spec, store, [Source.from_file(p) for p in files], [source_name(r) for r in roots])
+    plan.missing = missing
     return plan
 
 
 class Syncer:
-    """Runs incremental or full syncs of source files into a store.
+    """Writes files and uploads into a store, recording the manifest: the one indexing path.
 
     Usage::
 
-        report = Syncer(spec, store).sync(["docs"], mode="incremental")
+        syncer = Syncer(spec, store)
+        syncer.index(["docs"])                    # new and changed files; deletes nothing
+        syncer.sync(["docs"])                     # the same, and drops files gone from docs/
+        syncer.sync(["docs"], mode="full")        # rebuild into a staged index, swap it in
+        syncer.index_documents({"a.md": b"# A"})  # uploads: content in memory, no temp files
 
     :param spec: The pipeline spec (its indexing pipeline is used).
-    :param store: Store to sync into; holds the manifest.
-    :param batch_files: Files per pipeline run and per manifest commit: bounds memory and lost work on a kill.
+    :param store: Store to write into; holds the manifest.
+    :param batch_files: Sources per pipeline run and per manifest commit: bounds memory and lost work on a kill.
+    :param max_file_bytes: Overrides the spec converter's file size limit when given.
+    :param remote: Services that run the models instead of this process (the BentoML deployment).
     """
 
-    def __init__(self, spec: PipelineSpec, store: RetrievalStore, batch_files: int = 32) -> None:
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        store: RetrievalStore,
+        batch_files: int = 32,
+        max_file_bytes: int | None = None,
+        remote: RemoteModels | None = None,
+    ) -> None:
         self.spec = spec
         self.store = store
         self.batch_files = batch_files
-        self._indexer: Indexer | None = None
+        self.max_file_bytes = max_file_bytes
+        self.remote = remote
+        self._pipeline: IndexingPipeline | None = None
 
-    @property
-    def indexer(self) -> Indexer:
-        """The indexing pipeline, built on first use (a no-op sync loads no model)."""
-        if self._indexer is None:
-            self._indexer = Indexer(self.spec, self.store, batch_files=self.batch_files)
-        return self._indexer
+    def pipeline_for(self, store: RetrievalStore) -> IndexingPipeline:
+        """The indexing pipeline writing to ``store``; the live store's is built once, on first use
+        (a no-op run loads no model), a staged store gets a fresh one (models are shared by Haystack's
+        embedder cache, so that costs no second load)."""
+        if store is not self.store:
+            return IndexingPipeline(self.spec, store, self.max_file_bytes, self.remote)
+        if self._pipeline is None:
+            self._pipeline = IndexingPipeline(self.spec, store, self.max_file_bytes, self.remote)
+        return self._pipeline
+
+    def warm_up(self) -> None:
+        """Load the models now rather than on the first write (services call this at startup)."""
+        self.pipeline_for(self.store).warm_up()
+
+    def index(
+        self,
+        sources: Iterable[str | Path],
+        progress: SyncProgress | None = None,
+        should_stop: StopCheck | None = None,
+    ) -> SyncReport:
+        """Index new and changed files under ``sources``; unchanged ones are skipped, nothing is deleted."""
+        started = time.perf_counter()
+        files, missing = discover_files(sources)
+        plan = plan_changes(self.spec, self.store, [Source.from_file(p) for p in files])
+        plan.missing = missing
+        return self._apply(plan, SyncMode.INCREMENTAL, False, False, progress, should_stop, started)
+
+    def index_documents(self, documents: Mapping[str, bytes]) -> SyncReport:
+        """Index contents held in memory under the names their senders gave (uploads, queue jobs).
+
+        A name already indexed with the same content and pipeline is skipped; a changed one replaces its
+        older chunks. One bad document never stops the others: it is listed under ``failures``.
+        """
+        started = time.perf_counter()
+        plan = plan_changes(self.spec, self.store, [Source.from_bytes(n, c) for n, c in documents.items()])
+        return self._apply(plan, SyncMode.INCREMENTAL, False, False, None, None, started)
+
+    def rebuild(
+        self, sources: Iterable[str | Path], progress: SyncProgress | None = None, allow_failures: bool = False
+    ) -> SyncReport:
+        """Index ``sources`` into a fresh staged index and swap it in atomically (a full sync)."""
+        return self.sync(sources, mode=SyncMode.FULL, allow_failures=allow_failures, progress=progress)
 
     def sync(
         self,
@@ -176,62 +269,45 @@ class Syncer:
             ``cancelled`` set. Batches already done are committed (incremental: the next run resumes from
             the manifest); a full rebuild that stops is discarded and the live index stays as it was.
         """
-        mode = SyncMode(mode)
         started = time.perf_counter()
-        sources = list(sources)
         plan = plan_sync(self.spec, self.store, sources)
-        report = SyncReport(mode=mode, dry_run=dry_run, store=self.store.describe(), failures=list(plan.missing))
-        if dry_run:
-            report.added, report.updated = len(plan.added), len(plan.updated)
-            report.deleted, report.unchanged = len(plan.deleted), len(plan.unchanged)
-        elif mode == SyncMode.FULL:
-            self._full(plan, report, allow_failures, progress, should_stop)
-        else:
-            self._incremental(self.store, plan, report, progress, should_stop)
-        report.duration_s = time.perf_counter() - started
-        return report
+        return self._apply(plan, SyncMode(mode), dry_run, allow_failures, progress, should_stop, started)
 
-    def _incremental(
-        self,
-        store: RetrievalStore,
-        plan: SyncPlan,
-        report: SyncReport,
-        progress: SyncProgress | None,
-        should_stop: StopCheck | None,
-    ) -> None:
-        report.unchanged = len(plan.unchanged)
-        if plan.deleted:
-            report.chunks_deleted += store.delete_by_source(plan.deleted)
-            store.delete_manifest(plan.deleted)
-            report.deleted = len(plan.deleted)
-        self._index(store, plan.added + plan.updated, plan, report, progress, should_stop)
-
-    def _full(
+    def _apply(
         self,
         plan: SyncPlan,
-        report: SyncReport,
+        mode: SyncMode,
+        dry_run: bool,
         allow_failures: bool,
         progress: SyncProgress | None,
         should_stop: StopCheck | None,
-    ) -> None:
-        live = self.store
+        started: float,
+    ) -> SyncReport:
+        report = SyncReport(mode=mode, dry_run=dry_run, store=self.store.describe(), failures=list(plan.missing))
         report.unchanged, report.deleted = len(plan.unchanged), len(plan.deleted)
-        with rebuilding(live) as staged:
-            try:
-                self._index(staged, plan.added + plan.updated + plan.unchanged, plan, report, progress, should_stop)
-            finally:
-                if self._indexer is not None:
-                    self._indexer.use_store(live)
-        if report.cancelled:
-            live.discard(staged)
-            report.rebuild = "discarded: stopped on request, the live index is unchanged"
+        if dry_run:
+            report.added, report.updated = len(plan.added), len(plan.updated)
+        elif mode == SyncMode.FULL:
+            with staged(self.store) as rebuild:
+                todo = plan.added + plan.updated + plan.unchanged
+                self._write(rebuild.store, todo, plan, report, progress, should_stop)
+                if report.cancelled:
+                    rebuild.keep_live("stopped on request")
+                elif report.failures and not allow_failures:
+                    rebuild.keep_live("some files failed")
+            report.rebuild = rebuild.outcome
         else:
-            report.rebuild = settle_rebuild(live, staged, bool(report.failures), allow_failures)
+            if plan.deleted:
+                report.chunks_deleted += self.store.delete_by_source(plan.deleted)
+                self.store.delete_manifest(plan.deleted)
+            self._write(self.store, plan.added + plan.updated, plan, report, progress, should_stop)
+        report.duration_s = time.perf_counter() - started
+        return report
 
-    def _index(
+    def _write(
         self,
         store: RetrievalStore,
-        todo: list[Path],
+        todo: list[Source],
         plan: SyncPlan,
         report: SyncReport,
         progress: SyncProgress | None,
@@ -242,31 +318,31 @@ class Syncer:
             progress(0, len(todo))
         if not todo:
             return
-        self.indexer.use_store(store)
+        pipeline = self.pipeline_for(store)
         current = self.spec.indexing_hash
-        added = {id(p) for p in plan.added}
-        updated = {id(p) for p in plan.updated}
+        added = {id(s) for s in plan.added}
+        updated = {id(s) for s in plan.updated}
         for start in range(0, len(todo), self.batch_files):
             if should_stop is not None and should_stop():
                 report.cancelled = True
                 return
             batch = todo[start : start + self.batch_files]
-            outcome = IndexReport()
-            self.indexer.index_batch(batch, outcome)
+            outcome = pipeline.run([s.data for s in batch], [s.name for s in batch])
             report.failures.extend(outcome.failures)
             report.chunks_written += outcome.chunks_written
             report.chunks_deleted += outcome.chunks_deleted
+            for name, n in outcome.chunks_by_source.items():
+                report.chunks_by_source[name] = report.chunks_by_source.get(name, 0) + n
             failed = {f.source for f in outcome.failures}
             now = datetime.now(UTC).isoformat()
             entries = []
-            for path in batch:
-                name = source_name(path)
-                if name in failed:
+            for source in batch:
+                if source.name in failed:
                     continue
-                ids = tuple(sorted(store.ids_by_source(name)))
-                entries.append(ManifestEntry(name, plan.hashes[name], current, ids, now))
-                report.added += id(path) in added
-                report.updated += id(path) in updated
+                ids = tuple(sorted(store.ids_by_source(source.name)))
+                entries.append(ManifestEntry(source.name, source.content_hash, current, ids, now))
+                report.added += id(source) in added
+                report.updated += id(source) in updated
             store.write_manifest(entries)
             if progress:
                 progress(min(start + len(batch), len(todo)), len(todo))

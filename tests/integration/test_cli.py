@@ -16,6 +16,12 @@ def test_index_then_ask_json(tmp_path: Path, cli) -> None:
     assert indexed.returncode == 0, indexed.stderr
     report = json.loads(indexed.stdout)
     assert report["failures"] == [] and "docs/testing.md" in report["files"]
+    # `index` records the manifest like `sync` does (one indexing path): a sync right after writes nothing.
+    synced = cli("sync", "docs", "README.md", "--store", store, "--json")
+    assert synced.returncode == 0, synced.stderr
+    after = json.loads(synced.stdout)
+    assert (after["chunks_written"], after["added"], after["updated"], after["deleted"]) == (0, 0, 0, 0)
+    assert after["unchanged"] == report["added"] == report["files_indexed"]
 
     asked = cli("ask", "How do I run the tests?", "--store", store, "--json")
     assert asked.returncode == 0, asked.stderr
@@ -69,7 +75,10 @@ def test_bad_files_are_summarised_and_good_ones_indexed(tmp_path: Path, make_pdf
         assert Path(answer["sources"][0]["source"]).name == expected
 
     human = cli("index", str(batch), "--store", store, env={"RAGSHIP_MAX_FILE_BYTES": "10000"})
-    assert "failed: empty file" in human.stdout and "6 failed" in human.stdout.replace("\n", " ")
+    # The two files indexed above are unchanged now and skipped, so the bad record of records.jsonl
+    # is not reported again; the five bad files are.
+    summary = human.stdout.replace("\n", " ")
+    assert "failed: empty file" in human.stdout and "2 unchanged (skipped)" in summary and "5 failed" in summary
     allowed = cli("index", str(batch), "--store", store, "--allow-failures")
     assert allowed.returncode == 0
 

@@ -12,13 +12,13 @@ import pytest
 from haystack import Document
 
 from ragship.errors import StoreError
-from ragship.pipelines.indexing import Indexer
 from ragship.pipelines.query import QueryEngine
 from ragship.runtime import open_indexer, open_query_engine
 from ragship.settings import Settings, load_settings
 from ragship.spec import default_spec
 from ragship.stores import open_store
 from ragship.stores.elasticsearch import ElasticsearchStore
+from ragship.sync import Syncer
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def _settings(alias: str) -> Settings:
 
 
 @pytest.fixture
-def indexed(es_url: str, es_alias: str) -> tuple[Indexer, str]:
+def indexed(es_url: str, es_alias: str) -> tuple[Syncer, str]:
     indexer = open_indexer(default_spec(), es_url, settings=_settings(es_alias))
     report = indexer.index([REPO / "docs"])
     assert report.ok, report.failures
@@ -41,7 +41,7 @@ def _engine(es_url: str, alias: str, mode: str | None = None) -> QueryEngine:
 
 
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
-def test_index_and_ask_in_every_mode(es_url: str, indexed: tuple[Indexer, str], mode: str) -> None:
+def test_index_and_ask_in_every_mode(es_url: str, indexed: tuple[Syncer, str], mode: str) -> None:
     engine = _engine(es_url, indexed[1], mode)
     answer = engine.ask("Which pytest markers does the test suite use?", top_k=3)
     assert answer.sources[0].source == "docs/testing.md"
@@ -54,7 +54,7 @@ def test_index_and_ask_in_every_mode(es_url: str, indexed: tuple[Indexer, str], 
         assert "docs/testing.md" in [s.source for s in broad.sources]
 
 
-def test_mapping_is_explicit_and_behind_an_alias(es_url: str, indexed: tuple[Indexer, str]) -> None:
+def test_mapping_is_explicit_and_behind_an_alias(es_url: str, indexed: tuple[Syncer, str]) -> None:
     store = indexed[0].store
     assert isinstance(store, ElasticsearchStore)
     es = store.client
@@ -68,15 +68,26 @@ def test_mapping_is_explicit_and_behind_an_alias(es_url: str, indexed: tuple[Ind
     assert store.embedding_dim == 384
 
 
-def test_reindexing_overwrites_without_duplicates(indexed: tuple[Indexer, str]) -> None:
+def test_reindexing_writes_only_what_changed_without_duplicates(
+    indexed: tuple[Syncer, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     indexer = indexed[0]
     before = indexer.store.count_documents()
-    report = indexer.index([REPO / "docs"])
-    assert report.chunks_written == before
+    again = indexer.index([REPO / "docs"])
+    assert (again.chunks_written, again.files_indexed) == (0, 0) and again.unchanged > 5
     assert indexer.store.count_documents() == before
+    # An edited copy of a file replaces exactly its own chunks.
+    monkeypatch.chdir(tmp_path)
+    page = Path("page.md")
+    page.write_text("# Page\n\nThe first version of a page.\n")
+    assert indexer.index([page]).chunks_written == 1
+    page.write_text("# Page\n\nThe second version of the page, edited.\n")
+    edited = indexer.index([page])
+    assert (edited.updated, edited.chunks_written, edited.chunks_deleted) == (1, 1, 1)
+    assert indexer.store.count_documents() == before + 1
 
 
-def test_delete_by_source_and_filters(es_url: str, indexed: tuple[Indexer, str]) -> None:
+def test_delete_by_source_and_filters(es_url: str, indexed: tuple[Syncer, str]) -> None:
     store = indexed[0].store
     testing_ids = store.ids_by_source("docs/testing.md")
     assert testing_ids
@@ -94,7 +105,7 @@ def test_delete_by_source_and_filters(es_url: str, indexed: tuple[Indexer, str])
     assert "docs/testing.md" not in sources
 
 
-def test_rebuild_swaps_alias_while_queries_run(es_url: str, indexed: tuple[Indexer, str]) -> None:
+def test_rebuild_swaps_alias_while_queries_run(es_url: str, indexed: tuple[Syncer, str]) -> None:
     indexer, alias = indexed
     store = indexer.store
     assert isinstance(store, ElasticsearchStore)
@@ -129,7 +140,7 @@ def test_rebuild_swaps_alias_while_queries_run(es_url: str, indexed: tuple[Index
     assert store.count_documents() == count
 
 
-def test_failed_rebuild_leaves_live_index_alone(indexed: tuple[Indexer, str], tmp_path: Path) -> None:
+def test_failed_rebuild_leaves_live_index_alone(indexed: tuple[Syncer, str], tmp_path: Path) -> None:
     indexer, _ = indexed
     count = indexer.store.count_documents()
     (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 truncated")
@@ -157,7 +168,7 @@ def test_rejected_chunk_is_reported_and_the_rest_written(es_url: str, es_alias: 
     assert indexer.store.count_documents() == 2
 
 
-def test_dimension_mismatch_fails_before_writing(es_url: str, indexed: tuple[Indexer, str]) -> None:
+def test_dimension_mismatch_fails_before_writing(es_url: str, indexed: tuple[Syncer, str]) -> None:
     alias = indexed[1]
     with pytest.raises(StoreError, match="maps 384-dimensional embeddings"):
         open_store(es_url, embedding_dim=8, settings=_settings(alias)).count_documents()

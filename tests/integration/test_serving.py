@@ -75,7 +75,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, es_url: str, tiny_causal_lm
         ElasticsearchStore(es_url, alias).delete_index()
 
 
-def test_indexing_task_is_queued_then_its_document_is_cited(served: Served) -> None:
+def test_indexing_task_is_queued_then_its_document_is_cited(served: Served, tmp_path: Path, cli) -> None:
     word = "zqx" + uuid.uuid4().hex[:6]
     doc = {
         "source": "notes/release-rules.md",
@@ -102,6 +102,14 @@ def test_indexing_task_is_queued_then_its_document_is_cited(served: Served) -> N
         assert answer["sources"][0]["citation"] == 1
         retrieved = http.post("/retrieve", json={"question": word, "top_k": 2}).json()["documents"]
         assert retrieved[0]["source"] == "notes/release-rules.md" and len(retrieved) == 2
+
+    # Uploads and syncs share one indexing path and one manifest: syncing the same file writes nothing.
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "release-rules.md").write_text(doc["text"])
+    synced = cli("sync", "notes", "--served", "--json", cwd=tmp_path, env=served.env)
+    assert synced.returncode == 0, synced.stderr
+    report = json.loads(synced.stdout)
+    assert (report["unchanged"], report["added"], report["updated"], report["chunks_written"]) == (1, 0, 0, 0)
 
 
 def test_a_missing_or_wrong_api_key_is_rejected(served: Served) -> None:

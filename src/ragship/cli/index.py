@@ -21,7 +21,6 @@ from ragship.errors import RagshipError
 from ragship.settings import SyncMode
 
 if TYPE_CHECKING:
-    from ragship.pipelines.indexing import IndexReport
     from ragship.sync import SyncReport
 
 commands = typer.Typer()
@@ -51,18 +50,18 @@ def index(
         raise RagshipError(f"path not found: {', '.join(missing)}; nothing was indexed.")
     indexer = open_indexer(spec, store)
 
-    def job(progress: ProgressCallback | None) -> IndexReport:
+    def job(progress: ProgressCallback | None) -> SyncReport:
         if rebuild:
             return indexer.rebuild(paths, progress, allow_failures=allow_failures)
         return indexer.index(paths, progress)
 
-    def summarize(report: IndexReport) -> None:
+    def summarize(report: SyncReport) -> None:
         _print_index_summary(report, indexer.store.describe())
 
     run_file_job("indexing", job, summarize, as_json=as_json, allow_failures=allow_failures)
 
 
-def _print_index_summary(report: IndexReport, where: str) -> None:
+def _print_index_summary(report: SyncReport, where: str) -> None:
     table = Table(title=f"Indexed into {where}", show_lines=False)
     table.add_column("file")
     table.add_column("result")
@@ -72,8 +71,9 @@ def _print_index_summary(report: IndexReport, where: str) -> None:
         table.add_row(failure.source, f"[red]failed: {failure.reason}")
     out.print(table)
     out.print(
-        f"{report.files_indexed} files indexed, {report.chunks_written} chunks written, "
-        f"{report.chunks_deleted} stale chunks removed, {len(report.failures)} failed."
+        f"{report.files_indexed} files indexed, {report.unchanged} unchanged (skipped), "
+        f"{report.chunks_written} chunks written, {report.chunks_deleted} stale chunks removed, "
+        f"{len(report.failures)} failed."
     )
     if report.rebuild:
         out.print(f"Rebuild {report.rebuild}.")

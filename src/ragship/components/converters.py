@@ -10,10 +10,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
+from haystack.dataclasses import ByteStream
 
 from ragship.settings import DEFAULT_MAX_FILE_BYTES
 
@@ -92,21 +93,22 @@ class FileConverter:
         return default_from_dict(cls, data)
 
     @component.output_types(documents=list[Document], failures=list[FileFailure])
-    def run(self, sources: list[str | Path], source_names: list[str] | None = None) -> dict[str, Any]:
-        """Convert files.
+    def run(self, sources: list[str | Path | ByteStream], source_names: list[str] | None = None) -> dict[str, Any]:
+        """Convert files, or contents already in memory.
 
-        :param sources: File paths.
-        :param source_names: The ``source`` of each file, in order, when not its path (uploads).
+        :param sources: File paths, or ``ByteStream``s (uploads) whose ``meta["source"]`` names them.
+        :param source_names: The ``source`` of each item, in order, when not its path or meta (overrides both).
         :returns: ``documents`` converted, and ``failures`` (source + reason) for what could not be.
         """
         if source_names is not None and len(source_names) != len(sources):
             raise ValueError(f"source_names has {len(source_names)} names for {len(sources)} sources.")
         documents: list[Document] = []
         failures: list[FileFailure] = []
-        for i, path in enumerate(map(Path, sources)):
-            name = source_names[i] if source_names is not None else source_name(path)
+        for i, item in enumerate(sources):
+            name = source_names[i] if source_names is not None else _name_of(item)
             try:
-                docs, record_failures = self._convert(path, name)
+                data, modified_at = _read(item, name, self.max_file_bytes)
+                docs, record_failures = self._convert(data, name, modified_at)
             except _FileRejectedError as e:
                 failures.append(FileFailure(name, str(e)))
                 continue
@@ -114,51 +116,32 @@ class FileConverter:
             failures.extend(record_failures)
         return {"documents": documents, "failures": failures}
 
-    def _convert(self, path: Path, name: str) -> tuple[list[Document], list[FileFailure]]:
-        suffix = path.suffix.lower()
-        if not path.exists():
-            raise _FileRejectedError("file not found")
-        if not path.is_file():
-            raise _FileRejectedError("not a regular file")
-        if suffix not in SUPPORTED_TYPES:
-            raise _FileRejectedError(
-                f"unsupported file type '{suffix or '(none)'}'; supported: {', '.join(sorted(SUPPORTED_TYPES))}"
-            )
-        size = path.stat().st_size
-        if size == 0:
-            raise _FileRejectedError("empty file")
-        if size > self.max_file_bytes:
-            raise _FileRejectedError(
-                f"file is {size:,} bytes, over the {self.max_file_bytes:,}-byte limit "
-                "(raise RAGSHIP_MAX_FILE_BYTES to index it)"
-            )
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise _FileRejectedError(f"cannot read file: {e.strerror or e}") from e
+    def _convert(self, data: bytes, name: str, modified_at: str) -> tuple[list[Document], list[FileFailure]]:
+        suffix = PurePosixPath(name).suffix.lower()
+        stem = PurePosixPath(name).stem
         meta = {
             "source": name,
             "file_type": suffix.lstrip("."),
             "content_hash": hashlib.sha256(data).hexdigest(),
-            "modified_at": datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).isoformat(),
+            "modified_at": modified_at,
         }
         if suffix in TEXT_TYPES:
             text = _decode_text(data)
             if suffix == ".jsonl":
                 return self._convert_jsonl(text, meta)
             if suffix in {".md", ".markdown"}:
-                meta["title"] = _first_match(_MARKDOWN_TITLE, text) or path.stem
-                return [self._run_haystack("markdown", path, meta)], []
+                meta["title"] = _first_match(_MARKDOWN_TITLE, text) or stem
+                return [self._run_haystack("markdown", data, meta)], []
             if suffix in {".html", ".htm"}:
-                meta["title"] = _first_match(_HTML_TITLE, text) or path.stem
-                return [self._run_haystack("html", path, meta)], []
+                meta["title"] = _first_match(_HTML_TITLE, text) or stem
+                return [self._run_haystack("html", data, meta)], []
             if not text.strip():
                 raise _FileRejectedError("file holds only whitespace")
-            meta["title"] = path.stem
+            meta["title"] = stem
             return [Document(content=text, meta=meta)], []
-        meta["title"] = path.stem
+        meta["title"] = stem
         kind = "pdf" if suffix == ".pdf" else "docx"
-        return [self._run_haystack(kind, path, meta)], []
+        return [self._run_haystack(kind, data, meta)], []
 
     def _converter(self, kind: str) -> Any:
         if kind not in self._converters:
@@ -178,11 +161,11 @@ class FileConverter:
             self._converters[kind] = factories[kind]()
         return self._converters[kind]
 
-    def _run_haystack(self, kind: str, path: Path, meta: dict[str, Any]) -> Document:
+    def _run_haystack(self, kind: str, data: bytes, meta: dict[str, Any]) -> Document:
         # Haystack's converters log and skip a file they cannot read; capture that log as the reason.
         with _captured_warnings("haystack.components.converters") as warnings:
             try:
-                result = self._converter(kind).run(sources=[path], meta=[meta])
+                result = self._converter(kind).run(sources=[ByteStream(data=data)], meta=[meta])
             except Exception as e:  # a converter library raising is a bad file, not a crash of the batch
                 raise _FileRejectedError(f"{kind} conversion failed: {e}") from e
         docs = [d for d in result["documents"] if d.content and d.content.strip()]
@@ -224,6 +207,47 @@ class FileConverter:
         if not documents and not failures:
             raise _FileRejectedError("no records found")
         return documents, failures
+
+
+def _name_of(item: str | Path | ByteStream) -> str:
+    if isinstance(item, ByteStream):
+        name = item.meta.get("source") or item.meta.get("file_path")
+        if not name:
+            raise ValueError("a ByteStream source needs meta['source'] (or source_names) to name it.")
+        return str(name)
+    return source_name(item)
+
+
+def _read(item: str | Path | ByteStream, name: str, max_bytes: int) -> tuple[bytes, str]:
+    """The item's bytes and modification time, refusing what cannot be indexed (with the reason).
+
+    The type comes from ``name``'s extension, so an upload is parsed as what its sender called it.
+    """
+    if isinstance(item, ByteStream):
+        size, modified_at = len(item.data), datetime.now(UTC).isoformat()
+    else:
+        path = Path(item)
+        if not path.is_file():
+            raise _FileRejectedError("not a regular file" if path.exists() else "file not found")
+        stat = path.stat()
+        size, modified_at = stat.st_size, datetime.fromtimestamp(stat.st_mtime, tz=UTC).isoformat()
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix not in SUPPORTED_TYPES:
+        raise _FileRejectedError(
+            f"unsupported file type '{suffix or '(none)'}'; supported: {', '.join(sorted(SUPPORTED_TYPES))}"
+        )
+    if size == 0:
+        raise _FileRejectedError("empty file")
+    if size > max_bytes:
+        raise _FileRejectedError(
+            f"file is {size:,} bytes, over the {max_bytes:,}-byte limit (raise RAGSHIP_MAX_FILE_BYTES to index it)"
+        )
+    if isinstance(item, ByteStream):
+        return item.data, modified_at
+    try:
+        return path.read_bytes(), modified_at
+    except OSError as e:
+        raise _FileRejectedError(f"cannot read file: {e.strerror or e}") from e
 
 
 def _decode_text(data: bytes) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
@@ -32,11 +32,14 @@ class StoreWriter(StoreBound):
         """Deserialize."""
         return default_from_dict(cls, data)
 
-    @component.output_types(documents_written=int, documents_deleted=int, rejected=list[Rejection])
+    @component.output_types(
+        documents_written=int, documents_deleted=int, rejected=list[Rejection], chunks_by_source=dict[str, int]
+    )
     def run(self, documents: list[Document]) -> dict[str, Any]:
         """Write ``documents`` (overwriting same ids).
 
-        :returns: counts written and deleted, and the chunks the store ``rejected`` with its reasons.
+        :returns: counts written and deleted, the chunks the store ``rejected`` with its reasons, and
+            ``chunks_by_source``: the chunks that landed, per source file.
         """
         store = self._store()
         result = store.write_chunks(documents)
@@ -51,4 +54,11 @@ class StoreWriter(StoreBound):
                 ids_by_source.pop(source, None)
             for source, ids in ids_by_source.items():
                 deleted += store.delete_by_source([source], keep_ids=ids)
-        return {"documents_written": result.written, "documents_deleted": deleted, "rejected": result.rejected}
+        refused = {r.id for r in result.rejected}
+        landed = Counter(str(d.meta.get("source")) for d in documents if d.id not in refused)
+        return {
+            "documents_written": result.written,
+            "documents_deleted": deleted,
+            "rejected": result.rejected,
+            "chunks_by_source": dict(landed),
+        }

@@ -1,55 +1,37 @@
-"""Run the spec's indexing pipeline over files, batch by batch, with a per-file report."""
+"""The spec's indexing pipeline bound to one store, run batch by batch; and finding the files to index.
+
+What to index and what to record (the manifest, staged rebuilds) is decided by ``ragship.sync``, the one
+indexing path; this module only runs the pipeline.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from haystack import Pipeline
+from haystack.dataclasses import ByteStream
 
 from ragship.components.converters import SUPPORTED_TYPES, FileConverter, FileFailure, source_name
 from ragship.components.remote import RemoteModels
 from ragship.components.writers import StoreWriter
 from ragship.pipelines import attach_models, attach_store, find_component, load_pipeline, run_pipeline
 from ragship.spec import PipelineSpec
-from ragship.stores.base import RetrievalStore, rebuilding, settle_rebuild
+from ragship.stores.base import RetrievalStore
 
-ProgressCallback = Callable[[int, int], None]
+SourceData = Path | ByteStream
 
 
 @dataclass
-class IndexReport:
-    """What an indexing run did, per file."""
+class BatchOutcome:
+    """What one pipeline run over a batch of sources did."""
 
     chunks_by_source: dict[str, int] = field(default_factory=dict)
     failures: list[FileFailure] = field(default_factory=list)
     chunks_written: int = 0
     chunks_deleted: int = 0
-    rebuild: str | None = None
-
-    @property
-    def files_indexed(self) -> int:
-        """Files that produced at least one chunk."""
-        return len(self.chunks_by_source)
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing failed."""
-        return not self.failures
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-data form for JSON output."""
-        return {
-            "files_indexed": self.files_indexed,
-            "chunks_written": self.chunks_written,
-            "chunks_deleted": self.chunks_deleted,
-            "files": self.chunks_by_source,
-            "failures": [f.to_dict() for f in self.failures],
-            **({"rebuild": self.rebuild} if self.rebuild else {}),
-        }
 
 
 def discover_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[FileFailure]]:
@@ -77,17 +59,11 @@ def discover_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[FileFa
     return unique, missing
 
 
-class Indexer:
-    """Indexes files into a store with the spec's indexing pipeline.
+class IndexingPipeline:
+    """The spec's indexing pipeline, built for one store (a staged rebuild gets a pipeline of its own).
 
-    Usage::
-
-        indexer = Indexer(load_spec("spec.yaml"), open_store(".ragship/store"))
-        report = indexer.index(["docs"])
-
-    :param spec: The pipeline spec.
+    :param spec: The pipeline spec (its indexing part is used).
     :param store: The store the writer writes to.
-    :param batch_files: Files per pipeline run; bounds memory and keeps embedding batched.
     :param max_file_bytes: Overrides the spec converter's file size limit when given.
     :param remote: Services that run the models instead of this process (the BentoML deployment).
     """
@@ -96,106 +72,45 @@ class Indexer:
         self,
         spec: PipelineSpec,
         store: RetrievalStore,
-        batch_files: int = 32,
         max_file_bytes: int | None = None,
         remote: RemoteModels | None = None,
     ) -> None:
-        self.spec = spec
         self.store = store
-        self.batch_files = batch_files
         self.pipeline: Pipeline = attach_models(attach_store(load_pipeline(spec.indexing, "indexing"), store), remote)
-        self._converter_name = find_component(self.pipeline, FileConverter, "indexing")
-        self._writer_name = find_component(self.pipeline, StoreWriter, "indexing")
+        self._converter = find_component(self.pipeline, FileConverter, "indexing")
+        self._writer = find_component(self.pipeline, StoreWriter, "indexing")
         if max_file_bytes is not None:
-            converter: Any = self.pipeline.get_component(self._converter_name)
+            converter: Any = self.pipeline.get_component(self._converter)
             converter.max_file_bytes = max_file_bytes
         self._warm = False
 
     def warm_up(self) -> None:
-        """Load models once."""
+        """Load the models once."""
         if not self._warm:
             self.pipeline.warm_up()
             self._warm = True
 
-    def index(self, paths: Iterable[str | Path], progress: ProgressCallback | None = None) -> IndexReport:
-        """Index files and directories.
+    def run(self, sources: list[SourceData], names: list[str]) -> BatchOutcome:
+        """Convert, chunk, embed and write one batch; a bad source is a failure, never an exception.
 
-        :param paths: Files and/or directories (searched recursively for supported types).
-        :param progress: Called with (files done, files total) after each batch.
-        :returns: The per-file report; failures never stop the run.
-        """
-        files, missing = discover_files(paths)
-        report = IndexReport(failures=list(missing))
-        if progress:
-            progress(0, len(files))
-        if files:
-            self.warm_up()
-        for start in range(0, len(files), self.batch_files):
-            batch = files[start : start + self.batch_files]
-            self.index_batch(batch, report)
-            if progress:
-                progress(min(start + len(batch), len(files)), len(files))
-        return report
-
-    def index_named(self, files: dict[str, Path]) -> IndexReport:
-        """Index files kept somewhere temporary under the source names their senders gave them.
-
-        :param files: Source name -> file holding its content (e.g. an upload).
-        """
-        report = IndexReport()
-        items = list(files.items())
-        for start in range(0, len(items), self.batch_files):
-            batch = items[start : start + self.batch_files]
-            self.index_batch([path for _, path in batch], report, names=[name for name, _ in batch])
-        return report
-
-    def rebuild(
-        self, paths: Iterable[str | Path], progress: ProgressCallback | None = None, allow_failures: bool = False
-    ) -> IndexReport:
-        """Index ``paths`` into a fresh staged store, then swap it in atomically.
-
-        Readers keep seeing the old index until the swap. When any file fails and ``allow_failures`` is
-        False, the staged store is discarded and the live one is left as it was.
-        """
-        live = self.store
-        with rebuilding(live) as staged:
-            try:
-                self.use_store(staged)
-                report = self.index(paths, progress)
-            finally:
-                self.use_store(live)
-        report.rebuild = settle_rebuild(live, staged, bool(report.failures), allow_failures)
-        return report
-
-    def use_store(self, store: RetrievalStore) -> None:
-        """Point the pipeline's writer at another store (a staged rebuild, say)."""
-        attach_store(self.pipeline, store)
-        self.store = store
-
-    def index_batch(self, batch: list[Path], report: IndexReport, names: list[str] | None = None) -> None:
-        """Run one batch of files through the pipeline, adding its outcome to ``report``.
-
-        :param names: Source names of the files, in order, when not their paths.
+        :param sources: Files, or contents in memory.
+        :param names: The ``source`` each item is stored and cited under, in order.
         """
         self.warm_up()
-        converter_inputs: dict[str, Any] = {"sources": [str(p) for p in batch]}
-        if names is not None:
-            converter_inputs["source_names"] = names
         result = run_pipeline(
             self.pipeline,
-            {self._converter_name: converter_inputs},
-            include_outputs_from={self._converter_name, "ids"} & set(self.spec.indexing["components"]),
+            {self._converter: {"sources": sources, "source_names": names}},
+            include_outputs_from={self._converter},
         )
-        converted = result.get(self._converter_name, {})
-        report.failures.extend(converted.get("failures", []))
-        writer_out = result.get(self._writer_name, {})
-        report.chunks_written += int(writer_out.get("documents_written", 0))
-        report.chunks_deleted += int(writer_out.get("documents_deleted", 0))
-        for rejection in writer_out.get("rejected", []):
-            report.failures.append(
+        written = result.get(self._writer, {})
+        outcome = BatchOutcome(
+            failures=list(result.get(self._converter, {}).get("failures", [])),
+            chunks_by_source=dict(written.get("chunks_by_source", {})),
+            chunks_written=int(written.get("documents_written", 0)),
+            chunks_deleted=int(written.get("documents_deleted", 0)),
+        )
+        for rejection in written.get("rejected", []):
+            outcome.failures.append(
                 FileFailure(rejection.source, f"chunk {rejection.id[:12]} rejected by the store: {rejection.reason}")
             )
-        chunk_docs = result.get("ids", {}).get("documents") or converted.get("documents", [])
-        counts = Counter(str(d.meta.get("source")) for d in chunk_docs)
-        for source, n in counts.items():
-            report.chunks_by_source[source] = report.chunks_by_source.get(source, 0) + n
+        return outcome

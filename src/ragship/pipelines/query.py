@@ -13,7 +13,7 @@ from haystack.dataclasses import StreamingChunk
 
 from ragship.components.remote import RemoteModels, with_remote_generators
 from ragship.components.retrievers import StoreBM25Retriever, StoreEmbeddingRetriever
-from ragship.errors import SpecError
+from ragship.errors import InvalidRequestError, SpecError
 from ragship.pipelines import (
     attach_models,
     attach_store,
@@ -143,9 +143,12 @@ class QueryEngine:
     def retrieve(
         self, question: str, top_k: int | None = None, filters: dict[str, Any] | None = None
     ) -> list[Document]:
-        """The ranked chunks for ``question``, without generating an answer."""
+        """The ranked chunks for ``question``, without generating an answer.
+
+        :raises InvalidRequestError: when the question is empty.
+        """
         if not question or not question.strip():
-            raise ValueError("The question is empty.")
+            raise InvalidRequestError("The question is empty; give a question in words.")
         pipeline = self.retrieval_pipeline
         inputs = {
             name: value
@@ -189,9 +192,10 @@ class QueryEngine:
         :param filters: Haystack metadata filters, e.g. ``{"field": "meta.source", "operator": "==", ...}``.
         :param on_token: Called with each piece of the answer as the LLM produces it (LLM specs only;
             an extractive answer arrives whole in the return value).
+        :raises InvalidRequestError: when the question is empty.
         """
         if not question or not question.strip():
-            raise ValueError("The question is empty.")
+            raise InvalidRequestError("The question is empty; give a question in words.")
         self.warm_up()
         inputs = self._inputs(question, top_k, filters)
         if on_token is not None:

@@ -76,15 +76,11 @@ def _syncer(settings: Settings) -> Syncer:
     """This thread's indexing path, built on its first job (the model loads once per thread)."""
     syncer: Syncer | None = getattr(_local, "syncer", None)
     if syncer is None:
-        from ragship.runtime import served_spec, store_for
-        from ragship.sync import Syncer
+        from ragship.runtime import open_indexer, served_spec
 
         spec, origin = served_spec(settings)
-        store = store_for(spec, settings=settings)
-        syncer = Syncer(
-            spec, store, batch_files=settings.index_batch_files, remote=embedder_remote(settings.worker.embedder_url)
-        )
-        logger.info("indexing with spec %s (%s) from %s into %s", spec.name, spec.hash, origin, store.describe())
+        syncer = open_indexer(spec, settings=settings, remote=embedder_remote(settings.worker.embedder_url))
+        logger.info("indexing with spec %s (%s) from %s into %s", spec.name, spec.hash, origin, syncer.store.describe())
         _local.syncer = syncer
     return syncer
 

@@ -28,23 +28,39 @@ class QueueUnavailableError(QueueError):
 
 
 class QueueFullError(QueueError):
-    """The queue holds its maximum of waiting jobs; the HTTP edge answers 503 with Retry-After."""
+    """The queue holds its maximum of waiting jobs; the HTTP edge answers 503 with Retry-After.
 
-    def __init__(self, message: str, retry_after_s: int) -> None:
+    :param retry_after: Seconds to wait (``queue.retry_after_s``), sent as the Retry-After header.
+    """
+
+    fix = "Retry later (see the Retry-After header)."
+
+    def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
-        self.retry_after_s = retry_after_s
+        self.retry_after = retry_after
 
 
 class JobTooLargeError(QueueError):
     """A job has more documents or bytes than allowed; the HTTP edge answers 413."""
 
+    http_status = 413
+    fix = ""
+    retry_after_s = None
+
 
 class JobNotFoundError(QueueError):
     """No job has this id (or its state has expired); the HTTP edge answers 404."""
 
+    http_status = 404
+    fix = ""
+    retry_after_s = None
+
 
 class JobPayloadError(QueueError):
     """A job's payload is missing or unreadable, so retrying cannot help; it ends dead-lettered."""
+
+    http_status = 500
+    retry_after_s = None
 
 
 class JobStatus(StrEnum):

@@ -1,28 +1,28 @@
-"""HTTP edges of the services: API-key auth, body size limit, and errors as honest status codes."""
+"""HTTP edges of the services: API-key auth, body size limit, and errors as honest status codes.
+
+Errors reach the caller here and nowhere else: a :class:`~ragship.errors.RagshipError` answers with
+its own ``http_status`` and message; anything else is a bug, logged with its traceback under a
+request id, and the caller gets a bare 500 that names only that id.
+"""
 
 from __future__ import annotations
 
 import functools
 import hmac
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from starlette.responses import JSONResponse
 
-from ragship.errors import (
-    ConversionError,
-    ModelError,
-    ModelServiceUnavailableError,
-    SpecError,
-    StoreUnavailableError,
-    TrackingError,
-)
+from ragship.errors import RagshipError
 from ragship.settings import ServingSettings
 
 logger = logging.getLogger("ragship.serving")
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 # Probes, metrics and the page itself stay open so orchestrators and browsers can reach them.
@@ -30,51 +30,71 @@ PUBLIC_PATHS = frozenset({"/", "/healthz", "/livez", "/readyz", "/metrics", "/ui
 PUBLIC_PREFIXES = ("/ui/static/",)
 
 
-def error_response(status: int, message: str) -> JSONResponse:
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The JSON error body every ragship endpoint uses: ``{"error": message}``."""
-    return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def _service_unavailable(what: str, error: BaseException) -> JSONResponse:
-    logger.warning("%s unavailable: %s", what, error)
-    return error_response(503, f"{what} is unavailable: {error}. Retry shortly; /readyz reports when it is back.")
+def request_id() -> str:
+    """BentoML's id of the request being served (its X-BentoML-Request-ID header), or a fresh one."""
+    try:
+        # Not public API, hence the fallback; it is what the response header shows the caller.
+        from bentoml._internal.context import trace_context
+
+        rid = trace_context.request_id
+    except (ImportError, AttributeError):
+        rid = None
+    return format(rid, "016x") if isinstance(rid, int) else uuid.uuid4().hex[:16]
 
 
-def map_error(error: Exception) -> JSONResponse | None:
-    """A response for failures a caller should see as such; None leaves the error to BentoML (500)."""
-    from bentoml.exceptions import RemoteException
+def public_error(error: BaseException) -> tuple[int, str]:
+    """The status and message a caller may see for ``error``; logs it as that status deserves.
 
-    if isinstance(error, StoreUnavailableError):
-        return _service_unavailable("The document store", error)
-    if isinstance(error, TrackingError):
-        return _service_unavailable("MLflow tracking", error)
-    if isinstance(error, ModelServiceUnavailableError | RemoteException | ConnectionError | TimeoutError):
-        return _service_unavailable("A model service", error)
-    if isinstance(error, ValueError | ConversionError):
-        return error_response(400, str(error))
-    if isinstance(error, ModelError | SpecError):
-        logger.exception("model or spec failure")
-        return error_response(500, str(error))
-    return None
+    :returns: ``(status, message)``. A ragship error keeps its message (plus its class's ``fix``);
+        any other exception is a bug whose text may hold internals, so the message names only the
+        request id that its logged traceback carries.
+    """
+    if not isinstance(error, RagshipError):
+        rid = request_id()
+        logger.error("internal error (request id %s)", rid, exc_info=error)
+        return 500, f"internal error; see the server log (request id {rid})"
+    status = error.http_status
+    message = f"{error} {error.fix}" if error.fix else str(error)
+    if status == 503:  # an outage: expected now and then, and the message says it all
+        logger.warning("%s: %s", type(error).__name__, error)
+    elif status >= 500:  # the service itself is misconfigured or broken: keep the traceback
+        rid = request_id()
+        logger.error("%s (request id %s)", type(error).__name__, rid, exc_info=error)
+        message = f"{message} (request id {rid})"
+    else:
+        logger.info("refused with %d: %s", status, error)
+    return status, message
 
 
-def http_errors(func: F) -> F:
-    """Turn known failures raised by a (sync) API method into 4xx/503 JSON responses instead of a bare 500.
+def response_for(error: BaseException) -> JSONResponse:
+    """The JSON response for ``error`` (see :func:`public_error`), with Retry-After on outages."""
+    status, message = public_error(error)
+    retry = error.retry_after_s if isinstance(error, RagshipError) else None
+    return error_response(status, message, {"Retry-After": str(retry)} if retry is not None else None)
 
-    BentoML passes a returned Response through untouched.
+
+def http_errors(func: Callable[P, R]) -> Callable[P, R | JSONResponse]:
+    """Answer any exception a (sync) API method raises with :func:`response_for`.
+
+    The method itself stays typed by what it returns (BentoML builds its schema from that); the
+    decorated one honestly may return a JSONResponse too, which BentoML passes through untouched.
+    Errors never reach BentoML's own handler: it answers 500 to anything but its own exceptions,
+    which cannot carry ragship's status, ``{"error": ...}`` body or Retry-After header.
     """
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | JSONResponse:
         try:
             return func(*args, **kwargs)
         except Exception as e:
-            response = map_error(e)
-            if response is None:
-                raise
-            return response
+            return response_for(e)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 class RequestGuard:

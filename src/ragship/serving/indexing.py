@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ragship.components.converters import SUPPORTED_TYPES
-from ragship.pipelines.indexing import Indexer
+from ragship.sync import Syncer
 
 
 class IndexDocument(BaseModel):
@@ -61,24 +60,12 @@ MAX_DOCUMENTS = 1000
 Documents = Annotated[list[IndexDocument], Field(min_length=1, max_length=MAX_DOCUMENTS)]
 
 
-def index_documents(indexer: Indexer, documents: list[IndexDocument]) -> dict[str, Any]:
-    """Index ``documents`` (a document with the same source replaces its older chunks).
-
-    One bad document never stops the others: it is listed under ``failures``.
+def index_documents(syncer: Syncer, documents: list[IndexDocument]) -> dict[str, Any]:
+    """Index ``documents`` through the one indexing path (a document with the same source replaces its
+    older chunks; one with unchanged content is skipped). One bad document never stops the others: it is
+    listed under ``failures``.
     """
-    with tempfile.TemporaryDirectory(prefix="ragship-upload-") as tmp:
-        files: dict[str, Path] = {}
-        for i, doc in enumerate(documents):
-            path = Path(tmp) / f"{i}{PurePosixPath(doc.source).suffix.lower()}"
-            path.write_bytes(doc.content())
-            files[doc.source] = path
-        report = indexer.index_named(files)
-    result = report.to_dict()
-    # Parsers name the temporary file in their messages; the caller knows the document by its source.
-    for failure in result["failures"]:
-        if failure["source"] in files:
-            failure["reason"] = failure["reason"].replace(str(files[failure["source"]]), failure["source"])
-    return result
+    return syncer.index_documents({doc.source: doc.content() for doc in documents}).to_dict()
 
 
 class IndexRequest(BaseModel):

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ragship.errors import QueueError
+from ragship.serving.http import response_for
 from ragship.serving.indexing import IndexRequest
 
 logger = logging.getLogger("ragship.serving")
@@ -83,17 +84,13 @@ def _queue(request: Request) -> Any:
 
 
 def queue_error_response(error: QueueError) -> JSONResponse:
-    """The HTTP answer to a queue error: 503 (+ Retry-After when full), 413, 404."""
-    from ragship.queue.jobs import JobNotFoundError, JobTooLargeError, QueueFullError
+    """The HTTP answer to a queue error (its class's status; Retry-After as configured when the queue is full)."""
+    from ragship.queue.jobs import QueueFullError
 
+    response = response_for(error)
     if isinstance(error, QueueFullError):
-        return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": str(error.retry_after_s)})
-    if isinstance(error, JobTooLargeError):
-        return JSONResponse({"error": str(error)}, status_code=413)
-    if isinstance(error, JobNotFoundError):
-        return JSONResponse({"error": str(error)}, status_code=404)
-    logger.warning("job queue unavailable: %s", error)
-    return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": "5"})
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 async def _submit(request: Request) -> Response:

@@ -23,7 +23,7 @@ from ragship.runtime import open_query_engine, store_for
 from ragship.serving.common import spec_and_origin, store_ready
 from ragship.serving.embedder import Embedder
 from ragship.serving.generator import Generator
-from ragship.serving.http import guard, http_errors, map_error
+from ragship.serving.http import guard, http_errors, public_error, response_for
 from ragship.serving.jobs import jobs_app, serve_jobs
 from ragship.serving.ui import ui_app
 from ragship.settings import get_settings
@@ -144,10 +144,7 @@ class RAG:
         first = await events.get()
         if first[0] == "error":
             await worker
-            response = map_error(first[1])
-            if response is None:
-                raise first[1]
-            return response
+            return response_for(first[1])
 
         async def lines() -> AsyncGenerator[str, None]:
             kind, value = first
@@ -157,8 +154,8 @@ class RAG:
                 elif kind == "answer":
                     yield _ask_response(value).model_dump_json() + "\n"
                     break
-                else:
-                    yield json.dumps({"error": str(value)}) + "\n"
+                else:  # the status line is gone; the error travels as the last line
+                    yield json.dumps({"error": public_error(value)[1]}) + "\n"
                     break
                 kind, value = await events.get()
             await worker

@@ -139,21 +139,42 @@ class RetrievalStore(DocumentStore, Protocol):
         ...
 
 
+class StagedRebuild:
+    """A rebuild in progress: write into :attr:`store`; call :meth:`keep_live` to throw it away instead."""
+
+    def __init__(self, store: RetrievalStore) -> None:
+        self.store = store
+        self.outcome = "promoted"
+        self._promote = True
+
+    def keep_live(self, reason: str) -> None:
+        """Discard the rebuild when the block ends, leaving the live index as it was."""
+        self._promote = False
+        self.outcome = f"discarded: {reason}, the live index is unchanged"
+
+
 @contextmanager
-def rebuilding(live: RetrievalStore) -> Iterator[RetrievalStore]:
-    """A staged copy of ``live`` to build into; discarded if the build raises. Finish with :func:`settle_rebuild`."""
-    staged = live.staged_rebuild()
+def staged(live: RetrievalStore) -> Iterator[StagedRebuild]:
+    """Build a new index beside ``live`` that readers do not see, then swap it in atomically.
+
+    Usage::
+
+        with staged(store) as rebuild:
+            write_everything_into(rebuild.store)
+            if something_failed:
+                rebuild.keep_live("some files failed")
+        print(rebuild.outcome)
+
+    The rebuild is promoted when the block ends normally, and discarded when it raises or was told to
+    :meth:`~StagedRebuild.keep_live`.
+    """
+    rebuild = StagedRebuild(live.staged_rebuild())
     try:
-        yield staged
+        yield rebuild
     except BaseException:
-        live.discard(staged)
+        live.discard(rebuild.store)
         raise
-
-
-def settle_rebuild(live: RetrievalStore, staged: RetrievalStore, failed: bool, allow_failures: bool) -> str:
-    """Promote a finished rebuild, or discard it when files failed and that is not allowed; says which."""
-    if failed and not allow_failures:
-        live.discard(staged)
-        return "discarded: some files failed, the live index is unchanged"
-    live.promote(staged)
-    return "promoted"
+    if rebuild._promote:
+        live.promote(rebuild.store)
+    else:
+        live.discard(rebuild.store)
