@@ -115,6 +115,8 @@ def index_job(job_id: str) -> None:
         started_at=now(),
         worker=f"{socket.gethostname()}:{pid}",
         pid=pid,
+        progress_done=0,
+        progress_total=0,
         increments={"attempts": 1, "redeliveries": int(redelivered)},
     )
     with ctx.metrics.running():
@@ -123,7 +125,9 @@ def index_job(job_id: str) -> None:
             report = _syncer(ctx.settings).index_documents(documents)
         else:
             raw = ctx.client.hget(ctx.keys.job(job_id), "paths")
-            report = _syncer(ctx.settings).index(json.loads(raw) if raw else [])
+            report = _syncer(ctx.settings).index(
+                json.loads(raw) if raw else [], progress=lambda done, total: ctx.jobs.progress(job_id, done, total)
+            )
     result = report.to_dict()
     counts = {k: int(result.get(k, 0)) for k in COUNT_KEYS}
     status = JobStatus.FAILED if result["failures"] else JobStatus.DONE

@@ -92,6 +92,8 @@ class Job(BaseModel):
     attempts: int = Field(0, description="Times a worker started the job.")
     retries: int = Field(0, description="Runs that raised and were retried.")
     redeliveries: int = Field(0, description="Times the job was taken over after its worker died.")
+    progress_done: int = Field(0, description="Files of the current run indexed so far (paths jobs).")
+    progress_total: int = Field(0, description="Files the current run has to index (unchanged ones excluded).")
     worker: str | None = Field(None, description="host:pid of the worker that ran it last.")
     pid: int | None = None
     counts: dict[str, int] = Field(default_factory=dict, description="added, updated, unchanged, failed, chunks_*")
@@ -106,7 +108,7 @@ class Job(BaseModel):
         for name in ("status", "kind", "worker", "error"):
             if data.get(name):
                 fields[name] = data[name]
-        for name in ("sources", "attempts", "retries", "redeliveries", "pid"):
+        for name in ("sources", "attempts", "retries", "redeliveries", "pid", "progress_done", "progress_total"):
             if name in data:
                 fields[name] = int(data[name])
         for name in ("submitted_at", "started_at", "finished_at"):
@@ -182,6 +184,10 @@ class JobStore:
             args += [f"+{name}", int(value)]
         old = self._transition(keys=[self.keys.job(job_id), self.keys.by_status], args=args)
         return JobStatus(old.decode()) if old else None
+
+    def progress(self, job_id: str, done: int, total: int) -> None:
+        """Record how far the current run is (no status change)."""
+        self.client.hset(self.keys.job(job_id), mapping={"progress_done": done, "progress_total": total})
 
     def get(self, job_id: str) -> Job:
         """The state of a job.
