@@ -336,8 +336,10 @@ def test_the_api_submits_jobs_and_reports_them_and_the_queue(
         "BENTOML_DO_NOT_TRACK": "True",
     }
 
+    birds = ["kingfisher", "heron", "osprey", "plover", "avocet", "curlew"]
+
     def doc(i: int) -> dict[str, str]:
-        return {"source": f"api/note-{i}.md", "text": f"# Note {i}\n\nThe kingfisher {i} dives at dawn.\n"}
+        return {"source": f"api/note-{i}.md", "text": f"# Note {i}\n\nThe {birds[i]} dives at dawn.\n"}
 
     with (
         bentoml_serve("bentos.query:RAG", env=env, log=tmp_path / "serve.log", cwd=repo, timeout_s=300) as url,
@@ -381,7 +383,7 @@ def test_the_api_submits_jobs_and_reports_them_and_the_queue(
             assert 'ragship_worker_jobs_total{status="done"} 2.0' in worker_metrics
             assert "ragship_job_latency_seconds_count 2.0" in worker_metrics
             assert http.post("/index/submit", json={"documents": [doc(5)]}).status_code == 202  # room again
-            answer = http.post("/retrieve", json={"question": "kingfisher 3 dives", "top_k": 1}).json()
+            answer = http.post("/retrieve", json={"question": "plover", "top_k": 1}).json()
             assert answer["documents"][0]["source"] == "api/note-3.md"
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
