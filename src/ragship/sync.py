@@ -183,11 +183,9 @@ class Syncer:
         syncer.sync(["docs"], mode="full")        # rebuild into a staged index, swap it in
         syncer.index_documents({"a.md": b"# A"})  # uploads: content in memory, no temp files
 
-    :param spec: The pipeline spec (its indexing pipeline is used).
-    :param store: Store to write into; holds the manifest.
+    :param store: Store to write into; it holds the manifest.
     :param batch_files: Sources per pipeline run and per manifest commit: bounds memory and lost work on a kill.
-    :param max_file_bytes: Overrides the spec converter's file size limit when given.
-    :param remote: Services that run the models instead of this process (the BentoML deployment).
+    ``spec``, ``max_file_bytes`` and ``remote`` shape the pipeline (see :class:`IndexingPipeline`).
     """
 
     def __init__(

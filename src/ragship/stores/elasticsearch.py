@@ -6,27 +6,19 @@
   and cosine similarity (int8 HNSW), string metadata as keyword.
 - Bulk writes report every rejected chunk with Elasticsearch's reason and write the rest; 429s are
   retried per item with backoff by the client's bulk helper, connection failures by tenacity.
+
+The store class lives here, with document operations, retrieval and the manifest; it builds on
+:mod:`~ragship.stores.es_client` (client, auth, TLS, error translation), :mod:`~ragship.stores.es_layout`
+(index and alias names, mapping, alias swaps) and :mod:`~ragship.stores.es_bulk` (bulk writes, hits).
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from elastic_transport import TlsError
-from elasticsearch import (
-    ApiError,
-    AuthenticationException,
-    AuthorizationException,
-    Elasticsearch,
-    NotFoundError,
-    helpers,
-)
-from elasticsearch import ConnectionError as ESConnectionError
-from elasticsearch import ConnectionTimeout as ESConnectionTimeout
+from elasticsearch import Elasticsearch, helpers
 from haystack import Document
 from haystack.document_stores.errors import DocumentStoreError, DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
@@ -34,59 +26,16 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 
 from ragship.errors import StoreError, StoreUnavailableError
 from ragship.settings import ElasticsearchSettings, Settings
-from ragship.stores.base import ManifestEntry, Rejection, RetrievalStore, WriteResult
+from ragship.stores import es_bulk, es_layout
+from ragship.stores.base import ManifestEntry, RetrievalStore, WriteResult
+from ragship.stores.es_client import auth_options, new_client, tls_options, translated_errors
 from ragship.stores.es_filters import to_es_filter
+from ragship.stores.es_layout import MANIFEST_SUFFIX, TEXT_ANALYZER, index_body
 from ragship.stores.registry import redact_url
 
+__all__ = ["MANIFEST_SUFFIX", "TEXT_ANALYZER", "ElasticsearchStore", "index_body", "open_location"]
+
 T = TypeVar("T")
-TEXT_ANALYZER = {"type": "standard", "stopwords": "_english_"}
-_TRANSIENT = (ESConnectionError, ESConnectionTimeout)
-MANIFEST_SUFFIX = "-manifest"
-_MANIFEST_MAPPING = {
-    "dynamic": "strict",
-    "properties": {
-        "source": {"type": "keyword"},
-        "content_hash": {"type": "keyword"},
-        "pipeline_hash": {"type": "keyword"},
-        "chunk_ids": {"type": "keyword", "index": False, "doc_values": False},
-        "indexed_at": {"type": "date"},
-    },
-}
-_NULLABLE = ("embedding", "blob", "sparse_embedding")  # typed fields: ES rejects explicit nulls
-
-
-def _manifest_id(source: str) -> str:
-    # Paths can exceed the 512-byte _id limit; a digest never does.
-    return hashlib.sha256(source.encode()).hexdigest()
-
-
-def index_body(
-    embedding_dim: int | None, shards: int = 1, replicas: int = 0, analyzer: str | None = None
-) -> dict[str, Any]:
-    """Settings and mappings of a ragship index."""
-    embedding: dict[str, Any] = {"type": "dense_vector", "index": True, "similarity": "cosine"}
-    if embedding_dim:
-        embedding["dims"] = embedding_dim
-        embedding["index_options"] = {"type": "int8_hnsw"}
-    return {
-        "settings": {
-            "number_of_shards": shards,
-            "number_of_replicas": replicas,
-            "analysis": {"analyzer": {"ragship_text": TEXT_ANALYZER}},
-        },
-        "mappings": {
-            "dynamic_templates": [
-                {"strings": {"match_mapping_type": "string", "mapping": {"type": "keyword", "ignore_above": 2048}}}
-            ],
-            "properties": {
-                "id": {"type": "keyword"},
-                "content": {"type": "text", "analyzer": analyzer or "ragship_text"},
-                "embedding": embedding,
-                "source": {"type": "keyword"},
-                "title": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 512}}},
-            },
-        },
-    }
 
 
 class ElasticsearchStore:
@@ -133,14 +82,8 @@ class ElasticsearchStore:
         self.url = url
         self.alias = alias
         self._embedding_dim = embedding_dim
-        self._auth: dict[str, Any] = {}
-        if api_key:
-            self._auth["api_key"] = api_key
-        elif username:
-            self._auth["basic_auth"] = (username, password or "")
-        self._tls: dict[str, Any] = (
-            {"ca_certs": ca_certs, "verify_certs": verify_certs} if url.startswith("https") else {}
-        )
+        self._auth = auth_options(api_key, username, password)
+        self._tls = tls_options(url, ca_certs, verify_certs)
         self.shards = shards
         self.replicas = replicas
         self.analyzer = analyzer
@@ -191,14 +134,8 @@ class ElasticsearchStore:
     def client(self) -> Elasticsearch:
         """The client, connected and with the index in place (created on first use)."""
         if self._client is None:
-            self._client = Elasticsearch(
-                self.url,
-                request_timeout=self.request_timeout_s,
-                max_retries=2,
-                retry_on_timeout=True,
-                retry_on_status=(502, 503, 504),
-                **self._auth,
-                **self._tls,
+            self._client = new_client(
+                self.url, request_timeout_s=self.request_timeout_s, auth=self._auth, tls=self._tls
             )
         if not self._ready:
             self._call(self._client.cluster.health)
@@ -215,29 +152,8 @@ class ElasticsearchStore:
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one client call, turning connection and auth failures into one actionable error."""
-        where = redact_url(self.url)
-        try:
+        with translated_errors(redact_url(self.url), self.alias):
             return fn(*args, **kwargs)
-        except AuthenticationException as e:
-            raise StoreUnavailableError(
-                f"Elasticsearch at {where} rejected the credentials (HTTP 401); check RAGSHIP_ES__API_KEY "
-                "or RAGSHIP_ES__USERNAME / RAGSHIP_ES__PASSWORD."
-            ) from e
-        except AuthorizationException as e:
-            raise StoreUnavailableError(
-                f"Elasticsearch at {where} refused the request (HTTP 403): the user or API key lacks privileges "
-                f"on '{self.alias}*' (needs read, write, create_index, manage)."
-            ) from e
-        except TlsError as e:
-            raise StoreUnavailableError(
-                f"TLS to Elasticsearch at {where} failed ({e.message}); set RAGSHIP_ES__CA_CERTS to the "
-                "cluster's CA bundle."
-            ) from e
-        except _TRANSIENT as e:
-            raise StoreUnavailableError(
-                f"Cannot reach Elasticsearch at {where} ({type(e).__name__}); check that it runs "
-                "(`ragship es start` for a local node) and that --store / RAGSHIP_ES__URL is right."
-            ) from e
 
     def _ensure_index(self) -> None:
         assert self._client is not None
@@ -252,32 +168,19 @@ class ElasticsearchStore:
                 f"'{self.alias}' at {redact_url(self.url)} is a concrete index, not an alias; ragship reads and writes "
                 "through an alias. Choose another RAGSHIP_ES__INDEX, or delete that index."
             )
-        first = f"{self.alias}-000001"
         body = index_body(self._embedding_dim, self.shards, self.replicas, self.analyzer)
-        try:
-            self._call(es.indices.create, index=first, aliases={self.alias: {}}, **body)
-        except ApiError as e:
-            # Another process created it first: fine, it has the same layout.
-            if "resource_already_exists_exception" not in str(e):
-                raise StoreError(f"Cannot create index {first}: {e}") from e
-        self._check_dimension(first)
+        self._check_dimension(es_layout.create_first_index(self._call, es, self.alias, body))
 
     def _current_indices(self) -> list[str]:
         assert self._client is not None
-        try:
-            return sorted(self._call(self._client.indices.get_alias, name=self.alias).body)
-        except NotFoundError:
-            return []
+        return es_layout.current_indices(self._call, self._client, self.alias)
 
     def _target(self) -> str:
         return self.physical_index or self.alias
 
     def _mapped_dimension(self, index: str) -> int | None:
         assert self._client is not None
-        mapping = self._call(self._client.indices.get_mapping, index=index).body
-        props = next(iter(mapping.values()))["mappings"].get("properties", {})
-        dims = props.get("embedding", {}).get("dims")
-        return int(dims) if dims is not None else None
+        return es_layout.mapped_dimension(self._call, self._client, index)
 
     def _check_dimension(self, index: str) -> None:
         mapped = self._mapped_dim = self._mapped_dimension(index)
@@ -329,7 +232,7 @@ class ElasticsearchStore:
         hits = self._call(
             lambda: list(helpers.scan(self.client, index=self._target(), query={"query": query}, size=1000))
         )
-        return [self._to_document(h) for h in hits]
+        return [es_bulk.to_document(h) for h in hits]
 
     def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
         """Write documents; OVERWRITE replaces, SKIP keeps existing ids, FAIL/NONE raise on duplicates."""
@@ -376,46 +279,10 @@ class ElasticsearchStore:
         reraise=True,
     )
     def _bulk_with_retries(self, documents: list[Document], op_type: str) -> WriteResult:
-        sources = {d.id: str(d.meta.get("source", "")) for d in documents}
-        result = WriteResult()
-
-        def run() -> None:
-            for ok, item in helpers.streaming_bulk(
-                self.client,
-                self._actions(documents, op_type),
-                raise_on_error=False,
-                raise_on_exception=False,
-                max_retries=4,  # per-item retries of 429 (queue full) with exponential backoff
-                initial_backoff=1,
-                max_backoff=16,
-                chunk_size=500,
-            ):
-                info = next(iter(item.values()))
-                if ok:
-                    result.written += 1
-                    continue
-                if isinstance(info.get("exception"), _TRANSIENT):
-                    raise info["exception"]
-                error = info.get("error", {})
-                reason = (
-                    f"{error.get('type', 'error')}: {error.get('reason', error)}"
-                    if isinstance(error, dict)
-                    else str(error)
-                )
-                result.rejected.append(Rejection(str(info.get("_id")), sources.get(str(info.get("_id")), ""), reason))
-
-        self._call(run)
-        self._call(self.client.indices.refresh, index=self._target())
+        target = self._target()
+        result: WriteResult = self._call(es_bulk.bulk_pass, self.client, documents, target, op_type)
+        self._call(self.client.indices.refresh, index=target)
         return result
-
-    def _actions(self, documents: list[Document], op_type: str) -> Iterator[dict[str, Any]]:
-        for doc in documents:
-            body = doc.to_dict(flatten=True)
-            body.pop("score", None)  # a retrieval score is not document data
-            for key in _NULLABLE:
-                if body.get(key) is None:
-                    body.pop(key, None)
-            yield {"_op_type": op_type, "_index": self._target(), "_id": doc.id, "_source": body}
 
     def delete_by_source(self, sources: list[str], keep_ids: set[str] | None = None) -> int:
         """Delete chunks of these sources except ``keep_ids``."""
@@ -456,14 +323,7 @@ class ElasticsearchStore:
 
     def _search(self, body: dict[str, Any]) -> list[Document]:
         response = self._call(self.client.search, index=self._target(), source_excludes=["embedding"], **body)
-        return [self._to_document(hit) for hit in response["hits"]["hits"]]
-
-    @staticmethod
-    def _to_document(hit: dict[str, Any]) -> Document:
-        data = dict(hit["_source"])
-        data["id"] = hit["_id"]
-        data["score"] = hit.get("_score")
-        return Document.from_dict(data)
+        return [es_bulk.to_document(hit) for hit in response["hits"]["hits"]]
 
     def _live_index(self) -> str | None:
         if self.physical_index:
@@ -505,14 +365,9 @@ class ElasticsearchStore:
         index = self._manifest_index()
         if index is None or not entries:
             return
-        if not self._call(self.client.indices.exists, index=index):
-            try:
-                self._call(self.client.indices.create, index=index, mappings=_MANIFEST_MAPPING)
-            except ApiError as e:
-                if "resource_already_exists_exception" not in str(e):
-                    raise StoreError(f"Cannot create the manifest index {index}: {e}") from e
+        es_layout.ensure_manifest_index(self._call, self.client, index)
         actions = [
-            {"_op_type": "index", "_index": index, "_id": _manifest_id(e.source), "_source": e.to_dict()}
+            {"_op_type": "index", "_index": index, "_id": es_layout.manifest_id(e.source), "_source": e.to_dict()}
             for e in entries
         ]
         _, errors = self._call(helpers.bulk, self.client, actions, raise_on_error=False, refresh=True)
@@ -524,16 +379,14 @@ class ElasticsearchStore:
         index = self._manifest_index()
         if index is None or not sources:
             return
-        actions = [{"_op_type": "delete", "_index": index, "_id": _manifest_id(s)} for s in sources]
+        actions = [{"_op_type": "delete", "_index": index, "_id": es_layout.manifest_id(s)} for s in sources]
         self._call(helpers.bulk, self.client, actions, raise_on_error=False, refresh=True)
 
     # -- rebuild through the alias ----------------------------------------------------------------
     def staged_rebuild(self) -> ElasticsearchStore:
         """Create an empty versioned index (not behind the alias) and return a store writing to it."""
-        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
-        name = f"{self.alias}-{stamp}"
         body = index_body(self._embedding_dim, self.shards, self.replicas, self.analyzer)
-        self._call(self.client.indices.create, index=name, **body)
+        name = es_layout.create_staged_index(self._call, self.client, self.alias, body)
         staged = self._derived(self.alias, physical_index=name)
         staged._client, staged._ready = self.client, True
         return staged
@@ -542,29 +395,19 @@ class ElasticsearchStore:
         """Point the alias at the staged index in one atomic step, then delete the old indices."""
         if not isinstance(staged, ElasticsearchStore) or not staged.physical_index:
             raise StoreError("promote() needs a store returned by staged_rebuild().")
-        old = self._current_indices()
-        actions: list[dict[str, Any]] = [{"remove": {"index": i, "alias": self.alias}} for i in old]
-        actions.append({"add": {"index": staged.physical_index, "alias": self.alias}})
-        self._call(self.client.indices.update_aliases, actions=actions)
-        for index in old:
-            self._call(self.client.indices.delete, index=f"{index},{index}{MANIFEST_SUFFIX}", ignore_unavailable=True)
+        es_layout.swap_alias(self._call, self.client, self.alias, staged.physical_index)
         self._mapped_dim = None  # the new index may map another dimension
 
     def discard(self, staged: RetrievalStore) -> None:
         """Delete a staged index."""
         if isinstance(staged, ElasticsearchStore) and staged.physical_index:
-            name = staged.physical_index
-            self._call(self.client.indices.delete, index=f"{name},{name}{MANIFEST_SUFFIX}", ignore_unavailable=True)
+            es_layout.delete_with_manifest(self._call, self.client, staged.physical_index)
 
     def delete_index(self) -> None:
         """Delete the alias and every index behind it (tests and teardown)."""
         client = self._client or Elasticsearch(self.url, **self._auth, **self._tls)
-        try:
-            indices = list(self._call(client.indices.get_alias, name=self.alias).body)
-        except NotFoundError:
-            indices = []
-        for index in indices:
-            self._call(client.indices.delete, index=f"{index},{index}{MANIFEST_SUFFIX}", ignore_unavailable=True)
+        for index in es_layout.current_indices(self._call, client, self.alias):
+            es_layout.delete_with_manifest(self._call, client, index)
         self._ready = False
 
 

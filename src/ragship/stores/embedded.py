@@ -4,8 +4,8 @@ Why this design (figures: benchmarks/README.md, "Embedded store retrieval latenc
 - SQLite gives crash-safe, incremental writes and deletes in a single file, with FTS5's BM25;
   nothing needs a rebuild when one document changes.
 - Dense search is a single matrix-vector product over an in-memory float32 matrix of
-  L2-normalised embeddings, rebuilt lazily after writes (also writes by other processes,
-  detected through SQLite's ``data_version``).
+  L2-normalised embeddings (:mod:`~ragship.stores.embedded_dense`), rebuilt lazily after writes
+  (also writes by other processes, detected through SQLite's ``data_version``).
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ import json
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import numpy as np
 from haystack import Document, default_from_dict, default_to_dict, logging
 from haystack.document_stores.errors import DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
@@ -30,6 +29,7 @@ from haystack.utils.filters import document_matches_filter
 from ragship.errors import StoreError
 from ragship.settings import Settings
 from ragship.stores.base import ManifestEntry, RetrievalStore, WriteResult
+from ragship.stores.embedded_dense import DenseIndex, from_blob, to_blob
 from ragship.text import content_words
 
 logger = logging.getLogger(__name__)
@@ -73,15 +73,6 @@ def fts_query(text: str) -> str:
     return " OR ".join(f'"{t}"' for t in content_words(text))
 
 
-class _DenseIndex:
-    """Normalised embedding matrix plus the row ids and metadata it was built from."""
-
-    def __init__(self, rowids: np.ndarray, matrix: np.ndarray, metas: list[dict[str, Any]]) -> None:
-        self.rowids = rowids
-        self.matrix = matrix
-        self.metas = metas
-
-
 class EmbeddedDocumentStore:
     """A persistent, in-process document store for notebooks, tests and single-node serving.
 
@@ -100,7 +91,7 @@ class EmbeddedDocumentStore:
         self._configured_dim = embedding_dim
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
-        self._dense: _DenseIndex | None = None
+        self._dense: DenseIndex | None = None
         self._dense_version: tuple[int, int] | None = None
         self._local_writes = 0
 
@@ -228,7 +219,7 @@ class EmbeddedDocumentStore:
                         doc.content,
                         json.dumps(doc.meta, default=str),
                         doc.meta.get("source"),
-                        _to_blob(doc.embedding),
+                        to_blob(doc.embedding),
                     ),
                 )
                 written += 1
@@ -359,28 +350,11 @@ class EmbeddedDocumentStore:
         index = self._dense_index()
         if index is None or top_k <= 0:
             return []
-        query = np.asarray(query_embedding, dtype=np.float32)
-        if query.shape != (index.matrix.shape[1],):
-            raise StoreError(
-                f"Query embedding has {query.size} dimensions but the store holds {index.matrix.shape[1]}; "
-                "query with the model that indexed the store."
-            )
-        norm = float(np.linalg.norm(query))
-        scores = index.matrix @ (query / norm if norm else query)
+        scores = index.scores(query_embedding)
         if filters:
             _check_filters(filters)
-            mask = np.fromiter(
-                (document_matches_filter(filters, Document(content="", meta=m)) for m in index.metas),
-                dtype=bool,
-                count=len(index.metas),
-            )
-            scores = np.where(mask, scores, -np.inf)
-        k = min(top_k, int(np.isfinite(scores).sum()))
-        if k == 0:
-            return []
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return self._documents_by_rowid([int(index.rowids[i]) for i in top], [float(scores[i]) for i in top])
+        rowids, top_scores = index.top(scores, top_k, filters)
+        return self._documents_by_rowid(rowids, top_scores) if rowids else []
 
     # -- internals ------------------------------------------------------------------------------
     def _ensure_dimension(self, conn: sqlite3.Connection, dim: int) -> None:
@@ -401,7 +375,7 @@ class EmbeddedDocumentStore:
         # data_version changes when *another* connection commits; _local_writes covers our own.
         return int(conn.execute("PRAGMA data_version").fetchone()[0]), self._local_writes
 
-    def _dense_index(self) -> _DenseIndex | None:
+    def _dense_index(self) -> DenseIndex | None:
         with self._lock:
             conn = self._connect()
             version = self._version(conn)
@@ -409,14 +383,7 @@ class EmbeddedDocumentStore:
                 rows = conn.execute(
                     "SELECT rowid, embedding, meta FROM documents WHERE embedding IS NOT NULL"
                 ).fetchall()
-                if not rows:
-                    self._dense = None
-                else:
-                    matrix = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-                    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-                    matrix = (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)
-                    rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-                    self._dense = _DenseIndex(rowids, matrix, [json.loads(r[2]) for r in rows])
+                self._dense = DenseIndex.from_rows(rows)
                 self._dense_version = version
             return self._dense
 
@@ -446,13 +413,9 @@ class EmbeddedDocumentStore:
             id=doc_id,
             content=content,
             meta=json.loads(meta),
-            embedding=None if embedding is None else np.frombuffer(embedding, dtype=np.float32).tolist(),
+            embedding=from_blob(embedding),
             score=score,
         )
-
-
-def _to_blob(embedding: Iterable[float] | None) -> bytes | None:
-    return None if embedding is None else np.asarray(list(embedding), dtype=np.float32).tobytes()
 
 
 def _check_filters(filters: dict[str, Any]) -> None:
