@@ -31,10 +31,13 @@ class Indexing:
 
     embedder = bentoml.depends(Embedder)
 
-    def __is_ready__(self) -> bool:
+    def __init__(self) -> None:
         from ragship.queue.client import JobQueue
 
-        return JobQueue(_SETTINGS.queue).ping()
+        self.queue = JobQueue(_SETTINGS.queue)
+
+    def __is_ready__(self) -> bool:
+        return self.queue.ping()
 
 
 guard(Indexing, _SERVING)
