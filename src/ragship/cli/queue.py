@@ -184,14 +184,15 @@ def worker(
         "--worker-shutdown-timeout",
         str(int(settings.worker.shutdown_timeout_s * 1000)),
     ]
-    if settings.worker.metrics_port:
-        argv += ["--fork-function", "ragship.queue.metrics:serve"]
     env = {
         **os.environ,
         # Prefetch one job per thread: nothing waits in a worker's memory while other workers idle.
         "dramatiq_queue_prefetch": str(n_threads),
-        "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="ragship-worker-metrics-"),
     }
+    if settings.worker.metrics_port:
+        # The processes write their samples here; the fork process serves them all on one port.
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ragship-worker-metrics-")
+        argv += ["--fork-function", "ragship.queue.metrics:serve"]
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, argv, env)
