@@ -144,19 +144,32 @@ def _children(pid: int) -> set[int]:
         return set()
 
 
-def _store_ids(store: str) -> tuple[list[str], dict[str, int]]:
-    from ragship.stores import EmbeddedDocumentStore
+def _store_ids(store: str, es_index: str | None = None) -> tuple[list[str], dict[str, int]]:
+    from ragship.stores import open_store
 
-    documents = EmbeddedDocumentStore(store).filter_documents()
+    settings = load_settings(es={"index": es_index}) if es_index else load_settings()
+    documents = open_store(store, embedding_dim=None, settings=settings).filter_documents()
     per_source: dict[str, int] = {}
     for doc in documents:
         per_source[str(doc.meta.get("source"))] = per_source.get(str(doc.meta.get("source")), 0) + 1
     return [d.id for d in documents], per_source
 
 
+@pytest.fixture(params=["embedded", "elasticsearch"])
+def store_env(request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str, str]:
+    """The workers' store: the embedded one (two processes writing one SQLite file) or Elasticsearch."""
+    if request.param == "embedded":
+        return env
+    es_url = request.getfixturevalue("es_url")
+    alias = request.getfixturevalue("es_alias")
+    env.update({"RAGSHIP_STORE": es_url, "RAGSHIP_ES__INDEX": alias})
+    return env
+
+
 def test_kill_a_worker_mid_job_loses_and_duplicates_nothing(
-    env: dict[str, str], workers: Callable[[int], list[subprocess.Popen[bytes]]], tmp_path: Path
+    store_env: dict[str, str], workers: Callable[[int], list[subprocess.Popen[bytes]]], tmp_path: Path
 ) -> None:
+    env = store_env
     docs = _corpus(tmp_path, 200)
     enqueued = subprocess.run(
         [RAGSHIP, "enqueue", str(docs), "--per-job", "10", "--json"],
@@ -224,7 +237,7 @@ def test_kill_a_worker_mid_job_loses_and_duplicates_nothing(
     report = open_indexer(None, reference).index([docs])
     assert report.ok
     expected_ids, expected_per_source = _store_ids(reference)
-    found_ids, found_per_source = _store_ids(env["RAGSHIP_STORE"])
+    found_ids, found_per_source = _store_ids(env["RAGSHIP_STORE"], env.get("RAGSHIP_ES__INDEX"))
     assert len(found_ids) == len(set(found_ids))
     assert sorted(found_ids) == sorted(expected_ids)
     assert found_per_source == expected_per_source
