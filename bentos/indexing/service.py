@@ -1,4 +1,4 @@
-"""Entry module of the indexing bento (bentos/indexing/bentofile.yaml): the Embedder and the queued indexing task."""
+"""Entry module of the indexing bento (bentos/indexing/bentofile.yaml): the Embedder and the indexing job routes."""
 
 from ragship.serving.indexing_service import Indexing
 

@@ -84,3 +84,14 @@ class TrackingError(RagshipError):
     http_status = 503
     fix = "MLflow tracking is unavailable; retry shortly."
     retry_after_s = 10
+
+
+class QueueError(RagshipError):
+    """The job queue could not take, find or run a job (broker down, queue full, job too large).
+
+    The queue's own subclasses (``ragship.queue.jobs``) set the status each deserves.
+    """
+
+    http_status = 503
+    fix = "The indexing queue is unavailable; retry shortly."
+    retry_after_s: ClassVar[int | None] = 5

@@ -176,8 +176,84 @@ class ServingSettings(BaseModel):
         description="Adaptive batching: latency budget; BentoML sheds (503) requests it predicts would exceed it.",
     )
     embedder_batching: bool = Field(True, description="Adaptive batching of the embedder (off: one call per request).")
-    index_timeout_s: float = Field(3600.0, gt=0, le=86_400, description="Timeout of one indexing task.")
     feedback_experiment: str = Field("ragship-feedback", description="MLflow experiment that receives feedback.")
+
+
+class QueueSettings(BaseModel):
+    """The indexing job queue: a Redis broker (Dramatiq), job state, retries and backpressure."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis URL of the broker (rediss:// for TLS); a managed Redis in production.",
+    )
+    password: SecretStr | None = Field(None, description="Redis password when the URL carries none.")
+    namespace: str = Field(
+        "ragship",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Prefix of every Redis key; the queue list is NAMESPACE:NAME.",
+    )
+    name: str = Field("indexing", pattern=r"^[A-Za-z0-9_-]+$", description="Queue that indexing jobs go to.")
+    max_length: int = Field(
+        1000, ge=1, le=10_000_000, description="Jobs waiting in the queue; more submissions get 503."
+    )
+    retry_after_s: int = Field(30, ge=1, le=3600, description="Retry-After sent with a 503 when the queue is full.")
+    max_job_documents: int = Field(1000, ge=1, le=100_000, description="Documents or files per job; more get 413.")
+    max_job_bytes: int = Field(
+        50 * 1024 * 1024, ge=1024, le=1024**3, description="Bytes of uploaded documents per job; more get 413."
+    )
+    max_retries: int = Field(3, ge=0, le=100, description="Retries of a failing job before it is dead-lettered.")
+    min_backoff_ms: int = Field(15_000, ge=1, le=86_400_000, description="Backoff before the first retry (doubles).")
+    max_backoff_ms: int = Field(600_000, ge=1, le=86_400_000, description="Longest backoff between retries.")
+    heartbeat_timeout_ms: int = Field(
+        60_000,
+        ge=1000,
+        le=3_600_000,
+        description="A worker silent this long is dead; its unacknowledged jobs go back on the queue.",
+    )
+    maintenance_chance: int = Field(
+        10_000,
+        ge=0,
+        le=1_000_000,
+        description="Broker commands per million that also requeue dead workers' jobs (higher: faster redelivery).",
+    )
+    time_limit_s: float = Field(3600.0, gt=0, le=86_400, description="A job running longer is stopped and retried.")
+    job_ttl_s: int = Field(7 * 86_400, ge=60, le=90 * 86_400, description="How long job state is kept in Redis.")
+    dead_letter_ttl_s: int = Field(
+        7 * 86_400, ge=60, le=90 * 86_400, description="How long dead-lettered jobs stay in the dead-letter queue."
+    )
+    timeout_s: float = Field(5.0, gt=0, le=300, description="Connect and read timeout of Redis calls.")
+
+
+class LocalRedisSettings(BaseModel):
+    """The Redis server that ``ragship queue start`` runs for development and tests (Debian's redis-server)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    port: int = Field(6379, ge=0, le=65535, description="Port on 127.0.0.1 (0 picks a free one).")
+    appendfsync: str = Field(
+        "everysec", pattern=r"^(always|everysec|no)$", description="Append-only file fsync policy."
+    )
+    server: str = Field("redis-server", description="The redis-server executable (a name on PATH or a path).")
+    start_timeout_s: float = Field(30.0, gt=0, le=600, description="How long to wait for the server to answer.")
+
+
+class WorkerSettings(BaseModel):
+    """``ragship worker``: the processes that run indexing jobs from the queue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    processes: int = Field(1, ge=1, le=64, description="Worker processes.")
+    threads: int = Field(1, ge=1, le=64, description="Jobs run at once per process (each holds its own pipeline).")
+    embedder_url: str | None = Field(
+        None, description="URL of the Embedder service; unset: the worker embeds in its own process."
+    )
+    metrics_port: int = Field(9191, ge=0, le=65535, description="Prometheus metrics port of a worker (0: off).")
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics server binds (0.0.0.0 in a pod).")
+    shutdown_timeout_s: float = Field(
+        600.0, gt=0, le=86_400, description="On SIGTERM, how long jobs in hand may take to finish."
+    )
 
 
 class Settings(BaseSettings):
@@ -215,6 +291,9 @@ class Settings(BaseSettings):
     openai: OpenAISettings = Field(default_factory=OpenAISettings)  # type: ignore[arg-type]
     mlflow: MLflowSettings = Field(default_factory=MLflowSettings)  # type: ignore[arg-type]
     serving: ServingSettings = Field(default_factory=ServingSettings)  # type: ignore[arg-type]
+    queue: QueueSettings = Field(default_factory=QueueSettings)  # type: ignore[arg-type]
+    local_redis: LocalRedisSettings = Field(default_factory=LocalRedisSettings)  # type: ignore[arg-type]
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(

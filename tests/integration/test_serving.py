@@ -9,6 +9,9 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,12 +22,14 @@ from typing import Any
 import httpx
 import pytest
 
+from ragship.local_redis import LocalRedis
 from ragship.runtime import open_indexer
 from ragship.serving.launch import bentoml_serve
 from ragship.settings import load_settings
 from ragship.spec import default_spec
 
 REPO = Path(__file__).resolve().parents[2]
+RAGSHIP = str(Path(sys.executable).parent / "ragship")
 API_KEY = "test-key-" + uuid.uuid4().hex[:8]
 QUESTION = "How do I run the tests?"
 
@@ -65,6 +70,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, es_url: str, tiny_causal_lm
     settings = load_settings(home=home, store=es_url, es={"index": alias})
     report = open_indexer(spec, settings=settings).index([REPO / "docs"])
     assert report.ok and report.files_indexed > 5
+    # The queue's broker: /index/submit puts jobs on it; a `ragship worker` indexes them.
+    broker = LocalRedis(settings.local_redis, home=home)
+    env["RAGSHIP_QUEUE__URL"] = broker.start(port=0)
     log = home / "serve.log"
     try:
         with bentoml_serve("bentos.query:RAG", env=env, log=log, cwd=REPO, timeout_s=240) as url:
@@ -72,30 +80,43 @@ def served(tmp_path_factory: pytest.TempPathFactory, es_url: str, tiny_causal_lm
     finally:
         from ragship.stores.elasticsearch import ElasticsearchStore
 
+        broker.remove()
         ElasticsearchStore(es_url, alias).delete_index()
 
 
-def test_indexing_task_is_queued_then_its_document_is_cited(served: Served, tmp_path: Path, cli) -> None:
+def test_indexing_job_is_queued_then_its_document_is_cited(served: Served, tmp_path: Path, cli) -> None:
     word = "zqx" + uuid.uuid4().hex[:6]
     doc = {
         "source": "notes/release-rules.md",
         "text": f"# Release rules\n\nEvery release needs approval from the {word} committee before it ships.",
     }
+    worker = subprocess.Popen(
+        [RAGSHIP, "worker"],
+        env={**served.env, "RAGSHIP_WORKER__METRICS_PORT": "0"},
+        stdout=(served.home / "worker.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        with served.client() as http:
+            submitted = http.post("/index/submit", json={"documents": [doc]})
+            assert submitted.status_code == 202, submitted.text
+            job_id = submitted.json()["job_id"]
+            deadline = time.monotonic() + 240
+            while (status := http.get("/index/status", params={"job_id": job_id}).json())["status"] not in {
+                "done",
+                "failed",
+                "dead_lettered",
+            }:
+                assert time.monotonic() < deadline, status
+                time.sleep(0.5)
+            assert status["status"] == "done", status
+            assert status["counts"]["added"] == 1 and status["counts"]["chunks_written"] == 1
+            assert status["failures"] == []
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=120)
     with served.client() as http:
-        submitted = http.post("/index/submit", json={"documents": [doc]})
-        assert submitted.status_code == 200, submitted.text
-        task_id = submitted.json()["task_id"]
-        deadline = time.monotonic() + 120
-        while (status := http.get("/index/status", params={"task_id": task_id}).json())["status"] in {
-            "pending",
-            "in_progress",
-        }:
-            assert time.monotonic() < deadline, status
-            time.sleep(0.5)
-        assert status["status"] == "completed", status
-        result = http.get("/index/get", params={"task_id": task_id}).json()
-        assert result["files"] == {"notes/release-rules.md": 1} and result["failures"] == []
-
         answer = http.post("/ask", json={"question": f"Who approves a release? {word}"}).json()
         assert answer["sources"][0]["source"] == "notes/release-rules.md"
         assert word in answer["sources"][0]["snippet"]

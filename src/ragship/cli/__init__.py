@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from ragship.cli import config, es, evaluate, index, query, reindex, spec
+from ragship.cli import config, es, evaluate, index, query, queue, reindex, spec
 from ragship.cli.common import run_app
 
 __all__ = ["app", "main"]
@@ -22,12 +22,13 @@ app = typer.Typer(
 
 # Top-level commands, in the order `ragship --help` lists them. Copied rather than `add_typer(...)` without
 # a name: typer merges unnamed sub-apps only from 0.15, and the project supports typer>=0.12.
-for commands in (index.commands, reindex.commands, query.commands, evaluate.commands):
+for commands in (index.commands, queue.commands, reindex.commands, query.commands, evaluate.commands):
     app.registered_commands.extend(commands.registered_commands)
 
 app.add_typer(spec.spec_app, name="spec")
 app.add_typer(config.config_app, name="config")
 app.add_typer(es.es_app, name="es")
+app.add_typer(queue.queue_app, name="queue")
 app.add_typer(evaluate.mlflow_app, name="mlflow")
 app.add_typer(reindex.schedule_app, name="schedule")
 

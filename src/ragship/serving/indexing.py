@@ -1,7 +1,7 @@
-"""Queued indexing: documents sent over HTTP go through the spec's indexing pipeline.
+"""The body of ``/index/submit``: documents sent over HTTP to be indexed by the queue's workers.
 
-:func:`index_documents` is the job; :class:`Indexing` is the standalone indexing service (the
-``bentos/indexing`` bento), and the RAG service offers the same task so one deployment suffices.
+``serving.jobs`` puts a validated request on the queue; ``ragship worker`` runs it through the one
+indexing path (``Syncer.index_documents``).
 """
 
 from __future__ import annotations
@@ -9,12 +9,11 @@ from __future__ import annotations
 import base64
 import binascii
 from pathlib import PurePosixPath
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ragship.components.converters import SUPPORTED_TYPES
-from ragship.sync import Syncer
 
 
 class IndexDocument(BaseModel):
@@ -60,16 +59,8 @@ MAX_DOCUMENTS = 1000
 Documents = Annotated[list[IndexDocument], Field(min_length=1, max_length=MAX_DOCUMENTS)]
 
 
-def index_documents(syncer: Syncer, documents: list[IndexDocument]) -> dict[str, Any]:
-    """Index ``documents`` through the one indexing path (a document with the same source replaces its
-    older chunks; one with unchanged content is skipped). One bad document never stops the others: it is
-    listed under ``failures``.
-    """
-    return syncer.index_documents({doc.source: doc.content() for doc in documents}).to_dict()
-
-
 class IndexRequest(BaseModel):
-    """Body of ``/index`` and ``/index/submit``."""
+    """Body of ``/index/submit``."""
 
     documents: Documents
 

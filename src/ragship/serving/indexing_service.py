@@ -1,17 +1,18 @@
-"""The Indexing service: the embedder plus the queued indexing task, deployable apart from queries."""
+"""The Indexing service: the Embedder plus the indexing job routes, deployable apart from queries.
+
+``POST /index/submit`` puts documents on the Dramatiq queue and returns a job id at once;
+``GET /index/status?job_id=...`` follows it. ``ragship worker`` processes do the indexing and embed
+through this deployment's Embedder (``RAGSHIP_WORKER__EMBEDDER_URL``) or in their own process.
+BentoML's task queue is not used: jobs, retries and dead letters live in the shared Redis broker.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 import bentoml
 
-from ragship.components.remote import RemoteModels
-from ragship.runtime import open_indexer
-from ragship.serving.common import spec_and_origin, store_ready
 from ragship.serving.embedder import Embedder
-from ragship.serving.http import guard, http_errors
-from ragship.serving.indexing import Documents, index_documents
+from ragship.serving.http import guard
+from ragship.serving.jobs import jobs_app, serve_jobs
 from ragship.settings import get_settings
 
 _SETTINGS = get_settings()
@@ -20,31 +21,24 @@ _SERVING = _SETTINGS.serving
 
 @bentoml.service(
     name="ragship-indexing",
-    traffic={"timeout": _SERVING.index_timeout_s, "max_concurrency": _SERVING.max_concurrency},
+    traffic={"timeout": _SERVING.timeout_s, "max_concurrency": _SERVING.max_concurrency},
     workers=1,
     threads=2,
 )
+@bentoml.asgi_app(jobs_app, path="/index")
 class Indexing:
-    """``POST /index/submit`` queues documents and returns a task id; ``/index/status`` and ``/index/get`` follow it."""
+    """Indexing jobs over HTTP (submitted to the queue), and the Embedder the workers call."""
 
     embedder = bentoml.depends(Embedder)
 
     def __init__(self) -> None:
-        spec, _ = spec_and_origin()
-        self.indexer = open_indexer(
-            spec,
-            settings=_SETTINGS,
-            remote=RemoteModels(embed_documents=lambda texts: self.embedder.embed_documents(texts)),
-        )
+        from ragship.queue.client import JobQueue
 
-    @bentoml.task
-    @http_errors
-    def index(self, documents: Documents) -> dict[str, Any]:
-        """Index the documents; each one replaces the older chunks of its ``source``."""
-        return index_documents(self.indexer, documents)
+        self.queue = JobQueue(_SETTINGS.queue)
 
     def __is_ready__(self) -> bool:
-        return store_ready(self.indexer.store)
+        return self.queue.ping()
 
 
 guard(Indexing, _SERVING)
+serve_jobs(Indexing)

@@ -1,4 +1,4 @@
-"""The RAG service: the query API, queued indexing, feedback and the browser page.
+"""The RAG service: the query API, indexing jobs (on the Dramatiq queue), feedback and the browser page.
 
 Models run in the Embedder and Generator services (``bentoml.depends``), so the latency-critical
 query API scales apart from GPU inference. The pipeline is the served spec's own query pipeline.
@@ -19,12 +19,12 @@ from starlette.responses import Response, StreamingResponse
 
 from ragship.components.remote import RemoteModels, chat_generator_names
 from ragship.pipelines.query import Answer, Source
-from ragship.runtime import open_indexer, open_query_engine, store_for
+from ragship.runtime import open_query_engine, store_for
 from ragship.serving.common import spec_and_origin, store_ready
 from ragship.serving.embedder import Embedder
 from ragship.serving.generator import Generator
 from ragship.serving.http import guard, http_errors, public_error, response_for
-from ragship.serving.indexing import Documents, index_documents
+from ragship.serving.jobs import jobs_app, serve_jobs
 from ragship.serving.ui import ui_app
 from ragship.settings import get_settings
 from ragship.tracking.feedback import Feedback, FeedbackRecorder
@@ -83,6 +83,7 @@ def _ask_response(answer: Answer) -> AskResponse:
     workers=_SERVING.workers,
     threads=_SERVING.threads,
 )
+@bentoml.asgi_app(jobs_app, path="/index")
 @bentoml.asgi_app(ui_app, path="/")
 class RAG:
     """Answers questions over the store with the served spec; see ``/docs.json`` for the schema."""
@@ -100,10 +101,9 @@ class RAG:
             generate=(lambda messages: self.generator.generate(messages)) if llm else None,
             stream=(lambda messages: self.generator.stream(messages)) if llm else None,
         )
-        store = store_for(spec, settings=_SETTINGS)  # one store (client, dense cache) for queries and indexing
+        store = store_for(spec, settings=_SETTINGS)
         self.engine = open_query_engine(spec, store, settings=_SETTINGS, remote=remote)
         self.engine.warm_up()
-        self.indexer = open_indexer(spec, store, settings=_SETTINGS, remote=remote)
         self.feedback_recorder = FeedbackRecorder(spec, origin, _SETTINGS)
         ui_app.state.config = {
             "auth": _SERVING.api_key is not None,
@@ -170,12 +170,6 @@ class RAG:
         sources = [asdict(Source.from_document(d, i)) for i, d in enumerate(docs, 1)]
         return RetrieveResponse.model_validate({"documents": sources})
 
-    @bentoml.task
-    @http_errors
-    def index(self, documents: Documents) -> dict[str, Any]:
-        """Queue documents for indexing (``/index/submit`` -> task id; ``/index/status``, ``/index/get``)."""
-        return index_documents(self.indexer, documents)
-
     @bentoml.api
     @http_errors
     def feedback(
@@ -197,5 +191,8 @@ class RAG:
 
 
 guard(RAG, _SERVING)
+# Indexing jobs: POST /index/submit -> job id at once, GET /index/status?job_id=... (serving.jobs);
+# ``ragship worker`` processes index them. /metrics also reports the shared queue.
+serve_jobs(RAG)
 
 __all__ = ["RAG"]
