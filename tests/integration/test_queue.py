@@ -354,14 +354,25 @@ def test_the_api_submits_jobs_and_reports_them_and_the_queue(
     def doc(i: int) -> dict[str, str]:
         return {"source": f"api/note-{i}.md", "text": f"# Note {i}\n\nThe {birds[i]} dives at dawn.\n"}
 
+    # Two API replicas (two `bentoml serve` processes) share one Redis: a job submitted to one is seen by both.
     with (
         bentoml_serve("bentos.query:RAG", env=env, log=tmp_path / "serve.log", cwd=repo, timeout_s=300) as url,
+        bentoml_serve(
+            "bentos.query:RAG",
+            env={**env, "BENTOML_HOME": str(tmp_path / "bentoml-b")},  # its own metrics files
+            log=tmp_path / "serve-b.log",
+            cwd=repo,
+            timeout_s=300,
+        ) as url_b,
         httpx.Client(base_url=url, timeout=60) as http,
+        httpx.Client(base_url=url_b, timeout=60) as replica,
     ):
+        assert url != url_b
         first = http.post("/index/submit", json={"documents": [doc(1), doc(2)]})
         assert first.status_code == 202, first.text
         job_id = first.json()["job_id"]
         assert http.get("/index/status", params={"job_id": job_id}).json()["status"] == "queued"
+        assert replica.get("/index/status", params={"job_id": job_id}).json()["status"] == "queued"
         too_large = http.post("/index/submit", json={"documents": [doc(3), doc(4), doc(5)]})
         assert too_large.status_code == 413 and "RAGSHIP_QUEUE__MAX_JOB_DOCUMENTS" in too_large.json()["error"]
         second = http.post("/index/submit", json={"documents": [doc(3)]})
@@ -392,6 +403,9 @@ def test_the_api_submits_jobs_and_reports_them_and_the_queue(
 
             states = _wait("the API's jobs to be indexed", done)
             assert states[0]["counts"]["added"] == 2 and states[1]["counts"]["added"] == 1
+            from_replica = replica.get("/index/status", params={"job_id": job_id}).json()
+            assert from_replica["status"] == "done" and from_replica["counts"] == states[0]["counts"]
+            assert "ragship_queue_length 0.0" in replica.get("/metrics").text
             worker_metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
             assert 'ragship_worker_jobs_total{status="done"} 2.0' in worker_metrics
             assert "ragship_job_latency_seconds_count 2.0" in worker_metrics
