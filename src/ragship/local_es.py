@@ -13,8 +13,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -25,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragship.errors import RagshipError
+from ragship.local_process import free_port, log_tail, running_pid, stop_process
 from ragship.settings import LocalElasticsearchSettings
 
 ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
@@ -52,13 +51,6 @@ class NodeStatus:
     def to_dict(self) -> dict[str, object]:
         """Plain-data form."""
         return dict(self.__dict__)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _java_major(java_home: Path) -> int | None:
@@ -255,21 +247,7 @@ class LocalElasticsearch:
 
     def stop(self, timeout_s: float = 60) -> bool:
         """Stop the node; returns False when it was not running."""
-        pid = self._pid()
-        if pid is None:
-            return False
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.5)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return stop_process(self.pid_file, timeout_s, poll_s=0.5)
 
     def status(self) -> NodeStatus:
         """Whether the node runs, where, and its cluster health."""
@@ -281,10 +259,7 @@ class LocalElasticsearch:
 
     def logs(self, lines: int = 50) -> str:
         """The last ``lines`` lines of the node log (console output if there is no log yet)."""
-        source = self.log_file if self.log_file.exists() else self.console_log
-        if not source.exists():
-            return "(no log yet)"
-        return "\n".join(source.read_text(errors="replace").splitlines()[-lines:])
+        return log_tail(self.log_file, self.console_log, lines=lines)
 
     def remove(self) -> None:
         """Stop the node and delete its directory (data included); the download cache stays."""
@@ -293,13 +268,7 @@ class LocalElasticsearch:
 
     # -- internals -------------------------------------------------------------------------------
     def _pid(self) -> int | None:
-        if not self.pid_file.exists():
-            return None
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except ValueError:
-            return None
-        return pid if _alive(pid) else None
+        return running_pid(self.pid_file)
 
     def _password(self) -> str | None:
         secret = self.node_dir / "config" / ".ragship-password"
@@ -396,21 +365,6 @@ class LocalElasticsearch:
             secret.chmod(0o600)
         else:
             secret.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers kill(0); treat it as gone.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
-    except (OSError, IndexError):
-        return True
-    return state != "Z"
 
 
 def _health(url: str, password: str | None = None) -> str | None:

@@ -17,7 +17,8 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ragship.local_es import ClusterMembership, LocalElasticsearch, LocalElasticsearchError, free_port
+from ragship.local_es import ClusterMembership, LocalElasticsearch, LocalElasticsearchError
+from ragship.local_process import free_port
 from ragship.settings import LocalElasticsearchSettings
 
 

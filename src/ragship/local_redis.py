@@ -8,9 +8,7 @@ requires it. Production points ``RAGSHIP_QUEUE__URL`` at a managed Redis instead
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -18,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragship.errors import RagshipError
+from ragship.local_process import free_port, log_tail, running_pid, stop_process
 from ragship.settings import LocalRedisSettings
 
 
@@ -37,12 +36,6 @@ class RedisStatus:
     def to_dict(self) -> dict[str, object]:
         """Plain-data form."""
         return dict(self.__dict__)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LocalRedis:
@@ -106,7 +99,7 @@ class LocalRedis:
         if port is None and self.port_file.exists():
             port = int(self.port_file.read_text().strip())
         chosen = self.settings.port if port is None else port
-        chosen = chosen or _free_port()
+        chosen = chosen or free_port()
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
         config = self.dir / "redis.conf"
         config.touch(mode=0o600)
@@ -166,20 +159,7 @@ class LocalRedis:
 
     def stop(self, timeout_s: float = 30) -> bool:
         """Stop the server (SIGTERM: it flushes the append-only file first); False when it was not running."""
-        pid = self._pid()
-        if pid is None:
-            return False
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return False
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.05)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return stop_process(self.pid_file, timeout_s, poll_s=0.05)
 
     def status(self) -> RedisStatus:
         """Whether the server runs, and where."""
@@ -188,9 +168,7 @@ class LocalRedis:
 
     def logs(self, lines: int = 50) -> str:
         """The last ``lines`` lines of the server log."""
-        if not self.log_file.exists():
-            return "(no log yet)"
-        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        return log_tail(self.log_file, lines=lines)
 
     def remove(self) -> None:
         """Stop the server and delete its directory (data included)."""
@@ -198,24 +176,7 @@ class LocalRedis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def _pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if _alive(pid) else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (OSError, IndexError):
-        return True
+        return running_pid(self.pid_file)
 
 
 def _server_pid(port: int, password: str | None) -> int | None:
