@@ -20,6 +20,7 @@ Each queue run must leave exactly the direct run's chunks of the corpus (same id
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -154,7 +155,7 @@ def run_queue(
             path.write_text(f"Warm-up {config.name} {n}\n\nA short note that loads the embedding model.\n")
             n += 1
             job_id = queue.submit_paths([path])
-            job = wait_for(f"warm-up job {job_id}", lambda j=job_id: final_job(queue, j), 600)
+            job = wait_for(f"warm-up job {job_id}", functools.partial(final_job, queue, job_id), 600)
             if job.status != JobStatus.DONE:
                 raise SystemExit(f"warm-up job {job_id} ended {job.status}: {job.error} (logs in {logs})")
             if job.pid:
