@@ -16,7 +16,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 PORT ?= 3000
 
-.PHONY: setup run test lint unit integration bench bench-reindex bench-serving clean system-deps es-start es-stop lab \
+.PHONY: setup run test lint unit integration bench bench-reindex bench-serving bench-queue clean system-deps es-start es-stop lab \
 	strip-notebooks bento bento-requirements
 
 # Bootstrap: a plain venv gets the locked uv through its own pip; `uv sync` then makes the venv exactly
@@ -92,6 +92,9 @@ bench-serving: setup  ## p50/p99 of /retrieve and /ask at 1 and 16 clients; embe
 
 bench-reindex: setup  ## incremental (1% changed) vs full reindex of NFCorpus, one file per document
 	$(VENV)/bin/python benchmarks/reindex_incremental.py
+
+bench-queue: setup system-deps  ## indexing throughput via the job queue with 1, 2 and 4 workers vs direct indexing
+	$(VENV)/bin/python benchmarks/queue_throughput.py --limit 400 --workers 1 2 4 --per-job 10
 
 lab: setup  ## JupyterLab on the notebooks
 	cd notebooks && ../$(VENV)/bin/jupyter lab

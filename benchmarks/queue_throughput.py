@@ -1,0 +1,281 @@
+"""Indexing throughput through the job queue with 1, 2 and 4 workers, against the same corpus indexed directly.
+
+Writes each NFCorpus document (title + abstract) to its own .txt file in a temporary folder (read from
+../shared/data/nfcorpus, never copied into the repo), starts a private Redis on a free port (the library's
+``LocalRedis``, in a temporary ragship home) and, in one run:
+
+1. ``direct``: indexes the files in this process with ``Syncer.index`` into a fresh store, after indexing
+   one small warm-up file outside the corpus (model load and first inference are not indexing work);
+2. ``queue, N workers``: for each N, a fresh store and N ``ragship worker --processes 1 --threads 1``
+   processes. Warm-up jobs (one new small file each, outside the corpus) run until every worker process
+   has finished one, so all have loaded the model; then the corpus is submitted as jobs of ``--per-job``
+   files (``JobQueue.submit_paths``) and timed from the first submission to the last job finished.
+
+Each queue run must leave exactly the direct run's chunks of the corpus (same ids), or the bench fails.
+"queue overhead" is the 1-worker time divided by the direct time (issue 13).
+
+    .venv/bin/python benchmarks/queue_throughput.py [--limit N] [--workers 1 2 4] [--per-job K] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ragship.local_redis import LocalRedis
+from ragship.queue.client import JobQueue
+from ragship.queue.jobs import JobStatus
+from ragship.settings import Settings, load_settings
+
+NFCORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "nfcorpus"
+RAGSHIP = str(Path(sys.executable).parent / "ragship")
+
+
+def write_corpus(folder: Path, limit: int | None) -> list[Path]:
+    """One file per NFCorpus document."""
+    files = []
+    with (NFCORPUS / "corpus.jsonl").open() as fh:
+        for i, line in enumerate(fh):
+            if limit is not None and i >= limit:
+                break
+            doc = json.loads(line)
+            path = folder / f"{doc['_id']}.txt"
+            path.write_text(f"{doc.get('title', '')}\n\n{doc['text']}\n")
+            files.append(path)
+    return files
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout_s: float, every_s: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise SystemExit(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def final_job(queue: JobQueue, job_id: str) -> Any:
+    """The job once it has ended, else None."""
+    job = queue.job(job_id)
+    return job if job.status.final else None
+
+
+class Config:
+    """The settings of one configuration: its own store (and Elasticsearch index) and queue namespace."""
+
+    def __init__(self, root: Path, name: str, store_url: str | None, env: dict[str, str]) -> None:
+        self.name = name
+        self.env = dict(env)
+        if store_url:
+            self.store = store_url
+            self.env["RAGSHIP_ES__INDEX"] = f"bench-queue-{name}-{uuid.uuid4().hex[:8]}"
+        else:
+            self.store = str(root / f"store-{name}")
+        self.env["RAGSHIP_STORE"] = self.store
+        self.env["RAGSHIP_QUEUE__NAMESPACE"] = f"bench-{name}-{uuid.uuid4().hex[:8]}"
+
+    def settings(self) -> Settings:
+        queue = {
+            k.removeprefix("RAGSHIP_QUEUE__").lower(): v for k, v in self.env.items() if k.startswith("RAGSHIP_QUEUE__")
+        }
+        es = {"index": self.env["RAGSHIP_ES__INDEX"]} if "RAGSHIP_ES__INDEX" in self.env else {}
+        return (
+            load_settings(queue=queue, es=es, store=self.store) if es else load_settings(queue=queue, store=self.store)
+        )
+
+    def corpus_chunk_ids(self, corpus: Path) -> list[str]:
+        """Ids of the chunks whose source lies in the corpus folder (warm-up files excluded)."""
+        from ragship.stores import open_store
+
+        documents = open_store(self.store, embedding_dim=None, settings=self.settings()).filter_documents()
+        return sorted(d.id for d in documents if str(d.meta.get("source", "")).startswith(str(corpus)))
+
+
+def run_direct(config: Config, files: list[Path], warm_dir: Path) -> float:
+    from ragship.runtime import open_indexer, served_spec
+
+    settings = config.settings()
+    spec, _ = served_spec(settings)  # what a worker resolves with the same settings
+    syncer = open_indexer(spec, config.store, settings=settings)
+    # Warmed like a worker: one small file outside the corpus indexed first (model load, first inference).
+    warm = warm_dir / "direct-warm.txt"
+    warm.write_text("Warm-up direct\n\nA short note that loads the embedding model.\n")
+    syncer.index([warm])
+    started = time.perf_counter()
+    report = syncer.index(files)
+    seconds = time.perf_counter() - started
+    if not report.ok:
+        raise SystemExit(f"direct indexing failed: {report.to_dict()}")
+    return seconds
+
+
+def run_queue(
+    config: Config, files: list[Path], workers: int, per_job: int, warm_dir: Path, logs: Path, console: Console
+) -> float:
+    queue = JobQueue(config.settings().queue)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for i in range(workers):
+            log = (logs / f"{config.name}-worker-{i}.log").open("wb")
+            procs.append(
+                subprocess.Popen(
+                    [RAGSHIP, "worker", "--processes", "1", "--threads", "1"],
+                    env=config.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        # Ready = every worker process has run one job (so has loaded the model). Each warm-up job is a
+        # new file: an unchanged one would be skipped without loading anything.
+        warm_pids: set[int] = set()
+        deadline = time.monotonic() + 600  # a worker still importing takes no job: keep trying until it does
+        n = 0
+        while len(warm_pids) < workers:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"only {len(warm_pids)} of {workers} workers took a warm-up job (logs in {logs})")
+            if any(p.poll() is not None for p in procs):
+                raise SystemExit(f"a worker exited during warm-up (logs in {logs})")
+            path = warm_dir / f"{config.name}-warm-{n}.txt"
+            path.write_text(f"Warm-up {config.name} {n}\n\nA short note that loads the embedding model.\n")
+            n += 1
+            job_id = queue.submit_paths([path])
+            job = wait_for(f"warm-up job {job_id}", functools.partial(final_job, queue, job_id), 600)
+            if job.status != JobStatus.DONE:
+                raise SystemExit(f"warm-up job {job_id} ended {job.status}: {job.error} (logs in {logs})")
+            if job.pid:
+                warm_pids.add(int(job.pid))
+            time.sleep(0.5)
+        started = time.perf_counter()
+        job_ids = [queue.submit_paths(files[i : i + per_job]) for i in range(0, len(files), per_job)]
+
+        def all_final() -> list[Any] | None:
+            jobs = [queue.job(j) for j in job_ids]
+            return jobs if all(j.status.final for j in jobs) else None
+
+        jobs = wait_for("the corpus jobs", all_final, 3600, every_s=0.05)
+        seconds = time.perf_counter() - started
+        bad = [(j.id, j.status, j.error) for j in jobs if j.status != JobStatus.DONE or j.counts.get("failed")]
+        if bad:
+            raise SystemExit(f"{config.name}: jobs did not all succeed: {bad} (logs in {logs})")
+        by_pid: dict[int, int] = {}
+        for j in jobs:
+            by_pid[int(j.pid or 0)] = by_pid.get(int(j.pid or 0), 0) + 1
+        console.print(f"{config.name}: {len(jobs)} jobs, per worker process {sorted(by_pid.values(), reverse=True)}")
+        return seconds
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--limit", type=int, default=400, help="Use the first N documents (default 400)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4], help="Worker counts (default 1 2 4)")
+    parser.add_argument("--per-job", type=int, default=10, help="Files per job (default 10)")
+    parser.add_argument(
+        "--store", help="Elasticsearch URL, one new index per configuration (default: a temporary embedded store each)"
+    )
+    parser.add_argument("--json", type=Path, help="Also write the results to this JSON file")
+    args = parser.parse_args()
+    if not NFCORPUS.exists():
+        raise SystemExit(f"needs {NFCORPUS} (BEIR NFCorpus)")
+    console = Console(width=120)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        home = root / "home"
+        home.mkdir()
+        corpus = root / "nfcorpus-files"
+        corpus.mkdir()
+        warm_dir = root / "warm-up"
+        warm_dir.mkdir()
+        logs = root / "logs"
+        logs.mkdir()
+        files = write_corpus(corpus, args.limit)
+        # This process and the workers read the same settings: a fresh home (no registered champion: the
+        # default spec), no metrics port, the model from the local cache.
+        base_env = {**os.environ, "RAGSHIP_HOME": str(home), "RAGSHIP_WORKER__METRICS_PORT": "0", "HF_HUB_OFFLINE": "1"}
+        os.environ.update({k: base_env[k] for k in ("RAGSHIP_HOME", "HF_HUB_OFFLINE")})
+        redis = LocalRedis(load_settings().local_redis, home=home, name="bench")
+        base_env["RAGSHIP_QUEUE__URL"] = redis.start(port=0)
+        rows: list[dict[str, Any]] = []
+        try:
+            direct = Config(root, "direct", args.store, base_env)
+            seconds = run_direct(direct, files, warm_dir)
+            expected = direct.corpus_chunk_ids(corpus)
+            console.print(f"direct: {seconds:.1f}s, {len(expected)} chunks")
+            rows.append({"configuration": "direct (Syncer.index)", "workers": 0, "seconds": seconds})
+            for n in args.workers:
+                config = Config(root, f"w{n}", args.store, base_env)
+                seconds = run_queue(config, files, n, args.per_job, warm_dir, logs, console)
+                found = config.corpus_chunk_ids(corpus)
+                console.print(f"queue, {n} workers: {seconds:.1f}s, {len(found)} chunks")
+                if found != expected:
+                    raise SystemExit(
+                        f"queue, {n} workers: {len(found)} chunks ({len(set(found))} unique) in the store, the direct "
+                        f"run has {len(expected)}; ids differ: {len(set(found) ^ set(expected))}"
+                    )
+                label = f"queue, {n} worker{'s' if n > 1 else ''}"
+                rows.append({"configuration": label, "workers": n, "seconds": seconds})
+        finally:
+            redis.remove()
+    direct_s = rows[0]["seconds"]
+    one = next((r["seconds"] for r in rows if r["workers"] == 1), None)
+    for row in rows:
+        row["docs"] = len(files)
+        row["chunks"] = len(expected)
+        row["docs_per_s"] = len(files) / row["seconds"]
+        row["ratio_vs_direct"] = row["seconds"] / direct_s
+        row["speedup_vs_1_worker"] = one / row["seconds"] if one and row["workers"] else None
+    cores = os.cpu_count()
+    table = Table(
+        title=f"Indexing {len(files)} NFCorpus files ({len(expected)} chunks), {args.per_job} files per job, "
+        f"{cores} cores"
+    )
+    for column in ("configuration", "docs", "seconds", "docs/s", "time ÷ direct", "speedup vs 1 worker"):
+        table.add_column(column, justify="left" if column == "configuration" else "right")
+    for row in rows:
+        speedup = row["speedup_vs_1_worker"]
+        table.add_row(
+            row["configuration"], str(row["docs"]), f"{row['seconds']:.1f}", f"{row['docs_per_s']:.2f}",
+            f"{row['ratio_vs_direct']:.2f}x", f"{speedup:.2f}x" if speedup else "-",
+        )  # fmt: skip
+    console.print(table)
+    if one:
+        console.print(f"queue overhead (1 worker ÷ direct): {one / direct_s:.2f}x")
+    if args.json:
+        result = {
+            "cores": cores,
+            "docs": len(files),
+            "chunks": len(expected),
+            "per_job": args.per_job,
+            "store": "elasticsearch" if args.store else "embedded",
+            "rows": rows,
+        }
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
