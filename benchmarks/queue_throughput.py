@@ -23,7 +23,6 @@ import argparse
 import functools
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,30 +32,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from reindex_incremental import NFCORPUS, write_corpus  # benchmarks/ is the script directory
 from rich.console import Console
 from rich.table import Table
 
+from ragship.local_process import stop_groups
 from ragship.local_redis import LocalRedis
 from ragship.queue.client import JobQueue
 from ragship.queue.jobs import JobStatus
 from ragship.settings import Settings, load_settings
 
-NFCORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "nfcorpus"
 RAGSHIP = str(Path(sys.executable).parent / "ragship")
-
-
-def write_corpus(folder: Path, limit: int | None) -> list[Path]:
-    """One file per NFCorpus document."""
-    files = []
-    with (NFCORPUS / "corpus.jsonl").open() as fh:
-        for i, line in enumerate(fh):
-            if limit is not None and i >= limit:
-                break
-            doc = json.loads(line)
-            path = folder / f"{doc['_id']}.txt"
-            path.write_text(f"{doc.get('title', '')}\n\n{doc['text']}\n")
-            files.append(path)
-    return files
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout_s: float, every_s: float = 0.1) -> Any:
@@ -179,15 +165,7 @@ def run_queue(
         console.print(f"{config.name}: {len(jobs)} jobs, per worker process {sorted(by_pid.values(), reverse=True)}")
         return seconds
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_groups(procs, timeout_s=120)
 
 
 def main() -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -66,3 +68,18 @@ def log_tail(*candidates: Path, lines: int = 50) -> str:
         if path.exists():
             return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     return "(no log yet)"
+
+
+def stop_groups(procs: Iterable[subprocess.Popen[bytes]], timeout_s: float = 60) -> None:
+    """SIGTERM the process groups of ``procs`` (started with ``start_new_session=True``: a worker and
+    the children it forks), wait for each, and SIGKILL a group that outlives ``timeout_s``."""
+    procs = list(procs)
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

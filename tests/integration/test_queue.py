@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from ragship.local_process import stop_groups
 from ragship.local_redis import LocalRedis
 from ragship.queue.client import JobQueue
 from ragship.queue.jobs import Job, JobStatus, QueueUnavailableError
@@ -116,15 +117,7 @@ def workers(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[int], lis
         return procs
 
     yield start
-    for proc in started:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    for proc in started:
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stop_groups(started)
 
 
 def _corpus(root: Path, files: int) -> Path:
@@ -413,5 +406,4 @@ def test_the_api_submits_jobs_and_reports_them_and_the_queue(
             answer = http.post("/retrieve", json={"question": "plover", "top_k": 1}).json()
             assert answer["documents"][0]["source"] == "api/note-3.md"
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=60)
+            stop_groups([proc])
