@@ -23,7 +23,8 @@ class RagshipError(Exception):
     #: One line on what an HTTP caller can do, added after the message ("" when the message says it).
     fix: ClassVar[str] = "The service's operator can fix this; the server log has the details."
     #: Seconds an HTTP caller should wait before retrying (the Retry-After header); None: don't retry.
-    retry_after_s: ClassVar[int | None] = None
+    #: An instance may set its own (a full queue sends the configured wait).
+    retry_after_s: int | None = None
 
 
 class InvalidRequestError(RagshipError, ValueError):
@@ -94,4 +95,4 @@ class QueueError(RagshipError):
 
     http_status = 503
     fix = "The indexing queue is unavailable; retry shortly."
-    retry_after_s: ClassVar[int | None] = 5
+    retry_after_s: int | None = 5

@@ -20,7 +20,7 @@ from ragship.queue.jobs import (
     QueueUnavailableError,
     queue_errors,
 )
-from ragship.serving.jobs import queue_error_response
+from ragship.serving.http import response_for
 from ragship.settings import load_settings
 
 
@@ -79,11 +79,11 @@ def test_size_limits_are_checked_before_any_broker_call() -> None:
 
 
 def test_queue_errors_answer_with_their_status() -> None:
-    full = queue_error_response(QueueFullError("The indexing queue is full.", retry_after=9))
+    full = response_for(QueueFullError("The indexing queue is full.", retry_after=9))
     assert full.status_code == 503 and full.headers["Retry-After"] == "9"
-    assert queue_error_response(JobTooLargeError("too many")).status_code == 413
-    assert queue_error_response(JobNotFoundError("no job")).status_code == 404
-    down = queue_error_response(QueueUnavailableError("Redis cannot be reached"))
+    assert response_for(JobTooLargeError("too many")).status_code == 413
+    assert response_for(JobNotFoundError("no job")).status_code == 404
+    down = response_for(QueueUnavailableError("Redis cannot be reached"))
     assert down.status_code == 503 and down.headers["Retry-After"] == "5"
 
 

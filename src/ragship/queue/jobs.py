@@ -37,7 +37,7 @@ class QueueFullError(QueueError):
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
-        self.retry_after = retry_after
+        self.retry_after_s = retry_after
 
 
 class JobTooLargeError(QueueError):

@@ -83,16 +83,6 @@ def _queue(request: Request) -> Any:
     return queue
 
 
-def queue_error_response(error: QueueError) -> JSONResponse:
-    """The HTTP answer to a queue error (its class's status; Retry-After as configured when the queue is full)."""
-    from ragship.queue.jobs import QueueFullError
-
-    response = response_for(error)
-    if isinstance(error, QueueFullError):
-        response.headers["Retry-After"] = str(error.retry_after)
-    return response
-
-
 async def _submit(request: Request) -> Response:
     try:
         body = IndexRequest.model_validate_json(await request.body())
@@ -104,9 +94,12 @@ async def _submit(request: Request) -> Response:
     try:
         job_id = await anyio.to_thread.run_sync(_queue(request).submit_documents, documents)
     except QueueError as e:
-        outcome = {"QueueFullError": "full", "JobTooLargeError": "too_large"}.get(type(e).__name__, "unavailable")
+        from ragship.queue.jobs import JobTooLargeError, QueueFullError
+
+        full, too_large = isinstance(e, QueueFullError), isinstance(e, JobTooLargeError)
+        outcome = "full" if full else "too_large" if too_large else "unavailable"
         METRICS.submissions.labels(outcome=outcome).inc()
-        return queue_error_response(e)
+        return response_for(e)
     METRICS.submissions.labels(outcome="queued").inc()
     return JSONResponse({"job_id": job_id, "status": "queued"}, status_code=202)
 
@@ -118,7 +111,7 @@ async def _status(request: Request) -> Response:
     try:
         job = await anyio.to_thread.run_sync(_queue(request).job, job_id)
     except QueueError as e:
-        return queue_error_response(e)
+        return response_for(e)
     return JSONResponse(job.model_dump(mode="json"))
 
 
