@@ -36,6 +36,7 @@ from reindex_incremental import NFCORPUS, write_corpus  # benchmarks/ is the scr
 from rich.console import Console
 from rich.table import Table
 
+from ragship.capacity import default_capacity_file, update_capacity_file
 from ragship.local_process import stop_groups
 from ragship.local_redis import LocalRedis
 from ragship.queue.client import JobQueue
@@ -177,6 +178,12 @@ def main() -> None:
         "--store", help="Elasticsearch URL, one new index per configuration (default: a temporary embedded store each)"
     )
     parser.add_argument("--json", type=Path, help="Also write the results to this JSON file")
+    parser.add_argument(
+        "--capacity",
+        type=Path,
+        default=default_capacity_file(),
+        help="Capacity file that `ragship plan` reads (one worker's docs/s is written there).",
+    )
     args = parser.parse_args()
     if not NFCORPUS.exists():
         raise SystemExit(f"needs {NFCORPUS} (BEIR NFCorpus)")
@@ -243,6 +250,8 @@ def main() -> None:
     console.print(table)
     if one:
         console.print(f"queue overhead (1 worker ÷ direct): {one / direct_s:.2f}x")
+        update_capacity_file(args.capacity, worker_docs_per_s=round(len(files) / one, 2))
+        console.print(f"one worker's docs/s written to {args.capacity} (read by `ragship plan`)")
     if args.json:
         result = {
             "cores": cores,

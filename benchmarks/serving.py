@@ -30,6 +30,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from ragship.capacity import default_capacity_file, update_capacity_file
 from ragship.serving.launch import bentoml_serve
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,10 +45,11 @@ QUESTIONS = [
     "How do I evaluate retrieval on a BEIR dataset?",
     "Where does the embedded store keep its data?",
 ]
+CLIENTS = (1, 16)  # alone, and enough to saturate a replica on the machines measured so far
 console = Console()
 
 
-def _run_clients(clients: int, requests: int, call: Callable[[httpx.Client, int], None]) -> tuple[list[float], float]:
+def run_clients(clients: int, requests: int, call: Callable[[httpx.Client, int], None]) -> tuple[list[float], float]:
     """``requests`` calls spread over ``clients`` threads; returns per-request seconds and the wall time."""
     latencies: list[float] = []
 
@@ -75,16 +77,18 @@ def latency(url: str, requests: int) -> list[dict[str, object]]:
             response = http.post(f"{url}{route}", json={"question": QUESTIONS[i % len(QUESTIONS)]})
             response.raise_for_status()
 
-        _run_clients(4, 16, call)  # warm caches and the batcher's latency model
-        for clients in (1, 16):
-            seconds, wall = _run_clients(clients, requests, call)
+        run_clients(4, 16, call)  # warm caches and the batcher's latency model
+        for clients in CLIENTS:
+            seconds, wall = run_clients(clients, requests, call)
             ms = np.array(seconds) * 1000
             rows.append(
                 {
                     "route": route,
                     "clients": clients,
                     "requests": len(seconds),
+                    "mean_ms": round(float(ms.mean()), 1),
                     "p50_ms": round(float(np.percentile(ms, 50)), 1),
+                    "p95_ms": round(float(np.percentile(ms, 95)), 1),
                     "p99_ms": round(float(np.percentile(ms, 99)), 1),
                     "req_per_s": round(len(seconds) / wall, 1),
                 }
@@ -131,8 +135,8 @@ def throughput(
                 ) -> None:
                     http.post(f"{url}/{route}", json={"texts": [texts[i]]}).raise_for_status()
 
-                _run_clients(clients, clients * 2, call)  # warm-up
-                seconds, wall = _run_clients(clients, len(texts), call)
+                run_clients(clients, clients * 2, call)  # warm-up
+                seconds, wall = run_clients(clients, len(texts), call)
                 rows.append(
                     {
                         "workload": workload,
@@ -156,6 +160,12 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=512, help="Chunks embedded per throughput run.")
     parser.add_argument("--clients", type=int, default=32, help="Concurrent clients of the throughput runs.")
     parser.add_argument("--out", type=Path, help="Write the results as JSON here.")
+    parser.add_argument(
+        "--capacity",
+        type=Path,
+        default=default_capacity_file(),
+        help="Capacity file that `ragship plan` reads (per-replica figures of this hardware).",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="ragship-bench-serving-") as tmp:
@@ -190,6 +200,27 @@ def main() -> None:
         console.print(f"{workload}: adaptive batching gives {on / off:.2f}x the unbatched throughput")
     if args.out:
         args.out.write_text(json.dumps({"latency": latency_rows, "embedder": throughput_rows}, indent=2))
+    write_capacity(args.capacity, latency_rows, throughput_rows)
+
+
+def write_capacity(path: Path, latency_rows: list[dict[str, object]], throughput_rows: list[dict[str, object]]) -> None:
+    """Per-replica figures for `ragship plan`: /ask alone (1 client) and saturated (16), batched query embedding."""
+    alone, saturated = (
+        next(r for r in latency_rows if r["route"] == "/ask" and r["clients"] == n) for n in (1, max(CLIENTS))
+    )
+    embedder = next(r for r in throughput_rows if r["workload"] == "queries (short)" and r["adaptive_batching"])
+    update_capacity_file(
+        path,
+        api={"mean_ms": alone["mean_ms"], "p95_ms": alone["p95_ms"], "max_rps": saturated["req_per_s"]},
+        embedder_queries_per_s=embedder["texts_per_s"],
+        hardware=hardware(str(embedder["device"])),
+    )
+    console.print(f"capacity figures written to {path} (read by `ragship plan`)")
+
+
+def hardware(device: str) -> str:
+    """A one-line description of the machine the figures belong to."""
+    return f"{os.cpu_count()} CPU cores, {device}"
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from ragship.cli import config, es, evaluate, index, query, queue, reindex, spec
+from ragship.cli import config, es, evaluate, index, plan, query, queue, reindex, spec
 from ragship.cli.common import run_app
 
 __all__ = ["app", "main"]
@@ -22,7 +22,7 @@ app = typer.Typer(
 
 # Top-level commands, in the order `ragship --help` lists them. Copied rather than `add_typer(...)` without
 # a name: typer merges unnamed sub-apps only from 0.15, and the project supports typer>=0.12.
-for commands in (index.commands, queue.commands, reindex.commands, query.commands, evaluate.commands):
+for commands in (index.commands, queue.commands, reindex.commands, query.commands, evaluate.commands, plan.commands):
     app.registered_commands.extend(commands.registered_commands)
 
 app.add_typer(spec.spec_app, name="spec")
