@@ -16,7 +16,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 PORT ?= 3000
 
-.PHONY: setup run test lint unit integration bench bench-reindex bench-serving bench-queue clean system-deps es-start es-stop lab \
+.PHONY: setup run test lint unit integration bench bench-reindex bench-serving bench-queue bench-plan clean system-deps es-start es-stop lab \
 	strip-notebooks bento bento-requirements
 
 # Bootstrap: a plain venv gets the locked uv through its own pip; `uv sync` then makes the venv exactly
@@ -92,6 +92,9 @@ bench-serving: setup  ## p50/p99 of /retrieve and /ask at 1 and 16 clients; embe
 
 bench-reindex: setup  ## incremental (1% changed) vs full reindex of NFCorpus, one file per document
 	$(VENV)/bin/python benchmarks/reindex_incremental.py
+
+bench-plan: setup  ## the capacity planner's predicted p95 of /ask vs the measured one, at 35% and 70% load
+	$(VENV)/bin/python benchmarks/capacity_check.py --loads 0.35 0.7 --requests 300 --out benchmarks/results-plan.json
 
 bench-queue: setup system-deps  ## indexing throughput via the job queue with 1, 2 and 4 workers vs direct indexing
 	$(VENV)/bin/python benchmarks/queue_throughput.py --limit 400 --workers 1 2 4 --per-job 10
