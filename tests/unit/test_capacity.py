@@ -91,3 +91,33 @@ def test_missing_or_broken_capacity_file_names_the_benchmark_to_run(tmp_path: Pa
     broken.write_text(json.dumps({"api": {"mean_ms": 25}}))
     with pytest.raises(InvalidRequestError, match=r"broken\.json.*max_rps"):
         Capacity.load(broken)
+
+
+def test_plan_command_writes_a_values_file_with_the_planned_scaling(tmp_path: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from ragship.cli import app
+
+    capacity = tmp_path / "capacity.json"
+    capacity.write_text(json.dumps({**CAPACITY.to_dict(), "hardware": "test"}))
+    values = tmp_path / "plan.yaml"
+    args = ["plan", "--peak-qps", "100", "--p95-ms", "300", "--docs", "1000", "--docs-per-day", "20000"]
+    result = CliRunner().invoke(app, [*args, "--capacity", str(capacity), "--values", str(values), "--gpu"])
+    assert result.exit_code == 0, result.output
+    chart = yaml.safe_load(values.read_text())
+    planned = plan(CAPACITY, Load(peak_qps=100, p95_ms=300, docs=1000, docs_per_day=20000))
+    assert chart["api"]["autoscaling"]["maxReplicas"] == planned.api.max_replicas
+    assert chart["embedder"]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert chart["worker"]["keda"]["maxReplicaCount"] == planned.worker.max_replicas  # type: ignore[union-attr]
+    assert chart["elasticsearch"]["sizing"]["chunks"] == 5000
+
+
+def test_plan_command_without_a_capacity_file_says_which_benchmark_to_run(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ragship.cli import app
+
+    result = CliRunner().invoke(app, ["plan", "--peak-qps", "1", "--p95-ms", "300", "--capacity", str(tmp_path / "x")])
+    assert result.exit_code != 0
+    assert "make bench-serving" in str(result.exception or "") + result.output
