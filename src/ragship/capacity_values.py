@@ -1,4 +1,8 @@
-"""A capacity plan as values of the Helm chart (``deploy/helm/ragship``): what ``ragship plan --values`` writes."""
+"""A capacity plan as values of the Helm chart (``deploy/helm/ragship``): what ``ragship plan --values`` writes.
+
+Only keys the chart's ``values.schema.json`` knows are written; Elasticsearch sizing is advice for the
+external cluster the chart points at, so it goes into the file's header as comments.
+"""
 
 from __future__ import annotations
 
@@ -8,51 +12,54 @@ from ragship.capacity import Plan, ServicePlan
 from ragship.sizing import SizeEstimate
 
 GPU_RESOURCE = "nvidia.com/gpu"
+# The usual taint of a GPU node pool (GKE, EKS and AKS GPU pools, the NVIDIA GPU operator).
+GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
 
 
-def _autoscaling(service: ServicePlan) -> dict[str, Any]:
-    scaling: dict[str, Any] = {
+def _scaling(service: ServicePlan) -> dict[str, Any]:
+    hpa: dict[str, Any] = {
         "enabled": True,
         "minReplicas": service.min_replicas,
         "maxReplicas": service.max_replicas,
         "targetCPUUtilizationPercentage": service.target_cpu_percent,
     }
     if service.target_inflight is not None:
-        scaling["targetInflightRequests"] = service.target_inflight
-    return scaling
+        # Used once hpa.inFlight.enabled is set (it needs a custom metrics adapter in the cluster).
+        hpa["inFlight"] = {"averageValue": f"{max(1, round(service.target_inflight * 1000))}m"}
+    return {"replicas": service.min_replicas, "hpa": hpa}
 
 
-def chart_values(plan: Plan, size: SizeEstimate | None = None, gpu: bool = False) -> dict[str, Any]:
-    """Chart values for ``plan``: replicas and HPA targets per service, KEDA's bounds, the API's limit."""
-    api: dict[str, Any] = {"replicaCount": plan.api.min_replicas, "autoscaling": _autoscaling(plan.api)}
-    values: dict[str, Any] = {"api": api}
+def _gpu() -> dict[str, Any]:
+    return {"resources": {"limits": {GPU_RESOURCE: 1}}, "tolerations": [dict(GPU_TOLERATION)]}
+
+
+def chart_values(plan: Plan, gpu: bool = False) -> dict[str, Any]:
+    """Chart values for ``plan``: replicas and HPA targets per service, the API's limit, KEDA's bounds."""
+    api = _scaling(plan.api)
     if plan.api.max_concurrency is not None:
-        values["config"] = {"RAGSHIP_SERVING__MAX_CONCURRENCY": str(plan.api.max_concurrency)}
+        api["env"] = {"RAGSHIP_SERVING__MAX_CONCURRENCY": str(plan.api.max_concurrency)}
+    values: dict[str, Any] = {"api": api}
     if plan.embedder is not None:
-        embedder: dict[str, Any] = {
-            "replicaCount": plan.embedder.min_replicas,
-            "autoscaling": _autoscaling(plan.embedder),
-        }
-        if gpu:
-            embedder["resources"] = {"limits": {GPU_RESOURCE: 1}}
-        values["embedder"] = embedder
+        values["embedder"] = _scaling(plan.embedder) | (_gpu() if gpu else {})
+    if gpu:
+        values["generator"] = _gpu()
     if plan.worker is not None:
-        values["worker"] = {
-            "keda": {
-                "enabled": True,
-                "minReplicaCount": plan.worker.min_replicas,
-                "maxReplicaCount": plan.worker.max_replicas,
-                "listLength": plan.worker.list_length,
-            }
+        keda = {
+            "enabled": True,
+            "minReplicaCount": plan.worker.min_replicas,
+            "maxReplicaCount": plan.worker.max_replicas,
+            "listLength": plan.worker.list_length,
         }
-    if size is not None:
-        # Sizing advice for the external cluster the chart points at (the chart does not run Elasticsearch).
-        values["elasticsearch"] = {
-            "sizing": {
-                "chunks": size.chunks,
-                "diskGiB": round(size.total_disk_bytes / 1024**3, 2),
-                "vectorRamGiB": round(size.vector_ram_bytes / 1024**3, 2),
-                "copies": size.copies,
-            }
-        }
+        values["worker"] = {"keda": keda}
     return values
+
+
+def values_header(command: str, source: str, size: SizeEstimate | None) -> str:
+    """Comment lines opening the values file: how it was made, and the Elasticsearch sizing advice."""
+    lines = [f"# {command}", f"# capacities measured: {source}"]
+    if size is not None:
+        lines.append(
+            f"# Elasticsearch (external): {size.chunks:,} chunks, {size.total_disk_bytes / 1024**3:.2f} GiB disk in "
+            f"all {size.copies} copies, {size.vector_ram_bytes / 1024**3:.2f} GiB of vectors to keep in page cache"
+        )
+    return "\n".join(lines) + "\n"

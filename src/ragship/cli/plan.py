@@ -42,7 +42,7 @@ def plan(
 
     from ragship.capacity import Capacity, default_capacity_file
     from ragship.capacity import plan as make_plan
-    from ragship.capacity_values import chart_values
+    from ragship.capacity_values import chart_values, values_header
     from ragship.models import embedding_dimension
     from ragship.runtime import resolve_spec
     from ragship.sizing import estimate
@@ -55,11 +55,10 @@ def plan(
     if docs:
         model = resolve_spec(spec).embedding_model
         size = estimate(docs, dims=embedding_dimension(model) if model else 384, replicas=1)
-    chart = chart_values(planned, size, gpu=gpu)
+    chart = chart_values(planned, gpu=gpu)
     if values:
-        values.write_text(f"# ragship plan --peak-qps {peak_qps} --p95-ms {p95_ms} (capacities: {source})\n")
-        with values.open("a") as f:
-            yaml.safe_dump(chart, f, sort_keys=False)
+        command = f"ragship plan --peak-qps {peak_qps} --p95-ms {p95_ms} --docs {docs} --docs-per-day {docs_per_day}"
+        values.write_text(values_header(command, str(source), size) + yaml.safe_dump(chart, sort_keys=False))
         err.print(f"values written to {values}: helm upgrade --install ragship deploy/helm/ragship -f {values}")
     if as_json:
         print_json({"capacity": capacity.to_dict(), "plan": planned.to_dict(), "values": chart})
