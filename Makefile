@@ -17,7 +17,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 PORT ?= 3000
 
 .PHONY: setup run test lint unit integration bench bench-reindex bench-serving bench-queue clean system-deps es-start es-stop lab \
-	strip-notebooks bento bento-requirements k8s-tools chart-test images
+	strip-notebooks bento bento-requirements k8s-tools chart-test
 
 # The Helm chart's offline checks (tests/chart) need helm and kubeconform, built from source at pinned
 # versions into .tools/bin with Go, and JSON schemas in .tools/schemas/<source>-<version>. The Go module

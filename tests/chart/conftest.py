@@ -4,37 +4,13 @@ Kubernetes, KEDA and ServiceMonitor schemas. The tools and schemas come from `ma
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "deploy" / "helm" / "ragship"
-VALUES = Path(__file__).resolve().parent / "values"
-TOOLS = REPO / ".tools"
-# The Kubernetes version the chart is checked against: the schemas' version (Makefile K8S_SCHEMA_VERSION).
-KUBE_VERSION = "1.32.0"
-RELEASE, NAMESPACE = "rel", "ragship"
-# kubeconform's names for a kind's schema file: deployment-apps-v1.json, scaledobject-keda-v1alpha1.json.
-SCHEMA_FILE = "{{ .ResourceKind }}{{ .KindSuffix }}.json"
-
-
-@dataclass(frozen=True)
-class Tools:
-    helm: Path
-    kubeconform: Path
-    schema_dirs: tuple[Path, ...]
-
-
-@dataclass
-class Result:
-    returncode: int
-    output: str
+from chart_helpers import CHART, KUBE_VERSION, NAMESPACE, RELEASE, SCHEMA_FILE, TOOLS, Result, Tools, run, values_args
 
 
 @pytest.fixture(scope="session")
@@ -50,22 +26,6 @@ def tools() -> Tools:
     if missing:
         pytest.fail(f"missing {', '.join(missing)}: run `make k8s-tools` (Go and the module proxy needed once)")
     return found
-
-
-def run(argv: list[str | Path], stdin: str | None = None) -> Result:
-    done = subprocess.run([str(a) for a in argv], input=stdin, capture_output=True, text=True, timeout=120)
-    return Result(done.returncode, done.stdout + done.stderr)
-
-
-def values_args(files: list[str], values: dict[str, Any] | None, tmp_path: Path) -> list[str | Path]:
-    args: list[str | Path] = []
-    for name in files:
-        args += ["-f", VALUES / f"{name}.yaml"]
-    if values:
-        extra = tmp_path / "values.yaml"
-        extra.write_text(yaml.safe_dump(values))
-        args += ["-f", extra]
-    return args
 
 
 @pytest.fixture

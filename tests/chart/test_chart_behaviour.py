@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_helpers import container, find, one, pod_spec
-
-from conftest import NAMESPACE, REPO, Result
+from chart_helpers import NAMESPACE, REPO, Result, container, find, one, pod_spec
 
 pytestmark = pytest.mark.chart
 

@@ -8,9 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_helpers import container, find, one
-
-from conftest import CHART, KUBE_VERSION, VALUES, Result, Tools, run, values_args
+from chart_helpers import CHART, KUBE_VERSION, VALUES, Result, Tools, container, find, one, run, values_args
 
 pytestmark = pytest.mark.chart
 
