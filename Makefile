@@ -60,8 +60,12 @@ $(TOOLS)/.go-ok:
 	fi
 	@mkdir -p $(TOOLS) && touch $@
 
+# The link flags of helm's own release build: `helm version` tells the truth, and `helm template` without
+# --kube-version assumes the Kubernetes its client libraries were released with (1.32 for helm 3.17), not 1.20.
+HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	$(foreach pkg,chartutil lint/rules,-X helm.sh/helm/v3/pkg/$(pkg).k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$(pkg).k8sVersionMinor=32)
 $(TOOLS)/.helm-$(HELM_VERSION): | $(TOOLS)/.go-ok
-	GOBIN=$(TOOLS_BIN) $(GO_ENV) nice $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	GOBIN=$(TOOLS_BIN) $(GO_ENV) nice $(GO) install -ldflags "$(HELM_LDFLAGS)" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	touch $@
 
 $(TOOLS)/.kubeconform-$(KUBECONFORM_VERSION): | $(TOOLS)/.go-ok

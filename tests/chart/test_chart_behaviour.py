@@ -288,6 +288,8 @@ def test_reindex_cronjob_never_overlaps_and_runs_the_notebook(render: Render) ->
     args = container(cron)["args"]
     assert args[:5] == ["python", "-m", "ragship.cli", "reindex", "--json"]
     assert "sources=/data/docs" in args and "mode=incremental" in args
+    # the notebook defaults to RAGSHIP_SPEC; the CronJob passes the spec the services serve
+    assert args[args.index("spec=/etc/ragship/spec/spec.yaml") - 1] == "-p"
     assert {"name": "sources", "mountPath": "/data", "readOnly": True} in container(cron)["volumeMounts"]
     assert pod_spec(cron)["restartPolicy"] == "Never"
     # the notebook ships in the indexing bento the CronJob runs

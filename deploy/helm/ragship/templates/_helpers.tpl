@@ -68,6 +68,11 @@ labels:
 {{- if .Values.spec.existingConfigMap }}{{ .Values.spec.existingConfigMap }}{{ else }}{{ include "ragship.componentName" (dict "root" . "component" "spec") }}{{ end }}
 {{- end }}
 
+{{/* The served spec: the mounted YAML when one is given, else the registry URI. */}}
+{{- define "ragship.servedSpec" -}}
+{{- if include "ragship.specMounted" . }}{{ printf "/etc/ragship/spec/%s" .Values.spec.specKey }}{{ else }}{{ .Values.spec.uri }}{{ end }}
+{{- end }}
+
 {{- define "ragship.specMounted" -}}
 {{- if or .Values.spec.existingConfigMap .Values.spec.inline }}true{{ end }}
 {{- end }}
@@ -101,7 +106,7 @@ affinity:
 {{- with .values.topologySpread }}
 topologySpreadConstraints:
   {{- range . }}
-  - {{- toYaml . | trim | nindent 4 | trimPrefix "\n   " }}
+  - {{ toYaml . | indent 4 | trim }}
     labelSelector:
       matchLabels:
         {{- include "ragship.selectorLabels" $ | nindent 8 }}
@@ -140,7 +145,7 @@ Environment of every ragship container: the shared ConfigMap, the secrets by ref
 values), then the component's own overrides, which win because later entries override envFrom.
 */}}
 {{- define "ragship.env" -}}
-{{- $v := .root.Values }}
+{{- $v := .root.Values -}}
 envFrom:
   - configMapRef:
       name: {{ include "ragship.componentName" (dict "root" .root "component" "config") }}
