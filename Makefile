@@ -69,7 +69,8 @@ $(TOOLS)/.helm-$(HELM_VERSION): | $(TOOLS)/.go-ok
 	touch $@
 
 $(TOOLS)/.kubeconform-$(KUBECONFORM_VERSION): | $(TOOLS)/.go-ok
-	GOBIN=$(TOOLS_BIN) $(GO_ENV) nice $(GO) install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+	GOBIN=$(TOOLS_BIN) $(GO_ENV) nice $(GO) install -ldflags "-X main.version=$(KUBECONFORM_VERSION)" \
+	  github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
 	touch $@
 
 $(TOOLS)/.schemas-kubernetes-$(K8S_SCHEMA_VERSION): deploy/k8s_schemas.py | $(VENV)/.installed
