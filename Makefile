@@ -61,9 +61,10 @@ $(TOOLS)/.go-ok:
 	@mkdir -p $(TOOLS) && touch $@
 
 # The link flags of helm's own release build: `helm version` tells the truth, and `helm template` without
-# --kube-version assumes the Kubernetes its client libraries were released with (1.32 for helm 3.17), not 1.20.
+# --kube-version assumes the Kubernetes the checks use (1.32, as helm 3.17's release build does), not 1.20.
 HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
-	$(foreach pkg,chartutil lint/rules,-X helm.sh/helm/v3/pkg/$(pkg).k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$(pkg).k8sVersionMinor=32)
+	$(foreach pkg,chartutil lint/rules,-X helm.sh/helm/v3/pkg/$(pkg).k8sVersionMajor=$(word 1,$(subst ., ,$(K8S_SCHEMA_VERSION))) \
+	  -X helm.sh/helm/v3/pkg/$(pkg).k8sVersionMinor=$(word 2,$(subst ., ,$(K8S_SCHEMA_VERSION))))
 $(TOOLS)/.helm-$(HELM_VERSION): | $(TOOLS)/.go-ok
 	GOBIN=$(TOOLS_BIN) $(GO_ENV) nice $(GO) install -ldflags "$(HELM_LDFLAGS)" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	touch $@
@@ -82,14 +83,14 @@ $(TOOLS)/.schemas-kubernetes-$(K8S_SCHEMA_VERSION): deploy/k8s_schemas.py | $(VE
 $(TOOLS)/.schemas-keda-$(KEDA_VERSION): deploy/k8s_schemas.py | $(TOOLS)/.go-ok $(VENV)/.installed
 	rm -rf $(SCHEMAS)/keda-*
 	dir=$$($(GO_ENV) $(GO) mod download -json github.com/kedacore/keda/v2@$(KEDA_VERSION) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p') \
-	  && $(VENV)/bin/python deploy/k8s_schemas.py crds $(SCHEMAS)/keda-$(KEDA_VERSION) $$dir/config/crd/bases
+	  && test -n "$$dir" && $(VENV)/bin/python deploy/k8s_schemas.py crds $(SCHEMAS)/keda-$(KEDA_VERSION) $$dir/config/crd/bases
 	touch $@
 
 $(TOOLS)/.schemas-prometheus-operator-$(PROMETHEUS_OPERATOR_VERSION): deploy/k8s_schemas.py | $(TOOLS)/.go-ok $(VENV)/.installed
 	rm -rf $(SCHEMAS)/prometheus-operator-*
 	dir=$$($(GO_ENV) $(GO) mod download -json github.com/prometheus-operator/prometheus-operator@$(PROMETHEUS_OPERATOR_VERSION) \
 	    | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p') \
-	  && $(VENV)/bin/python deploy/k8s_schemas.py crds $(SCHEMAS)/prometheus-operator-$(PROMETHEUS_OPERATOR_VERSION) \
+	  && test -n "$$dir" && $(VENV)/bin/python deploy/k8s_schemas.py crds $(SCHEMAS)/prometheus-operator-$(PROMETHEUS_OPERATOR_VERSION) \
 	       $$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml
 	touch $@
 

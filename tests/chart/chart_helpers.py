@@ -15,8 +15,6 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "ragship"
 VALUES = Path(__file__).resolve().parent / "values"
 TOOLS = REPO / ".tools"
-# The Kubernetes version the chart is checked against: the schemas' version (Makefile K8S_SCHEMA_VERSION).
-KUBE_VERSION = "1.32.0"
 RELEASE, NAMESPACE = "rel", "ragship"
 # kubeconform's names for a kind's schema file: deployment-apps-v1.json, scaledobject-keda-v1alpha1.json.
 SCHEMA_FILE = "{{ .ResourceKind }}{{ .KindSuffix }}.json"
@@ -27,6 +25,12 @@ class Tools:
     helm: Path
     kubeconform: Path
     schema_dirs: tuple[Path, ...]
+
+    @property
+    def kube_version(self) -> str:
+        """The Kubernetes version of the schemas (Makefile K8S_SCHEMA_VERSION): helm renders for the same one."""
+        [kubernetes] = [d for d in self.schema_dirs if d.name.startswith("kubernetes-")]
+        return kubernetes.name.removeprefix("kubernetes-")
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_helpers import CHART, KUBE_VERSION, NAMESPACE, RELEASE, SCHEMA_FILE, TOOLS, Result, Tools, run, values_args
+from chart_helpers import CHART, NAMESPACE, RELEASE, SCHEMA_FILE, TOOLS, Result, Tools, run, values_args
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +35,16 @@ def helm_template(tools: Tools, tmp_path: Path) -> Callable[..., Result]:
     def _template(*files: str, values: dict[str, Any] | None = None) -> Result:
         return run(
             [
-                *(tools.helm, "template", RELEASE, CHART, "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION),
+                *(
+                    tools.helm,
+                    "template",
+                    RELEASE,
+                    CHART,
+                    "--namespace",
+                    NAMESPACE,
+                    "--kube-version",
+                    tools.kube_version,
+                ),
                 *values_args(list(files), values, tmp_path),
             ]
         )

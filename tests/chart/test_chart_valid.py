@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_helpers import CHART, KUBE_VERSION, VALUES, Result, Tools, container, find, one, run, values_args
+from chart_helpers import CHART, VALUES, Result, Tools, container, find, one, run, values_args
 
 pytestmark = pytest.mark.chart
 
@@ -34,7 +34,15 @@ def test_every_values_file_is_in_the_matrix() -> None:
 @pytest.mark.parametrize("files", CASES)
 def test_helm_lint_is_clean(files: list[str], tools: Tools, tmp_path: Any) -> None:
     result = run(
-        [tools.helm, "lint", "--strict", CHART, "--kube-version", KUBE_VERSION, *values_args(files, None, tmp_path)]
+        [
+            tools.helm,
+            "lint",
+            "--strict",
+            CHART,
+            "--kube-version",
+            tools.kube_version,
+            *values_args(files, None, tmp_path),
+        ]
     )
     assert result.returncode == 0, result.output
     assert "0 chart(s) failed" in result.output
