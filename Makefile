@@ -17,7 +17,26 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 PORT ?= 3000
 
 .PHONY: setup run test lint unit integration bench bench-reindex bench-serving bench-queue bench-plan clean system-deps es-start es-stop lab \
-	strip-notebooks bento bento-requirements
+	strip-notebooks bento bento-requirements k8s-tools chart-test
+
+# The Helm chart's offline checks (tests/chart) need helm and kubeconform, built from source at pinned
+# versions into .tools/bin with Go, and JSON schemas in .tools/schemas/<source>-<version>. The Go module
+# proxy and PyPI (kubernetes-validate, a dev dependency) are all they fetch. Keep the versions equal to
+# what `make test-cluster` runs (deploy/cluster/build.py): the same helm, KEDA, and Kubernetes minor.
+HELM_VERSION := v3.17.3
+KUBECONFORM_VERSION := v0.8.0
+# Kubernetes' own kinds: the schemas that kubernetes-validate ships for this version.
+K8S_SCHEMA_VERSION := 1.32.0
+# ScaledObject and TriggerAuthentication: the CRDs in KEDA's Go module at this version.
+KEDA_VERSION := v2.17.2
+# ServiceMonitor (monitoring.coreos.com/v1): the CRD in prometheus-operator's Go module.
+PROMETHEUS_OPERATOR_VERSION := v0.85.0
+TOOLS := .tools
+TOOLS_BIN := $(abspath $(TOOLS))/bin
+SCHEMAS := $(TOOLS)/schemas
+# Go: the one on PATH, else the official tarball's place (a fresh shell may not have it on PATH).
+GO ?= $(or $(shell command -v go 2>/dev/null),$(wildcard /usr/local/go/bin/go))
+GO_ENV := GOFLAGS=-mod=mod
 
 # Bootstrap: a plain venv gets the locked uv through its own pip; `uv sync` then makes the venv exactly
 # the lock (uv stays: the lock holds it, at the version read above).
@@ -31,6 +50,54 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 	touch $@
 
 setup: $(VENV)/.installed  ## create .venv with the locked dependencies
+
+# One stamp per tool and version: a second run builds nothing; a changed pin rebuilds only that piece.
+$(TOOLS)/.go-ok:
+	@if [ -z "$(GO)" ]; then \
+	  echo "Go is needed to build helm and kubeconform (go install) and to fetch CRDs (go mod download):" \
+	       "install Go 1.22 or newer from https://go.dev/dl, or point GO=/path/to/bin/go at one" >&2; \
+	  exit 1; \
+	fi
+	@mkdir -p $(TOOLS) && touch $@
+
+# The link flags of helm's own release build: `helm version` tells the truth, and `helm template` without
+# --kube-version assumes the Kubernetes the checks use (1.32, as helm 3.17's release build does), not 1.20.
+HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	$(foreach pkg,chartutil lint/rules,-X helm.sh/helm/v3/pkg/$(pkg).k8sVersionMajor=$(word 1,$(subst ., ,$(K8S_SCHEMA_VERSION))) \
+	  -X helm.sh/helm/v3/pkg/$(pkg).k8sVersionMinor=$(word 2,$(subst ., ,$(K8S_SCHEMA_VERSION))))
+$(TOOLS)/.helm-$(HELM_VERSION): | $(TOOLS)/.go-ok
+	GOBIN=$(TOOLS_BIN) $(GO_ENV) nice $(GO) install -ldflags "$(HELM_LDFLAGS)" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	touch $@
+
+$(TOOLS)/.kubeconform-$(KUBECONFORM_VERSION): | $(TOOLS)/.go-ok
+	GOBIN=$(TOOLS_BIN) $(GO_ENV) nice $(GO) install -ldflags "-X main.version=$(KUBECONFORM_VERSION)" \
+	  github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+	touch $@
+
+$(TOOLS)/.schemas-kubernetes-$(K8S_SCHEMA_VERSION): deploy/k8s_schemas.py | $(VENV)/.installed
+	rm -rf $(SCHEMAS)/kubernetes-*
+	$(VENV)/bin/python deploy/k8s_schemas.py kubernetes $(K8S_SCHEMA_VERSION) $(SCHEMAS)/kubernetes-$(K8S_SCHEMA_VERSION)
+	touch $@
+
+# `go mod download -json` prints where the module lies unpacked; its CRD YAML files become schemas.
+$(TOOLS)/.schemas-keda-$(KEDA_VERSION): deploy/k8s_schemas.py | $(TOOLS)/.go-ok $(VENV)/.installed
+	rm -rf $(SCHEMAS)/keda-*
+	dir=$$($(GO_ENV) $(GO) mod download -json github.com/kedacore/keda/v2@$(KEDA_VERSION) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p') \
+	  && test -n "$$dir" && $(VENV)/bin/python deploy/k8s_schemas.py crds $(SCHEMAS)/keda-$(KEDA_VERSION) $$dir/config/crd/bases
+	touch $@
+
+$(TOOLS)/.schemas-prometheus-operator-$(PROMETHEUS_OPERATOR_VERSION): deploy/k8s_schemas.py | $(TOOLS)/.go-ok $(VENV)/.installed
+	rm -rf $(SCHEMAS)/prometheus-operator-*
+	dir=$$($(GO_ENV) $(GO) mod download -json github.com/prometheus-operator/prometheus-operator@$(PROMETHEUS_OPERATOR_VERSION) \
+	    | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p') \
+	  && test -n "$$dir" && $(VENV)/bin/python deploy/k8s_schemas.py crds $(SCHEMAS)/prometheus-operator-$(PROMETHEUS_OPERATOR_VERSION) \
+	       $$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml
+	touch $@
+
+K8S_TOOLS := $(TOOLS)/.helm-$(HELM_VERSION) $(TOOLS)/.kubeconform-$(KUBECONFORM_VERSION) \
+	$(TOOLS)/.schemas-kubernetes-$(K8S_SCHEMA_VERSION) $(TOOLS)/.schemas-keda-$(KEDA_VERSION) \
+	$(TOOLS)/.schemas-prometheus-operator-$(PROMETHEUS_OPERATOR_VERSION)
+k8s-tools: $(K8S_TOOLS)  ## helm, kubeconform and the Kubernetes/KEDA/ServiceMonitor schemas for the chart checks
 
 # Elasticsearch 8 needs a JDK 17-23 and is fetched with Maven; the browser test needs Chromium; the job
 # queue's local broker is Debian's redis-server. Install them from Debian when missing.
@@ -69,14 +136,17 @@ bento-requirements: setup  ## refresh bentos/requirements.txt from uv.lock (afte
 	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header --no-annotate -o bentos/requirements.txt
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks bentos
-	$(VENV)/bin/ruff format --check src tests benchmarks bentos
+	$(VENV)/bin/ruff check src tests benchmarks bentos deploy
+	$(VENV)/bin/ruff format --check src tests benchmarks bentos deploy
 	$(VENV)/bin/mypy
 
-test: setup system-deps lint  ## install everything and run the whole suite (starts its own Elasticsearch)
+test: setup system-deps k8s-tools lint  ## install everything and run the whole suite (starts its own Elasticsearch)
 	$(UV) pip check --python $(VENV)/bin/python
 	@# pytest exits 5 when it collected nothing: for this project that is a failure, not a pass.
 	$(VENV)/bin/pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+chart-test: setup k8s-tools  ## helm lint + template over the values matrix + kubeconform -strict (offline)
+	$(VENV)/bin/pytest tests/chart
 
 unit: setup  ## the fast tests: no services, no network
 	$(VENV)/bin/pytest tests/unit

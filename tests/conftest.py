@@ -31,7 +31,7 @@ DECOYED_TOOLS = ("uv", "uvx", "pip", "pip3", "python", "python3", "bentoml", "ra
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         folder = Path(str(item.fspath)).parent.name
-        if folder in {"unit", "integration"}:
+        if folder in {"unit", "integration", "chart"}:
             item.add_marker(getattr(pytest.mark, folder))
 
 

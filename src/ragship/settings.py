@@ -52,6 +52,8 @@ DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEFAULT_OPENAI_KEY_ENV = "OPENAI_API_KEY"
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
+# A BentoML service reached over HTTP: one http(s) URL without a path (the client adds the route).
+SERVICE_URL_PATTERN = r"(?i)^https?://[^/\s]+/?$"
 
 
 def _default_es_home() -> Path:
@@ -177,6 +179,18 @@ class ServingSettings(BaseModel):
     )
     embedder_batching: bool = Field(True, description="Adaptive batching of the embedder (off: one call per request).")
     feedback_experiment: str = Field("ragship-feedback", description="MLflow experiment that receives feedback.")
+    embedder_url: str | None = Field(
+        None,
+        pattern=SERVICE_URL_PATTERN,
+        description="URL of an Embedder deployed on its own (e.g. http://ragship-embedder:3000); "
+        "unset: `bentoml serve` starts the Embedder beside the service that depends on it.",
+    )
+    generator_url: str | None = Field(
+        None,
+        pattern=SERVICE_URL_PATTERN,
+        description="URL of a Generator deployed on its own (e.g. http://ragship-generator:3000); "
+        "unset: `bentoml serve` starts the Generator beside the RAG API.",
+    )
 
 
 class QueueSettings(BaseModel):

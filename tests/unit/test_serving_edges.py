@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import base64
+import json
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -161,3 +165,59 @@ def test_served_spec_prefers_the_serving_setting_then_falls_back_to_the_default(
     spec, origin = served_spec(load_settings(home=tmp_path))
     assert spec.hash == default_spec().hash and origin == "built-in default spec"
     assert not (tmp_path / "mlflow.db").exists()
+
+
+# The services' dependency wiring, in a fresh interpreter: the URLs are read when the service modules are
+# imported (BentoML decides at import which services `bentoml serve` starts).
+_WIRING = """
+import importlib, json, os
+from ragship.settings import get_settings
+import ragship.serving.rag as rag, ragship.serving.indexing_service as indexing
+
+def wiring():
+    return {
+        "rag": {name: dep.url for name, dep in rag.RAG.dependencies.items()},
+        "indexing": {name: dep.url for name, dep in indexing.Indexing.dependencies.items()},
+        "started_by_serve": sorted(rag.RAG.all_services(exclude_urls=True)),
+    }
+
+remote = wiring()
+for name in ("RAGSHIP_SERVING__EMBEDDER_URL", "RAGSHIP_SERVING__GENERATOR_URL"):
+    os.environ.pop(name)
+get_settings.cache_clear()
+rag, indexing = importlib.reload(rag), importlib.reload(indexing)
+print(json.dumps({"remote": remote, "local": wiring()}))
+"""
+
+
+@pytest.mark.slow
+def test_service_urls_make_the_api_call_separate_embedder_and_generator_deployments(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "RAGSHIP_HOME": str(tmp_path),
+        "RAGSHIP_SERVING__EMBEDDER_URL": "http://rel-embedder:3000",
+        "RAGSHIP_SERVING__GENERATOR_URL": "http://rel-generator:3000",
+    }
+    done = subprocess.run([sys.executable, "-c", _WIRING], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    wiring = json.loads(done.stdout.strip().splitlines()[-1])
+    assert wiring["remote"] == {
+        "rag": {"embedder": "http://rel-embedder:3000", "generator": "http://rel-generator:3000"},
+        "indexing": {"embedder": "http://rel-embedder:3000"},
+        "started_by_serve": ["ragship"],  # only the API runs in its pod
+    }
+    # unset (`bentoml serve bentos.query:RAG` on one machine): all three start together, as before
+    assert wiring["local"] == {
+        "rag": {"embedder": None, "generator": None},
+        "indexing": {"embedder": None},
+        "started_by_serve": ["ragship", "ragship-embedder", "ragship-generator"],
+    }
+
+
+@pytest.mark.parametrize("url", ["http://embedder:3000/embed_queries", "embedder:3000", "ftp://embedder"])
+def test_service_urls_must_be_bare_http_origins(url: str) -> None:
+    from ragship.errors import ConfigError
+    from ragship.settings import load_settings
+
+    with pytest.raises(ConfigError, match=r"serving\.embedder_url"):
+        load_settings(serving={"embedder_url": url})

@@ -29,7 +29,7 @@ _SERVING = _SETTINGS.serving
 class Indexing:
     """Indexing jobs over HTTP (submitted to the queue), and the Embedder the workers call."""
 
-    embedder = bentoml.depends(Embedder)
+    embedder = bentoml.depends(Embedder, url=_SERVING.embedder_url)
 
     def __init__(self) -> None:
         from ragship.queue.client import JobQueue

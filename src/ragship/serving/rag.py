@@ -1,7 +1,8 @@
 """The RAG service: the query API, indexing jobs (on the Dramatiq queue), feedback and the browser page.
 
-Models run in the Embedder and Generator services (``bentoml.depends``), so the latency-critical
-query API scales apart from GPU inference. The pipeline is the served spec's own query pipeline.
+Models run in the Embedder and Generator services (``bentoml.depends``; at the URLs
+``RAGSHIP_SERVING__EMBEDDER_URL`` / ``__GENERATOR_URL`` when they are deployed on their own), so the
+latency-critical query API scales apart from GPU inference. The pipeline is the served spec's own query pipeline.
 """
 
 from __future__ import annotations
@@ -88,8 +89,10 @@ def _ask_response(answer: Answer) -> AskResponse:
 class RAG:
     """Answers questions over the store with the served spec; see ``/docs.json`` for the schema."""
 
-    embedder = bentoml.depends(Embedder)
-    generator = bentoml.depends(Generator)
+    # Unset URLs: `bentoml serve` starts both beside the API. Set (Kubernetes): each is its own Deployment
+    # behind a Service, scaled on its own hardware, and only the API runs here.
+    embedder = bentoml.depends(Embedder, url=_SERVING.embedder_url)
+    generator = bentoml.depends(Generator, url=_SERVING.generator_url)
 
     def __init__(self) -> None:
         spec, origin = spec_and_origin()
