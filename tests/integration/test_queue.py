@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from ragship.queue.jobs import Job, JobStatus, QueueUnavailableError
 from ragship.settings import load_settings
 
 RAGSHIP = str(Path(sys.executable).parent / "ragship")
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 FAST = {
@@ -120,6 +122,16 @@ def workers(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[int], lis
     stop_groups(started)
 
 
+@contextmanager
+def _api(env: dict[str, str], tmp_path: Path, name: str = "serve") -> Iterator[str]:
+    """A real API replica (`bentoml serve bentos.query:RAG`) on the test's queue; yields its URL."""
+    from ragship.serving.launch import bentoml_serve
+
+    env = {**env, "BENTOML_HOME": str(tmp_path / f"bentoml-{name}"), "BENTOML_DO_NOT_TRACK": "True"}
+    with bentoml_serve("bentos.query:RAG", env=env, log=tmp_path / f"{name}.log", cwd=REPO, timeout_s=300) as url:
+        yield url
+
+
 def _corpus(root: Path, files: int) -> Path:
     docs = root / "corpus"
     docs.mkdir()
@@ -162,19 +174,21 @@ def store_env(request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str, 
 def test_kill_a_worker_mid_job_loses_and_duplicates_nothing(
     store_env: dict[str, str], workers: Callable[[int], list[subprocess.Popen[bytes]]], tmp_path: Path
 ) -> None:
+    import httpx
+
     env = store_env
     docs = _corpus(tmp_path, 200)
-    enqueued = subprocess.run(
-        [RAGSHIP, "enqueue", str(docs), "--per-job", "10", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert enqueued.returncode == 0, enqueued.stderr
-    job_ids = json.loads(enqueued.stdout)["jobs"]
-    assert len(job_ids) == 20
+    uploads = {f"corpus/{f.name}": f.read_bytes() for f in sorted(docs.iterdir())}
+    names = sorted(uploads)
+    # 200 documents as 20 jobs of 10, submitted through a real API replica (`/index/submit`).
+    with _api(env, tmp_path) as url, httpx.Client(base_url=url, timeout=60) as http:
+        job_ids = []
+        for i in range(0, 200, 10):
+            batch = [{"source": n, "text": uploads[n].decode()} for n in names[i : i + 10]]
+            answer = http.post("/index/submit", json={"documents": batch})
+            assert answer.status_code == 202, answer.text
+            job_ids.append(answer.json()["job_id"])
+    assert len(set(job_ids)) == 20
     queue = _queue(env)
     assert queue.stats().waiting == 20
 
@@ -227,7 +241,7 @@ def test_kill_a_worker_mid_job_loses_and_duplicates_nothing(
     from ragship.runtime import open_indexer
 
     reference = str(tmp_path / "reference")
-    report = open_indexer(None, reference).index([docs])
+    report = open_indexer(None, reference).index_documents(uploads)
     assert report.ok
     expected_ids, expected_per_source = _store_ids(reference)
     found_ids, found_per_source = _store_ids(env["RAGSHIP_STORE"], env.get("RAGSHIP_ES__INDEX"))
@@ -329,17 +343,14 @@ def test_the_api_submits_jobs_and_reports_them_and_the_queue(
 ) -> None:
     import httpx
 
-    from ragship.serving.launch import bentoml_serve, free_port
+    from ragship.serving.launch import free_port
 
-    repo = Path(__file__).resolve().parents[2]
     metrics_port = free_port()
     env = {
         **env,
         "RAGSHIP_QUEUE__MAX_LENGTH": "2",
         "RAGSHIP_QUEUE__MAX_JOB_DOCUMENTS": "2",
         "RAGSHIP_QUEUE__RETRY_AFTER_S": "7",
-        "BENTOML_HOME": str(tmp_path / "bentoml"),
-        "BENTOML_DO_NOT_TRACK": "True",
     }
 
     birds = ["kingfisher", "heron", "osprey", "plover", "avocet", "curlew"]
@@ -349,14 +360,8 @@ def test_the_api_submits_jobs_and_reports_them_and_the_queue(
 
     # Two API replicas (two `bentoml serve` processes) share one Redis: a job submitted to one is seen by both.
     with (
-        bentoml_serve("bentos.query:RAG", env=env, log=tmp_path / "serve.log", cwd=repo, timeout_s=300) as url,
-        bentoml_serve(
-            "bentos.query:RAG",
-            env={**env, "BENTOML_HOME": str(tmp_path / "bentoml-b")},  # its own metrics files
-            log=tmp_path / "serve-b.log",
-            cwd=repo,
-            timeout_s=300,
-        ) as url_b,
+        _api(env, tmp_path, "serve-a") as url,
+        _api(env, tmp_path, "serve-b") as url_b,  # its own BENTOML_HOME: its own metrics files
         httpx.Client(base_url=url, timeout=60) as http,
         httpx.Client(base_url=url_b, timeout=60) as replica,
     ):

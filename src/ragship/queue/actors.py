@@ -119,15 +119,17 @@ def index_job(job_id: str) -> None:
         progress_total=0,
         increments={"attempts": 1, "redeliveries": int(redelivered)},
     )
+
+    def progress(done: int, total: int) -> None:
+        ctx.jobs.progress(job_id, done, total)
+
     with ctx.metrics.running():
         if job.kind == "documents":
             documents = _documents(ctx.client, ctx.keys, job_id)
-            report = _syncer(ctx.settings).index_documents(documents)
+            report = _syncer(ctx.settings).index_documents(documents, progress=progress)
         else:
             raw = ctx.client.hget(ctx.keys.job(job_id), "paths")
-            report = _syncer(ctx.settings).index(
-                json.loads(raw) if raw else [], progress=lambda done, total: ctx.jobs.progress(job_id, done, total)
-            )
+            report = _syncer(ctx.settings).index(json.loads(raw) if raw else [], progress=progress)
     result = report.to_dict()
     counts = {k: int(result.get(k, 0)) for k in COUNT_KEYS}
     status = JobStatus.FAILED if result["failures"] else JobStatus.DONE

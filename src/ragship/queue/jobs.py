@@ -92,8 +92,10 @@ class Job(BaseModel):
     attempts: int = Field(0, description="Times a worker started the job.")
     retries: int = Field(0, description="Runs that raised and were retried.")
     redeliveries: int = Field(0, description="Times the job was taken over after its worker died.")
-    progress_done: int = Field(0, description="Files of the current run indexed so far (paths jobs).")
-    progress_total: int = Field(0, description="Files the current run has to index (unchanged ones excluded).")
+    progress_done: int = Field(0, description="Files or documents of the current run indexed so far.")
+    progress_total: int = Field(
+        0, description="Files or documents the current run has to index (unchanged ones excluded)."
+    )
     worker: str | None = Field(None, description="host:pid of the worker that ran it last.")
     pid: int | None = None
     counts: dict[str, int] = Field(default_factory=dict, description="added, updated, unchanged, failed, chunks_*")
