@@ -1,8 +1,10 @@
-"""The indexing queue with real processes: a Redis started by `ragship queue start`, `ragship worker`
-subprocesses (Dramatiq), `ragship enqueue`, and the embedded store they all write to.
+"""The indexing queue with real processes: a Redis started by `ragship queue start`, a local RabbitMQ node
+(the other broker; job state then stays in that Redis), `ragship worker` subprocesses (Dramatiq),
+`ragship enqueue`, real API replicas (`bentoml serve`), and the embedded store or Elasticsearch.
 
 Timeouts are shortened through settings (heartbeat 3 s, maintenance on every broker command, backoff
-0.2-1 s) so redelivery and retries happen in seconds; every wait polls with a generous deadline.
+0.2-1 s) so redelivery and retries happen in seconds on Redis; RabbitMQ requeues a dead consumer's
+messages when its connection closes. Every wait polls with a generous deadline.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import pytest
 
 from ragship.local_process import stop_groups
+from ragship.local_rabbitmq import LocalRabbitmq
 from ragship.local_redis import LocalRedis
 from ragship.queue.client import JobQueue
 from ragship.queue.jobs import Job, JobStatus, QueueUnavailableError
@@ -78,16 +81,41 @@ def redis_url(home: Path) -> Iterator[str]:
         LocalRedis(load_settings().local_redis, home=home).remove()
 
 
+@pytest.fixture(scope="module")
+def rabbitmq_url(home: Path) -> Iterator[str]:
+    """A real RabbitMQ node (Debian's rabbitmq-server) on free loopback ports, private to this module."""
+    node = LocalRabbitmq(load_settings().local_rabbitmq, home=home, name="test")
+    try:
+        yield node.start(port=0)
+    finally:
+        node.remove()
+
+
 @pytest.fixture
-def env(home: Path, redis_url: str, tmp_path: Path) -> dict[str, str]:
-    """Settings of one test: its own queue namespace and store, the fast timeouts."""
+def broker(request: pytest.FixtureRequest) -> str:
+    """The broker a test runs on: Redis unless the test is parametrized with ``rabbitmq``."""
+    return str(getattr(request, "param", "redis"))
+
+
+@pytest.fixture
+def env(home: Path, redis_url: str, broker: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings of one test: its own queue namespace (and RabbitMQ queue) and store, the fast timeouts."""
+    tag = uuid.uuid4().hex[:8]
+    queue = {"RAGSHIP_QUEUE__URL": redis_url}
+    if broker == "rabbitmq":
+        # Messages on RabbitMQ (a queue of this test's own), job state and uploads in Redis.
+        queue = {
+            "RAGSHIP_QUEUE__URL": request.getfixturevalue("rabbitmq_url"),
+            "RAGSHIP_QUEUE__STATE_URL": redis_url,
+            "RAGSHIP_QUEUE__NAME": f"indexing-{tag}",
+        }
     return {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
         "RAGSHIP_HOME": str(home),
         "RAGSHIP_STORE": str(tmp_path / "store"),
-        "RAGSHIP_QUEUE__URL": redis_url,
-        "RAGSHIP_QUEUE__NAMESPACE": f"test-{uuid.uuid4().hex[:8]}",
+        "RAGSHIP_QUEUE__NAMESPACE": f"test-{tag}",
+        **queue,
         **FAST,
     }
 
@@ -160,10 +188,10 @@ def _store_ids(store: str, es_index: str | None = None) -> tuple[list[str], dict
     return [d.id for d in documents], per_source
 
 
-@pytest.fixture(params=["embedded", "elasticsearch"])
+@pytest.fixture
 def store_env(request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str, str]:
     """The workers' store: the embedded one (two processes writing one SQLite file) or Elasticsearch."""
-    if request.param == "embedded":
+    if getattr(request, "param", "embedded") == "embedded":
         return env
     es_url = request.getfixturevalue("es_url")
     alias = request.getfixturevalue("es_alias")
@@ -171,8 +199,15 @@ def store_env(request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str, 
     return env
 
 
+# Both stores on Redis; RabbitMQ with Elasticsearch (the broker and the store are independent, and each
+# run takes minutes).
+@pytest.mark.parametrize(
+    ("broker", "store_env"),
+    [("redis", "embedded"), ("redis", "elasticsearch"), ("rabbitmq", "elasticsearch")],
+    indirect=True,
+)
 def test_kill_a_worker_mid_job_loses_and_duplicates_nothing(
-    store_env: dict[str, str], workers: Callable[[int], list[subprocess.Popen[bytes]]], tmp_path: Path
+    broker: str, store_env: dict[str, str], workers: Callable[[int], list[subprocess.Popen[bytes]]], tmp_path: Path
 ) -> None:
     import httpx
 
@@ -250,14 +285,15 @@ def test_kill_a_worker_mid_job_loses_and_duplicates_nothing(
     assert found_per_source == expected_per_source
     assert sum(j.counts["added"] + j.counts["unchanged"] for j in jobs) == 200
     print(
-        f"\nkilled pid {killed_pid} holding job {killed_job}; redelivered {redelivered.redeliveries}x, "
+        f"\n{broker}: killed pid {killed_pid} holding job {killed_job}; redelivered {redelivered.redeliveries}x, "
         f"{redelivered.counts}; chunks expected {len(expected_ids)}, found {len(found_ids)} "
         f"({len(set(found_ids))} unique)"
     )
 
 
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"], indirect=True)
 def test_poison_job_is_dead_lettered_with_its_reason(
-    env: dict[str, str], workers: Callable[[int], list[subprocess.Popen[bytes]]]
+    broker: str, env: dict[str, str], workers: Callable[[int], list[subprocess.Popen[bytes]]]
 ) -> None:
     queue = _queue(env)
     good = [
@@ -282,8 +318,9 @@ def test_poison_job_is_dead_lettered_with_its_reason(
     _, per_source = _store_ids(env["RAGSHIP_STORE"])
     assert set(per_source) == {f"good-{i}.md" for i in range(3)}
 
-    stats = queue.stats()
-    assert stats.dead_lettered == 1 and stats.jobs["dead_lettered"] == 1 and stats.jobs["done"] == 3
+    # The job state says dead_lettered before the worker hands the message to the dead-letter queue.
+    stats = _wait("the dead letter", lambda: (s := queue.stats()).dead_lettered == 1 and s)
+    assert stats.jobs["dead_lettered"] == 1 and stats.jobs["done"] == 3
     status = subprocess.run(
         [RAGSHIP, "queue", "status", "--json"], env=env, capture_output=True, text=True, timeout=60, check=False
     )

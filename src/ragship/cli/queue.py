@@ -92,7 +92,8 @@ def queue_status(
     where = f"running at {local.url} (data in {local.data_dir})" if local.running else "not running"
     out.print(f"local Redis ({name}): {where}", markup=False, highlight=False)
     out.print(
-        f"queue {stats.queue} at {stats.url}: {stats.waiting} waiting, {stats.in_flight} held by workers, "
+        f"queue {stats.queue} at {stats.url}: {stats.waiting} waiting, "
+        f"{'?' if stats.in_flight is None else stats.in_flight} held by workers, "
         f"{stats.delayed} waiting to retry, {stats.dead_lettered} dead-lettered",
         markup=False,
         highlight=False,

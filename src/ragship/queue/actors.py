@@ -1,4 +1,5 @@
-"""What a worker runs for a job: the one indexing path (``sync.Syncer``), with job state kept in Redis.
+"""What a worker runs for a job: the one indexing path (``sync.Syncer``), with job state kept in Redis
+(whatever the broker: Redis or RabbitMQ carries only the job id).
 
 The actor takes a job id only; the job's paths (or uploaded documents) wait in Redis beside its state.
 Delivery is at least once (a worker that dies holding a job leaves it to be redelivered), so a job must
@@ -27,8 +28,7 @@ from ragship.queue.metrics import WorkerMetrics
 from ragship.settings import Settings
 
 if TYPE_CHECKING:
-    from dramatiq import Message
-    from dramatiq.brokers.redis import RedisBroker
+    from dramatiq import Broker, Message
 
     from ragship.components.remote import RemoteModels
     from ragship.sync import Syncer
@@ -162,7 +162,7 @@ class JobLifecycle(Middleware):
         logger.warning("job %s %s: %s", job_id, status.value, reason)
 
 
-def declare(settings: Settings) -> RedisBroker:
+def declare(settings: Settings) -> Broker:
     """Make this process a worker: the broker with the job middleware, and the ``index_job`` actor."""
     import dramatiq
 

@@ -144,14 +144,31 @@ return old
 """
 
 
+# Removes a job that was never queued, and takes it off the by-status counts.
+_DISCARD = """
+local old = redis.call('hget', KEYS[1], 'status')
+if old then redis.call('hincrby', KEYS[2], old, -1) end
+redis.call('del', KEYS[1], KEYS[3])
+return old
+"""
+
+
 def queue_errors(error: Exception) -> Exception:
-    """Redis connection failures as :class:`QueueUnavailableError`; anything else unchanged."""
+    """Connection failures (Redis, RabbitMQ) as :class:`QueueUnavailableError`; anything else unchanged."""
+    import dramatiq.errors
+    import pika.exceptions
     import redis
 
     if isinstance(error, redis.ConnectionError | redis.TimeoutError):
         return QueueUnavailableError(
-            f"The job queue's broker (Redis) cannot be reached: {error}. Check RAGSHIP_QUEUE__URL and that Redis "
-            "runs (`ragship queue status`); retry once it is back."
+            f"The job queue's Redis cannot be reached: {error}. Check RAGSHIP_QUEUE__URL (or RAGSHIP_QUEUE__STATE_URL "
+            "with a RabbitMQ broker) and that Redis runs (`ragship queue status`); retry once it is back."
+        )
+    if isinstance(error, pika.exceptions.AMQPConnectionError | dramatiq.errors.ConnectionError):
+        # The exception's text is left out: pika's can carry connection parameters.
+        return QueueUnavailableError(
+            f"The job queue's broker (RabbitMQ) cannot be reached ({type(error).__name__}). Check RAGSHIP_QUEUE__URL "
+            "and that RabbitMQ runs; retry once it is back."
         )
     return error
 
@@ -170,6 +187,7 @@ class JobStore:
         self.keys = keys
         self.ttl_s = ttl_s
         self._transition = client.register_script(_TRANSITION)
+        self._discard = client.register_script(_DISCARD)
 
     def transition(self, job_id: str, status: JobStatus, **fields: Any) -> JobStatus | None:
         """Set the status and fields of a job atomically; ``+name=n`` style increments go in ``increments``.
@@ -186,6 +204,10 @@ class JobStore:
             args += [f"+{name}", int(value)]
         old = self._transition(keys=[self.keys.job(job_id), self.keys.by_status], args=args)
         return JobStatus(old.decode()) if old else None
+
+    def discard(self, job_id: str) -> None:
+        """Remove a job's state and payload (a submission that could not be queued)."""
+        self._discard(keys=[self.keys.job(job_id), self.keys.by_status, self.keys.payload(job_id)])
 
     def progress(self, job_id: str, done: int, total: int) -> None:
         """Record how far the current run is (no status change)."""
