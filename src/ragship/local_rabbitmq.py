@@ -1,7 +1,7 @@
 """A local RabbitMQ node for development and tests: start, stop, status (the job queue's other broker).
 
 The node is Debian's ``rabbitmq-server`` (``make system-deps`` installs it), run as the current user
-with everything private to ``<ragship home>/rabbitmq/<name>``: its node name (``ragship-<name>@localhost``),
+with everything private to ``<ragship home>/rabbitmq/<name>``: its node name (``ragship-<name>-<hash>@localhost``),
 AMQP and distribution ports on 127.0.0.1, config, Erlang cookie (``HOME`` points there), data (mnesia) and
 logs. Only the epmd daemon on port 4369 is shared with other Erlang nodes on the machine (it starts with
 the first node and stays). No plugins are enabled. Production points ``RAGSHIP_QUEUE__URL`` at a managed
@@ -10,6 +10,7 @@ RabbitMQ cluster instead, where quorum queues replicate.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -77,7 +78,9 @@ class LocalRabbitmq:
 
     @property
     def node_name(self) -> str:
-        return f"ragship-{self.name}@localhost"
+        """Unique per node directory: two ragship homes (two test sessions) can each run a node named "test"."""
+        digest = hashlib.sha1(str(self.dir).encode()).hexdigest()[:8]
+        return f"ragship-{self.name}-{digest}@localhost"
 
     @property
     def url(self) -> str | None:

@@ -361,6 +361,26 @@ def test_broker_down_is_a_clear_error_and_recovers_without_restarts(
     assert queue.stats().waiting == 2
 
 
+@pytest.mark.parametrize("broker", ["rabbitmq"], indirect=True)
+def test_a_submission_the_broker_refuses_leaves_no_job_state(broker: str, env: dict[str, str]) -> None:
+    import pika
+
+    from ragship.queue.jobs import QueueConfigError
+
+    queue = _queue(env)
+    # The queue exists already as a classic queue (say, from an older deployment): its length can be read,
+    # but declaring it as a quorum queue is refused, so the message fails after the job state was written.
+    connection = pika.BlockingConnection(pika.URLParameters(env["RAGSHIP_QUEUE__URL"]))
+    try:
+        connection.channel().queue_declare(env["RAGSHIP_QUEUE__NAME"], durable=True)
+    finally:
+        connection.close()
+    with pytest.raises(QueueConfigError, match="RAGSHIP_QUEUE__NAME"):
+        queue.submit_documents({"a.md": b"# A\n\nnever queued\n"})
+    assert queue.client.keys(f"{env['RAGSHIP_QUEUE__NAMESPACE']}:job:*") == []  # no state, no payload
+    assert queue.jobs.counts_by_status()["queued"] == 0
+
+
 def test_sigterm_lets_the_job_in_hand_finish(
     env: dict[str, str], workers: Callable[[int], list[subprocess.Popen[bytes]]], tmp_path: Path
 ) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from ragship.errors import QueueError
+from ragship.errors import QueueError, RagshipError
 from ragship.queue.broker import Keys
 
 if TYPE_CHECKING:
@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 
 class QueueUnavailableError(QueueError):
     """The broker (Redis) cannot be reached; the HTTP edge answers 503."""
+
+
+class QueueConfigError(QueueError):
+    """The broker refuses the queue as configured; only the operator can fix it (HTTP 500)."""
+
+    http_status = 500
+    fix = RagshipError.fix
+    retry_after_s = None
 
 
 class QueueFullError(QueueError):
@@ -163,6 +171,12 @@ def queue_errors(error: Exception) -> Exception:
         return QueueUnavailableError(
             f"The job queue's Redis cannot be reached: {error}. Check RAGSHIP_QUEUE__URL (or RAGSHIP_QUEUE__STATE_URL "
             "with a RabbitMQ broker) and that Redis runs (`ragship queue status`); retry once it is back."
+        )
+    cause = error.args[0] if isinstance(error, dramatiq.errors.ConnectionError) and error.args else None
+    if isinstance(cause, pika.exceptions.ChannelClosedByBroker) and cause.reply_code == 406:
+        return QueueConfigError(
+            f"RabbitMQ refused ragship's queue declaration ({cause.reply_text}): a queue of that name exists with "
+            "other arguments (a classic queue?). Delete it, or set RAGSHIP_QUEUE__NAME to another name."
         )
     if isinstance(error, pika.exceptions.AMQPConnectionError | dramatiq.errors.ConnectionError):
         # The exception's text is left out: pika's can carry connection parameters.
