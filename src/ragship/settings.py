@@ -361,9 +361,27 @@ class Settings(BaseSettings):
         return _mask(self.model_dump(mode="python"))
 
 
+def redacted_url(url: str) -> str:
+    """``url`` with its password (if any) shown as ``***``: broker URLs often carry credentials."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _mask(value: Any) -> Any:
     if isinstance(value, SecretStr):
         return "**********"
+    if isinstance(value, str) and "://" in value:
+        return redacted_url(value)
     if isinstance(value, dict):
         return {k: _mask(v) for k, v in value.items()}
     if isinstance(value, Path):

@@ -170,3 +170,12 @@ def test_rabbitmq_connection_failures_become_queue_unavailable_without_secrets()
         assert isinstance(mapped, QueueUnavailableError) and "RAGSHIP_QUEUE__URL" in str(mapped)
         assert "s3cret" not in str(mapped)
     assert redacted_url("amqps://app:s3cret@mq.internal:5671/%2F") == "amqps://app:***@mq.internal:5671/%2F"
+
+
+def test_config_show_masks_passwords_in_broker_urls() -> None:
+    settings = load_settings(
+        queue={"url": "amqps://app:s3cret@mq.internal:5671/%2F", "state_url": "rediss://:t0ken@state:6380/0"}
+    )
+    shown = json.dumps(settings.masked())
+    assert "s3cret" not in shown and "t0ken" not in shown
+    assert "amqps://app:***@mq.internal:5671/%2F" in shown

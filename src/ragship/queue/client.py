@@ -36,7 +36,7 @@ from ragship.queue.jobs import (
     queue_errors,
 )
 from ragship.queue.reader import open_reader
-from ragship.settings import QueueSettings
+from ragship.settings import QueueSettings, redacted_url
 
 if TYPE_CHECKING:
     from dramatiq import Broker, Message
@@ -67,18 +67,6 @@ class QueueStats:
         data = dict(self.__dict__)
         data["dead_letters"] = [d.to_dict() for d in self.dead_letters]
         return data
-
-
-def redacted_url(url: str) -> str:
-    """The URL without its password."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class JobQueue:
