@@ -149,9 +149,16 @@ class RabbitmqQueueReader:
         return channel
 
     def _call(self, read: Callable[[], T]) -> T:
+        # A connection idle for a while is closed by the server (missed heartbeats: a blocking connection only
+        # answers them while in use), so a failure is retried once on a fresh connection before it counts.
+        stale = (pika.exceptions.AMQPConnectionError, pika.exceptions.ConnectionWrongStateError)
         try:
             return read()
-        except pika.exceptions.AMQPConnectionError:
+        except stale:
+            self._local.connection = None
+        try:
+            return read()
+        except stale:
             self._local.connection = None  # the next call connects afresh
             raise
 
