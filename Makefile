@@ -100,7 +100,7 @@ K8S_TOOLS := $(TOOLS)/.helm-$(HELM_VERSION) $(TOOLS)/.kubeconform-$(KUBECONFORM_
 k8s-tools: $(K8S_TOOLS)  ## helm, kubeconform and the Kubernetes/KEDA/ServiceMonitor schemas for the chart checks
 
 # Elasticsearch 8 needs a JDK 17-23 and is fetched with Maven; the browser test needs Chromium; the job
-# queue's local broker is Debian's redis-server. Install them from Debian when missing.
+# queue's local brokers are Debian's redis-server and rabbitmq-server. Install them from Debian when missing.
 system-deps:
 	@if ! ls /usr/lib/jvm/*/release 2>/dev/null | xargs -r grep -lqE 'JAVA_VERSION="(1[7-9]|2[0-3])' \
 	     || ! command -v mvn >/dev/null || ! command -v chromium >/dev/null; then \
@@ -115,6 +115,14 @@ system-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
 	  else \
 	    echo "Needed: redis-server (e.g. apt-get install redis-server)" >&2; exit 1; \
+	  fi; \
+	fi
+	@# The queue's second broker: tests run their own node on free ports, never the package's service.
+	@if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then \
+	  if [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server; \
+	  else \
+	    echo "Needed: rabbitmq-server (e.g. apt-get install rabbitmq-server)" >&2; exit 1; \
 	  fi; \
 	fi
 

@@ -194,21 +194,38 @@ class ServingSettings(BaseModel):
 
 
 class QueueSettings(BaseModel):
-    """The indexing job queue: a Redis broker (Dramatiq), job state, retries and backpressure."""
+    """The indexing job queue: the broker (Dramatiq on Redis or RabbitMQ), job state in Redis, retries and
+    backpressure."""
 
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(
         "redis://127.0.0.1:6379/0",
-        description="Redis URL of the broker (rediss:// for TLS); a managed Redis in production.",
+        description="Broker URL; its scheme picks the broker: redis:// or rediss:// (Redis), amqp:// or amqps:// "
+        "(RabbitMQ, quorum queues). A managed service in production.",
     )
-    password: SecretStr | None = Field(None, description="Redis password when the URL carries none.")
+    state_url: str | None = Field(
+        None,
+        description="Redis URL of job state and uploaded documents; unset: the broker URL, which must then be Redis "
+        "(required with RabbitMQ).",
+    )
+    password: SecretStr | None = Field(None, description="Redis password when the Redis URLs carry none.")
     namespace: str = Field(
         "ragship",
         pattern=r"^[A-Za-z0-9_.-]+$",
-        description="Prefix of every Redis key; the queue list is NAMESPACE:NAME.",
+        description="Prefix of every Redis key; the Redis broker's queue list is NAMESPACE:NAME.",
     )
-    name: str = Field("indexing", pattern=r"^[A-Za-z0-9_-]+$", description="Queue that indexing jobs go to.")
+    delivery_limit: int = Field(
+        20,
+        ge=1,
+        le=10_000,
+        description="RabbitMQ: deliveries of a job whose workers keep dying; then dead-lettered (x-delivery-limit).",
+    )
+    name: str = Field(
+        "indexing",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Queue that indexing jobs go to (RabbitMQ: the queue name).",
+    )
     max_length: int = Field(
         1000, ge=1, le=10_000_000, description="Jobs waiting in the queue; more submissions get 503."
     )
@@ -237,7 +254,7 @@ class QueueSettings(BaseModel):
     dead_letter_ttl_s: int = Field(
         7 * 86_400, ge=60, le=90 * 86_400, description="How long dead-lettered jobs stay in the dead-letter queue."
     )
-    timeout_s: float = Field(5.0, gt=0, le=300, description="Connect and read timeout of Redis calls.")
+    timeout_s: float = Field(5.0, gt=0, le=300, description="Connect and read timeout of Redis and RabbitMQ calls.")
 
 
 class LocalRedisSettings(BaseModel):
@@ -251,6 +268,20 @@ class LocalRedisSettings(BaseModel):
     )
     server: str = Field("redis-server", description="The redis-server executable (a name on PATH or a path).")
     start_timeout_s: float = Field(30.0, gt=0, le=600, description="How long to wait for the server to answer.")
+
+
+class LocalRabbitmqSettings(BaseModel):
+    """The RabbitMQ node that tests (and ``ragship queue start --broker rabbitmq``) run locally (Debian's
+    rabbitmq-server)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    port: int = Field(5672, ge=0, le=65535, description="AMQP port on 127.0.0.1 (0 picks a free one).")
+    server: str = Field(
+        "/usr/lib/rabbitmq/bin/rabbitmq-server",
+        description="The rabbitmq-server script run as the current user (Debian's /usr/sbin one switches user).",
+    )
+    start_timeout_s: float = Field(90.0, gt=0, le=600, description="How long to wait for the node to accept AMQP.")
 
 
 class WorkerSettings(BaseModel):
@@ -307,6 +338,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings)  # type: ignore[arg-type]
     queue: QueueSettings = Field(default_factory=QueueSettings)  # type: ignore[arg-type]
     local_redis: LocalRedisSettings = Field(default_factory=LocalRedisSettings)  # type: ignore[arg-type]
+    local_rabbitmq: LocalRabbitmqSettings = Field(default_factory=LocalRabbitmqSettings)  # type: ignore[arg-type]
     worker: WorkerSettings = Field(default_factory=WorkerSettings)  # type: ignore[arg-type]
 
     @classmethod
@@ -343,9 +375,27 @@ class Settings(BaseSettings):
         return _mask(self.model_dump(mode="python"))
 
 
+def redacted_url(url: str) -> str:
+    """``url`` with its password (if any) shown as ``***``: broker URLs often carry credentials."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _mask(value: Any) -> Any:
     if isinstance(value, SecretStr):
         return "**********"
+    if isinstance(value, str) and "://" in value:
+        return redacted_url(value)
     if isinstance(value, dict):
         return {k: _mask(v) for k, v in value.items()}
     if isinstance(value, Path):

@@ -230,15 +230,17 @@ class Syncer:
         plan.missing = missing
         return self._apply(plan, SyncMode.INCREMENTAL, False, False, progress, should_stop, started)
 
-    def index_documents(self, documents: Mapping[str, bytes]) -> SyncReport:
+    def index_documents(self, documents: Mapping[str, bytes], progress: SyncProgress | None = None) -> SyncReport:
         """Index contents held in memory under the names their senders gave (uploads, queue jobs).
 
         A name already indexed with the same content and pipeline is skipped; a changed one replaces its
         older chunks. One bad document never stops the others: it is listed under ``failures``.
+
+        :param progress: Called with (documents done, documents to index).
         """
         started = time.perf_counter()
         plan = plan_changes(self.spec, self.store, [Source.from_bytes(n, c) for n, c in documents.items()])
-        return self._apply(plan, SyncMode.INCREMENTAL, False, False, None, None, started)
+        return self._apply(plan, SyncMode.INCREMENTAL, False, False, progress, None, started)
 
     def rebuild(
         self, sources: Iterable[str | Path], progress: SyncProgress | None = None, allow_failures: bool = False

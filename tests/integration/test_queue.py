@@ -1,8 +1,10 @@
-"""The indexing queue with real processes: a Redis started by `ragship queue start`, `ragship worker`
-subprocesses (Dramatiq), `ragship enqueue`, and the embedded store they all write to.
+"""The indexing queue with real processes: a Redis started by `ragship queue start`, a local RabbitMQ node
+(the other broker; job state then stays in that Redis), `ragship worker` subprocesses (Dramatiq),
+`ragship enqueue`, real API replicas (`bentoml serve`), and the embedded store or Elasticsearch.
 
 Timeouts are shortened through settings (heartbeat 3 s, maintenance on every broker command, backoff
-0.2-1 s) so redelivery and retries happen in seconds; every wait polls with a generous deadline.
+0.2-1 s) so redelivery and retries happen in seconds on Redis; RabbitMQ requeues a dead consumer's
+messages when its connection closes. Every wait polls with a generous deadline.
 """
 
 from __future__ import annotations
@@ -15,18 +17,21 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ragship.local_process import stop_groups
+from ragship.local_rabbitmq import LocalRabbitmq
 from ragship.local_redis import LocalRedis
 from ragship.queue.client import JobQueue
 from ragship.queue.jobs import Job, JobStatus, QueueUnavailableError
 from ragship.settings import load_settings
 
 RAGSHIP = str(Path(sys.executable).parent / "ragship")
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 FAST = {
@@ -76,16 +81,41 @@ def redis_url(home: Path) -> Iterator[str]:
         LocalRedis(load_settings().local_redis, home=home).remove()
 
 
+@pytest.fixture(scope="module")
+def rabbitmq_url(home: Path) -> Iterator[str]:
+    """A real RabbitMQ node (Debian's rabbitmq-server) on free loopback ports, private to this module."""
+    node = LocalRabbitmq(load_settings().local_rabbitmq, home=home, name="test")
+    try:
+        yield node.start(port=0)
+    finally:
+        node.remove()
+
+
 @pytest.fixture
-def env(home: Path, redis_url: str, tmp_path: Path) -> dict[str, str]:
-    """Settings of one test: its own queue namespace and store, the fast timeouts."""
+def broker(request: pytest.FixtureRequest) -> str:
+    """The broker a test runs on: Redis unless the test is parametrized with ``rabbitmq``."""
+    return str(getattr(request, "param", "redis"))
+
+
+@pytest.fixture
+def env(home: Path, redis_url: str, broker: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings of one test: its own queue namespace (and RabbitMQ queue) and store, the fast timeouts."""
+    tag = uuid.uuid4().hex[:8]
+    queue = {"RAGSHIP_QUEUE__URL": redis_url}
+    if broker == "rabbitmq":
+        # Messages on RabbitMQ (a queue of this test's own), job state and uploads in Redis.
+        queue = {
+            "RAGSHIP_QUEUE__URL": request.getfixturevalue("rabbitmq_url"),
+            "RAGSHIP_QUEUE__STATE_URL": redis_url,
+            "RAGSHIP_QUEUE__NAME": f"indexing-{tag}",
+        }
     return {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
         "RAGSHIP_HOME": str(home),
         "RAGSHIP_STORE": str(tmp_path / "store"),
-        "RAGSHIP_QUEUE__URL": redis_url,
-        "RAGSHIP_QUEUE__NAMESPACE": f"test-{uuid.uuid4().hex[:8]}",
+        "RAGSHIP_QUEUE__NAMESPACE": f"test-{tag}",
+        **queue,
         **FAST,
     }
 
@@ -120,6 +150,16 @@ def workers(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[int], lis
     stop_groups(started)
 
 
+@contextmanager
+def _api(env: dict[str, str], tmp_path: Path, name: str = "serve") -> Iterator[str]:
+    """A real API replica (`bentoml serve bentos.query:RAG`) on the test's queue; yields its URL."""
+    from ragship.serving.launch import bentoml_serve
+
+    env = {**env, "BENTOML_HOME": str(tmp_path / f"bentoml-{name}"), "BENTOML_DO_NOT_TRACK": "True"}
+    with bentoml_serve("bentos.query:RAG", env=env, log=tmp_path / f"{name}.log", cwd=REPO, timeout_s=300) as url:
+        yield url
+
+
 def _corpus(root: Path, files: int) -> Path:
     docs = root / "corpus"
     docs.mkdir()
@@ -148,10 +188,10 @@ def _store_ids(store: str, es_index: str | None = None) -> tuple[list[str], dict
     return [d.id for d in documents], per_source
 
 
-@pytest.fixture(params=["embedded", "elasticsearch"])
+@pytest.fixture
 def store_env(request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str, str]:
     """The workers' store: the embedded one (two processes writing one SQLite file) or Elasticsearch."""
-    if request.param == "embedded":
+    if getattr(request, "param", "embedded") == "embedded":
         return env
     es_url = request.getfixturevalue("es_url")
     alias = request.getfixturevalue("es_alias")
@@ -159,22 +199,31 @@ def store_env(request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str, 
     return env
 
 
+# Both stores on Redis; RabbitMQ with Elasticsearch (the broker and the store are independent, and each
+# run takes minutes).
+@pytest.mark.parametrize(
+    ("broker", "store_env"),
+    [("redis", "embedded"), ("redis", "elasticsearch"), ("rabbitmq", "elasticsearch")],
+    indirect=True,
+)
 def test_kill_a_worker_mid_job_loses_and_duplicates_nothing(
-    store_env: dict[str, str], workers: Callable[[int], list[subprocess.Popen[bytes]]], tmp_path: Path
+    broker: str, store_env: dict[str, str], workers: Callable[[int], list[subprocess.Popen[bytes]]], tmp_path: Path
 ) -> None:
+    import httpx
+
     env = store_env
     docs = _corpus(tmp_path, 200)
-    enqueued = subprocess.run(
-        [RAGSHIP, "enqueue", str(docs), "--per-job", "10", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert enqueued.returncode == 0, enqueued.stderr
-    job_ids = json.loads(enqueued.stdout)["jobs"]
-    assert len(job_ids) == 20
+    uploads = {f"corpus/{f.name}": f.read_bytes() for f in sorted(docs.iterdir())}
+    names = sorted(uploads)
+    # 200 documents as 20 jobs of 10, submitted through a real API replica (`/index/submit`).
+    with _api(env, tmp_path) as url, httpx.Client(base_url=url, timeout=60) as http:
+        job_ids = []
+        for i in range(0, 200, 10):
+            batch = [{"source": n, "text": uploads[n].decode()} for n in names[i : i + 10]]
+            answer = http.post("/index/submit", json={"documents": batch})
+            assert answer.status_code == 202, answer.text
+            job_ids.append(answer.json()["job_id"])
+    assert len(set(job_ids)) == 20
     queue = _queue(env)
     assert queue.stats().waiting == 20
 
@@ -227,7 +276,7 @@ def test_kill_a_worker_mid_job_loses_and_duplicates_nothing(
     from ragship.runtime import open_indexer
 
     reference = str(tmp_path / "reference")
-    report = open_indexer(None, reference).index([docs])
+    report = open_indexer(None, reference).index_documents(uploads)
     assert report.ok
     expected_ids, expected_per_source = _store_ids(reference)
     found_ids, found_per_source = _store_ids(env["RAGSHIP_STORE"], env.get("RAGSHIP_ES__INDEX"))
@@ -236,14 +285,15 @@ def test_kill_a_worker_mid_job_loses_and_duplicates_nothing(
     assert found_per_source == expected_per_source
     assert sum(j.counts["added"] + j.counts["unchanged"] for j in jobs) == 200
     print(
-        f"\nkilled pid {killed_pid} holding job {killed_job}; redelivered {redelivered.redeliveries}x, "
+        f"\n{broker}: killed pid {killed_pid} holding job {killed_job}; redelivered {redelivered.redeliveries}x, "
         f"{redelivered.counts}; chunks expected {len(expected_ids)}, found {len(found_ids)} "
         f"({len(set(found_ids))} unique)"
     )
 
 
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"], indirect=True)
 def test_poison_job_is_dead_lettered_with_its_reason(
-    env: dict[str, str], workers: Callable[[int], list[subprocess.Popen[bytes]]]
+    broker: str, env: dict[str, str], workers: Callable[[int], list[subprocess.Popen[bytes]]]
 ) -> None:
     queue = _queue(env)
     good = [
@@ -268,8 +318,9 @@ def test_poison_job_is_dead_lettered_with_its_reason(
     _, per_source = _store_ids(env["RAGSHIP_STORE"])
     assert set(per_source) == {f"good-{i}.md" for i in range(3)}
 
-    stats = queue.stats()
-    assert stats.dead_lettered == 1 and stats.jobs["dead_lettered"] == 1 and stats.jobs["done"] == 3
+    # The job state says dead_lettered before the worker hands the message to the dead-letter queue.
+    stats = _wait("the dead letter", lambda: (s := queue.stats()).dead_lettered == 1 and s)
+    assert stats.jobs["dead_lettered"] == 1 and stats.jobs["done"] == 3
     status = subprocess.run(
         [RAGSHIP, "queue", "status", "--json"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
@@ -310,6 +361,26 @@ def test_broker_down_is_a_clear_error_and_recovers_without_restarts(
     assert queue.stats().waiting == 2
 
 
+@pytest.mark.parametrize("broker", ["rabbitmq"], indirect=True)
+def test_a_submission_the_broker_refuses_leaves_no_job_state(broker: str, env: dict[str, str]) -> None:
+    import pika
+
+    from ragship.queue.jobs import QueueConfigError
+
+    queue = _queue(env)
+    # The queue exists already as a classic queue (say, from an older deployment): its length can be read,
+    # but declaring it as a quorum queue is refused, so the message fails after the job state was written.
+    connection = pika.BlockingConnection(pika.URLParameters(env["RAGSHIP_QUEUE__URL"]))
+    try:
+        connection.channel().queue_declare(env["RAGSHIP_QUEUE__NAME"], durable=True)
+    finally:
+        connection.close()
+    with pytest.raises(QueueConfigError, match="RAGSHIP_QUEUE__NAME"):
+        queue.submit_documents({"a.md": b"# A\n\nnever queued\n"})
+    assert queue.client.keys(f"{env['RAGSHIP_QUEUE__NAMESPACE']}:job:*") == []  # no state, no payload
+    assert queue.jobs.counts_by_status()["queued"] == 0
+
+
 def test_sigterm_lets_the_job_in_hand_finish(
     env: dict[str, str], workers: Callable[[int], list[subprocess.Popen[bytes]]], tmp_path: Path
 ) -> None:
@@ -329,17 +400,14 @@ def test_the_api_submits_jobs_and_reports_them_and_the_queue(
 ) -> None:
     import httpx
 
-    from ragship.serving.launch import bentoml_serve, free_port
+    from ragship.serving.launch import free_port
 
-    repo = Path(__file__).resolve().parents[2]
     metrics_port = free_port()
     env = {
         **env,
         "RAGSHIP_QUEUE__MAX_LENGTH": "2",
         "RAGSHIP_QUEUE__MAX_JOB_DOCUMENTS": "2",
         "RAGSHIP_QUEUE__RETRY_AFTER_S": "7",
-        "BENTOML_HOME": str(tmp_path / "bentoml"),
-        "BENTOML_DO_NOT_TRACK": "True",
     }
 
     birds = ["kingfisher", "heron", "osprey", "plover", "avocet", "curlew"]
@@ -349,14 +417,8 @@ def test_the_api_submits_jobs_and_reports_them_and_the_queue(
 
     # Two API replicas (two `bentoml serve` processes) share one Redis: a job submitted to one is seen by both.
     with (
-        bentoml_serve("bentos.query:RAG", env=env, log=tmp_path / "serve.log", cwd=repo, timeout_s=300) as url,
-        bentoml_serve(
-            "bentos.query:RAG",
-            env={**env, "BENTOML_HOME": str(tmp_path / "bentoml-b")},  # its own metrics files
-            log=tmp_path / "serve-b.log",
-            cwd=repo,
-            timeout_s=300,
-        ) as url_b,
+        _api(env, tmp_path, "serve-a") as url,
+        _api(env, tmp_path, "serve-b") as url_b,  # its own BENTOML_HOME: its own metrics files
         httpx.Client(base_url=url, timeout=60) as http,
         httpx.Client(base_url=url_b, timeout=60) as replica,
     ):

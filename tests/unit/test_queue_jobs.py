@@ -113,3 +113,69 @@ def test_local_redis_config_is_durable_loopback_and_never_evicts(tmp_path: Path)
     assert "requirepass" not in server._config(6399, None)
     assert server.dir == (tmp_path / "redis" / "default").absolute()
     assert not server.status().running
+
+
+def test_the_url_scheme_picks_the_broker_and_rabbitmq_needs_a_state_url() -> None:
+    from ragship.queue.broker import SCHEMES, BrokerKind, broker_kind, state_url
+
+    redis_queue = load_settings(queue={"url": "rediss://cache.internal:6380/0"}).queue
+    assert broker_kind(redis_queue) == BrokerKind.REDIS and state_url(redis_queue) == redis_queue.url
+    rabbit = load_settings(queue={"url": "amqps://app:s3cret@mq.internal:5671/%2F"}).queue
+    assert broker_kind(rabbit) == BrokerKind.RABBITMQ
+    with pytest.raises(ConfigError, match="RAGSHIP_QUEUE__STATE_URL") as missing:
+        state_url(rabbit)
+    assert "s3cret" not in str(missing.value)
+    with pytest.raises(ConfigError, match="RAGSHIP_QUEUE__STATE_URL must be a Redis URL"):
+        state_url(load_settings(queue={"url": rabbit.url, "state_url": "amqp://mq/%2F"}).queue)
+    paired = load_settings(queue={"url": rabbit.url, "state_url": "redis://state:6379/2"}).queue
+    assert state_url(paired) == "redis://state:6379/2"
+    with pytest.raises(ConfigError, match=r"RAGSHIP_QUEUE__URL .*kafka://.*redis://, rediss://, amqp://, amqps://"):
+        broker_kind(load_settings(queue={"url": "kafka://broker:9092"}).queue)
+    with pytest.raises(ConfigError, match="RAGSHIP_QUEUE__STATE_URL"):
+        JobQueue(rabbit)  # refused at construction, before any connection
+    assert set(SCHEMES.values()) == set(BrokerKind)
+
+
+def test_rabbitmq_queues_are_quorum_queues_with_dead_letters() -> None:
+    from ragship.queue.broker import open_broker
+    from ragship.queue.rabbitmq import QuorumRabbitmqBroker, RabbitmqQueueReader
+    from ragship.queue.reader import RedisQueueReader, open_reader
+
+    settings = load_settings(
+        queue={"url": "amqp://guest:guest@127.0.0.1:1/%2F", "state_url": "redis://127.0.0.1:1/0", "delivery_limit": 7}
+    ).queue
+    broker = open_broker(settings)  # connects on first use, not here
+    assert isinstance(broker, QuorumRabbitmqBroker) and broker.confirm_delivery
+    arguments = broker._build_queue_arguments("indexing")
+    assert arguments == {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": "indexing.XQ",
+        "x-delivery-limit": 7,
+    }
+    assert "x-max-priority" not in arguments  # quorum queues refuse it
+    assert isinstance(open_reader(settings), RabbitmqQueueReader)
+    assert isinstance(open_reader(load_settings(queue={"url": "redis://127.0.0.1:1/0"}).queue), RedisQueueReader)
+
+
+def test_rabbitmq_connection_failures_become_queue_unavailable_without_secrets() -> None:
+    import dramatiq.errors
+    import pika.exceptions
+
+    for error in (
+        pika.exceptions.AMQPConnectionError("amqp://app:s3cret@mq:5672"),
+        dramatiq.errors.ConnectionClosed(Exception("amqp://app:s3cret@mq:5672")),
+    ):
+        mapped = queue_errors(error)
+        assert isinstance(mapped, QueueUnavailableError) and "RAGSHIP_QUEUE__URL" in str(mapped)
+        assert "s3cret" not in str(mapped)
+    assert redacted_url("amqps://app:s3cret@mq.internal:5671/%2F") == "amqps://app:***@mq.internal:5671/%2F"
+
+
+def test_config_show_masks_passwords_in_broker_urls() -> None:
+    settings = load_settings(
+        queue={"url": "amqps://app:s3cret@mq.internal:5671/%2F", "state_url": "rediss://:t0ken@state:6380/0"}
+    )
+    shown = json.dumps(settings.masked())
+    assert "s3cret" not in shown and "t0ken" not in shown
+    assert "amqps://app:***@mq.internal:5671/%2F" in shown

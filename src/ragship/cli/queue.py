@@ -13,15 +13,25 @@ import typer
 
 from ragship.cli.common import JsonOption, err, out, print_json
 from ragship.errors import RagshipError
+from ragship.queue.broker import BrokerKind
 
 if TYPE_CHECKING:
+    from ragship.local_rabbitmq import LocalRabbitmq
     from ragship.local_redis import LocalRedis
     from ragship.queue.client import JobQueue
 
-queue_app = typer.Typer(help="Run a local Redis broker and look into the indexing queue.", no_args_is_help=True)
+queue_app = typer.Typer(
+    help="Run a local broker (Redis or RabbitMQ) and look into the indexing queue.", no_args_is_help=True
+)
 commands = typer.Typer()
 
 NameOption = Annotated[str, typer.Option("--name", help="Server name (several can run side by side).")]
+BrokerOption = Annotated[
+    BrokerKind,
+    typer.Option(
+        "--broker", help="The local broker (rabbitmq carries messages only: job state needs a Redis as well)."
+    ),
+]
 
 
 def _local(name: str) -> LocalRedis:
@@ -30,6 +40,14 @@ def _local(name: str) -> LocalRedis:
 
     settings = get_settings()
     return LocalRedis(settings.local_redis, home=settings.home, name=name)
+
+
+def _local_rabbitmq(name: str) -> LocalRabbitmq:
+    from ragship.local_rabbitmq import LocalRabbitmq
+    from ragship.settings import get_settings
+
+    settings = get_settings()
+    return LocalRabbitmq(settings.local_rabbitmq, home=settings.home, name=name)
 
 
 def _queue() -> JobQueue:
@@ -43,6 +61,7 @@ def _queue() -> JobQueue:
 def queue_start(
     port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (0 = any free port).")] = None,
     name: NameOption = "default",
+    broker: BrokerOption = BrokerKind.REDIS,
     password_env: Annotated[
         str | None,
         typer.Option(
@@ -50,8 +69,15 @@ def queue_start(
         ),
     ] = None,
 ) -> None:
-    """Start a local Redis (append-only persistence, loopback only) and print its URL for RAGSHIP_QUEUE__URL."""
+    """Start a local Redis (append-only persistence, loopback only) and print its URL for RAGSHIP_QUEUE__URL;
+    with --broker rabbitmq, a local RabbitMQ node (loopback only, user guest) and its amqp:// URL."""
     from ragship.settings import env_secret
+
+    if broker == BrokerKind.RABBITMQ:
+        if password_env:
+            raise RagshipError("--password-env is for Redis; the local RabbitMQ takes user guest from loopback only.")
+        out.print(_local_rabbitmq(name).start(port=port), markup=False, highlight=False)
+        return
 
     password = None
     if password_env:
@@ -62,9 +88,11 @@ def queue_start(
 
 
 @queue_app.command("stop")
-def queue_stop(name: NameOption = "default") -> None:
-    """Stop the local Redis (it writes its append-only file out first; queued jobs survive)."""
-    err.print("stopped" if _local(name).stop() else "not running")
+def queue_stop(name: NameOption = "default", broker: BrokerOption = BrokerKind.REDIS) -> None:
+    """Stop the local Redis (it writes its append-only file out first; queued jobs survive), or the local
+    RabbitMQ with --broker rabbitmq (a graceful shutdown; its queues are on disk)."""
+    server = _local_rabbitmq(name) if broker == BrokerKind.RABBITMQ else _local(name)
+    err.print("stopped" if server.stop() else "not running")
 
 
 @queue_app.command("status")
@@ -92,7 +120,8 @@ def queue_status(
     where = f"running at {local.url} (data in {local.data_dir})" if local.running else "not running"
     out.print(f"local Redis ({name}): {where}", markup=False, highlight=False)
     out.print(
-        f"queue {stats.queue} at {stats.url}: {stats.waiting} waiting, {stats.in_flight} held by workers, "
+        f"queue {stats.queue} at {stats.url}: {stats.waiting} waiting, "
+        f"{'?' if stats.in_flight is None else stats.in_flight} held by workers, "
         f"{stats.delayed} waiting to retry, {stats.dead_lettered} dead-lettered",
         markup=False,
         highlight=False,

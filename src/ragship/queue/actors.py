@@ -1,4 +1,5 @@
-"""What a worker runs for a job: the one indexing path (``sync.Syncer``), with job state kept in Redis.
+"""What a worker runs for a job: the one indexing path (``sync.Syncer``), with job state kept in Redis
+(whatever the broker: Redis or RabbitMQ carries only the job id).
 
 The actor takes a job id only; the job's paths (or uploaded documents) wait in Redis beside its state.
 Delivery is at least once (a worker that dies holding a job leaves it to be redelivered), so a job must
@@ -27,8 +28,7 @@ from ragship.queue.metrics import WorkerMetrics
 from ragship.settings import Settings
 
 if TYPE_CHECKING:
-    from dramatiq import Message
-    from dramatiq.brokers.redis import RedisBroker
+    from dramatiq import Broker, Message
 
     from ragship.components.remote import RemoteModels
     from ragship.sync import Syncer
@@ -119,15 +119,17 @@ def index_job(job_id: str) -> None:
         progress_total=0,
         increments={"attempts": 1, "redeliveries": int(redelivered)},
     )
+
+    def progress(done: int, total: int) -> None:
+        ctx.jobs.progress(job_id, done, total)
+
     with ctx.metrics.running():
         if job.kind == "documents":
             documents = _documents(ctx.client, ctx.keys, job_id)
-            report = _syncer(ctx.settings).index_documents(documents)
+            report = _syncer(ctx.settings).index_documents(documents, progress=progress)
         else:
             raw = ctx.client.hget(ctx.keys.job(job_id), "paths")
-            report = _syncer(ctx.settings).index(
-                json.loads(raw) if raw else [], progress=lambda done, total: ctx.jobs.progress(job_id, done, total)
-            )
+            report = _syncer(ctx.settings).index(json.loads(raw) if raw else [], progress=progress)
     result = report.to_dict()
     counts = {k: int(result.get(k, 0)) for k in COUNT_KEYS}
     status = JobStatus.FAILED if result["failures"] else JobStatus.DONE
@@ -160,7 +162,7 @@ class JobLifecycle(Middleware):
         logger.warning("job %s %s: %s", job_id, status.value, reason)
 
 
-def declare(settings: Settings) -> RedisBroker:
+def declare(settings: Settings) -> Broker:
     """Make this process a worker: the broker with the job middleware, and the ``index_job`` actor."""
     import dramatiq
 

@@ -8,13 +8,15 @@ Usage::
 
 A submission returns at once with the job id. It is refused with :class:`QueueFullError` when the
 queue already holds ``max_length`` waiting jobs (backpressure), with :class:`JobTooLargeError` over the
-size limits, and with :class:`QueueUnavailableError` when Redis cannot be reached. Redis is asked afresh
-on every call, so once it is back submissions work again without restarting anything.
+size limits, and with :class:`QueueUnavailableError` when the broker or the job state's Redis cannot be
+reached. They are asked afresh on every call, so once they are back submissions work again without
+restarting anything. A submission that fails leaves no job state behind.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ragship.queue.broker import ACTOR_NAME, Keys, open_broker, redis_client
+from ragship.queue.broker import ACTOR_NAME, BrokerKind, Keys, broker_kind, open_broker, redis_client
+from ragship.queue.counts import DeadLetter
 from ragship.queue.jobs import (
     Job,
     JobStatus,
@@ -32,29 +35,18 @@ from ragship.queue.jobs import (
     now,
     queue_errors,
 )
-from ragship.settings import QueueSettings
+from ragship.queue.reader import open_reader
+from ragship.settings import QueueSettings, redacted_url
 
 if TYPE_CHECKING:
-    from dramatiq import Message
-    from dramatiq.brokers.redis import RedisBroker
+    from dramatiq import Broker, Message
+
+__all__ = ["DeadLetter", "JobQueue", "QueueStats", "redacted_url"]
+
+logger = logging.getLogger("ragship.queue")
 
 PAYLOAD_FORMAT = b"ragship-documents-v1"
 FORMAT_FIELD = b"\x00format"
-
-
-@dataclass
-class DeadLetter:
-    """A job in the dead-letter queue and why it died."""
-
-    job_id: str
-    message_id: str
-    dead_since: float
-    retries: int
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-data form."""
-        return dict(self.__dict__)
 
 
 @dataclass
@@ -65,7 +57,7 @@ class QueueStats:
     queue: str
     waiting: int
     delayed: int
-    in_flight: int
+    in_flight: int | None  # None: the broker does not tell (RabbitMQ)
     dead_lettered: int
     jobs: dict[str, int]
     dead_letters: list[DeadLetter] = field(default_factory=list)
@@ -77,31 +69,22 @@ class QueueStats:
         return data
 
 
-def redacted_url(url: str) -> str:
-    """The URL without its password."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 class JobQueue:
     """The submitting side of the indexing queue.
 
-    :param settings: Broker URL, limits and retry policy.
+    :param settings: Broker URL, job state URL, limits and retry policy.
+    :raises ConfigError: when the broker URL's scheme names no broker, or RabbitMQ has no state URL.
     """
 
     def __init__(self, settings: QueueSettings) -> None:
         self.settings = settings
         self.keys = Keys.of(settings)
-        # Any: redis-py annotates results as "sync or awaitable"; this client is the sync one.
+        # Any: redis-py annotates results as "sync or awaitable"; this client is the sync one. Job state and
+        # uploads live in this Redis whatever the broker.
         self.client: Any = redis_client(settings)
         self.jobs = JobStore(self.client, self.keys, settings.job_ttl_s)
-        self._broker: RedisBroker | None = None
+        self.reader = open_reader(settings, self.client)
+        self._broker: Broker | None = None
 
     # -- submit -----------------------------------------------------------------------------------
     def submit_paths(self, paths: Sequence[str | Path]) -> str:
@@ -150,8 +133,8 @@ class JobQueue:
         from dramatiq import Message
 
         job_id = uuid.uuid4().hex
-        with self._redis():
-            waiting = int(self.client.llen(self.keys.waiting))
+        with self._errors():
+            waiting = self.reader.waiting()
             if waiting >= self.settings.max_length:
                 raise QueueFullError(
                     f"The indexing queue is full ({waiting:,} jobs waiting, limit {self.settings.max_length:,}); "
@@ -163,20 +146,34 @@ class JobQueue:
                 pipe.hset(self.keys.payload(job_id), mapping=payload)
                 pipe.expire(self.keys.payload(job_id), self.settings.job_ttl_s)
                 pipe.execute()
-            self.jobs.transition(job_id, JobStatus.QUEUED, kind=kind, sources=count, submitted_at=now(), **fields)
-            message: Message[Any] = Message(
-                queue_name=self.settings.name,
-                actor_name=ACTOR_NAME,
-                args=(job_id,),
-                kwargs={},
-                options={},
-            )
-            self._enqueue(message)
+            # State before message: a worker that takes the message at once must find the job. If the
+            # message cannot be sent, the state and payload are removed again, so no "queued" job is left
+            # that no worker will ever run.
+            try:
+                self.jobs.transition(job_id, JobStatus.QUEUED, kind=kind, sources=count, submitted_at=now(), **fields)
+                message: Message[Any] = Message(
+                    queue_name=self.settings.name,
+                    actor_name=ACTOR_NAME,
+                    args=(job_id,),
+                    kwargs={},
+                    options={},
+                )
+                self._enqueue(message)
+            except BaseException:
+                self._discard(job_id)
+                raise
         return job_id
 
+    def _discard(self, job_id: str) -> None:
+        """Remove a job that was never queued (best effort: its state expires anyway when Redis is down)."""
+        try:
+            self.jobs.discard(job_id)
+        except Exception:
+            logger.warning("job %s could not be queued and its state could not be removed; it expires", job_id)
+
     def _enqueue(self, message: Message[Any]) -> None:
-        # The broker's own enqueue (a Lua script: body into .msgs, id onto the list), without declaring
-        # the actor here: submitting needs no worker code.
+        # The broker's own enqueue (Redis: a Lua script putting the body in .msgs and the id on the list;
+        # RabbitMQ: a confirmed publish), without declaring the actor here: submitting needs no worker code.
         if self._broker is None:
             self._broker = open_broker(self.settings, client=self.client)
         self._broker.enqueue(message)
@@ -188,72 +185,52 @@ class JobQueue:
         :raises JobNotFoundError: unknown or expired id.
         :raises QueueUnavailableError: when Redis cannot be reached.
         """
-        with self._redis():
+        with self._errors():
             return self.jobs.get(job_id)
 
     def paths_of(self, job_id: str) -> list[str]:
         """The paths of a ``paths`` job."""
-        with self._redis():
+        with self._errors():
             raw = self.client.hget(self.keys.job(job_id), "paths")
         return list(json.loads(raw)) if raw else []
 
     def stats(self, dead_letters: int = 20) -> QueueStats:
         """Queue lengths, jobs by status and the newest dead letters with their reasons."""
-        with self._redis():
-            pipe = self.client.pipeline(transaction=False)
-            pipe.llen(self.keys.waiting)
-            pipe.hlen(self.keys.delayed_messages)
-            pipe.hlen(self.keys.messages)
-            pipe.zcard(self.keys.dead)
-            waiting, delayed, bodies, dead = (int(x) for x in pipe.execute())
+        with self._errors():
+            counts = self.reader.counts()
             jobs = self.jobs.counts_by_status()
             letters = self.dead_letters(dead_letters) if dead_letters else []
         return QueueStats(
             url=redacted_url(self.settings.url),
-            queue=self.keys.waiting,
-            waiting=waiting,
-            delayed=delayed,
-            in_flight=max(bodies - waiting, 0),
-            dead_lettered=dead,
+            queue=self.keys.waiting if broker_kind(self.settings) == BrokerKind.REDIS else self.settings.name,
+            waiting=counts.waiting,
+            delayed=counts.delayed,
+            in_flight=counts.in_flight,
+            dead_lettered=counts.dead_lettered,
             jobs=jobs,
             dead_letters=letters,
         )
 
     def dead_letters(self, limit: int = 20) -> list[DeadLetter]:
-        """The newest ``limit`` dead-lettered jobs, each with the reason kept in its job state."""
-        from dramatiq import Message
-
-        with self._redis():
-            entries = self.client.zrevrange(self.keys.dead, 0, limit - 1, withscores=True)
-            letters = []
-            for message_id, score in entries:
-                body = self.client.hget(self.keys.dead_messages, message_id)
-                if body is None:
-                    continue
-                message = Message.decode(body)
-                job_id = str(message.args[0]) if message.args else "?"
-                reason = self.client.hget(self.keys.job(job_id), "error")
-                fallback = str(message.options.get("traceback", "")).strip().splitlines()[-1:] or ["unknown"]
-                letters.append(
-                    DeadLetter(
-                        job_id=job_id,
-                        message_id=message_id.decode(),
-                        dead_since=score / 1000,
-                        retries=int(message.options.get("retries", 0)),
-                        reason=reason.decode() if reason else fallback[0],
-                    )
-                )
+        """Dead-lettered jobs (the newest ``limit``), each with the reason kept in its job state."""
+        with self._errors():
+            letters = self.reader.dead_letters(limit)
+            for letter in letters:
+                reason = self.client.hget(self.keys.job(letter.job_id), "error")
+                if reason:
+                    letter.reason = reason.decode()
         return letters
 
     def ping(self) -> bool:
-        """Whether Redis answers."""
+        """Whether the broker and the job state's Redis answer."""
         try:
+            self.reader.waiting()
             return bool(self.client.ping())
         except Exception:
             return False
 
     @contextmanager
-    def _redis(self) -> Iterator[None]:
+    def _errors(self) -> Iterator[None]:
         try:
             yield
         except Exception as e:

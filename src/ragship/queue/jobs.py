@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from ragship.errors import QueueError
+from ragship.errors import QueueError, RagshipError
 from ragship.queue.broker import Keys
 
 if TYPE_CHECKING:
@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 
 class QueueUnavailableError(QueueError):
     """The broker (Redis) cannot be reached; the HTTP edge answers 503."""
+
+
+class QueueConfigError(QueueError):
+    """The broker refuses the queue as configured; only the operator can fix it (HTTP 500)."""
+
+    http_status = 500
+    fix = RagshipError.fix
+    retry_after_s = None
 
 
 class QueueFullError(QueueError):
@@ -92,8 +100,10 @@ class Job(BaseModel):
     attempts: int = Field(0, description="Times a worker started the job.")
     retries: int = Field(0, description="Runs that raised and were retried.")
     redeliveries: int = Field(0, description="Times the job was taken over after its worker died.")
-    progress_done: int = Field(0, description="Files of the current run indexed so far (paths jobs).")
-    progress_total: int = Field(0, description="Files the current run has to index (unchanged ones excluded).")
+    progress_done: int = Field(0, description="Files or documents of the current run indexed so far.")
+    progress_total: int = Field(
+        0, description="Files or documents the current run has to index (unchanged ones excluded)."
+    )
     worker: str | None = Field(None, description="host:pid of the worker that ran it last.")
     pid: int | None = None
     counts: dict[str, int] = Field(default_factory=dict, description="added, updated, unchanged, failed, chunks_*")
@@ -142,14 +152,37 @@ return old
 """
 
 
+# Removes a job that was never queued, and takes it off the by-status counts.
+_DISCARD = """
+local old = redis.call('hget', KEYS[1], 'status')
+if old then redis.call('hincrby', KEYS[2], old, -1) end
+redis.call('del', KEYS[1], KEYS[3])
+return old
+"""
+
+
 def queue_errors(error: Exception) -> Exception:
-    """Redis connection failures as :class:`QueueUnavailableError`; anything else unchanged."""
+    """Connection failures (Redis, RabbitMQ) as :class:`QueueUnavailableError`; anything else unchanged."""
+    import dramatiq.errors
+    import pika.exceptions
     import redis
 
     if isinstance(error, redis.ConnectionError | redis.TimeoutError):
         return QueueUnavailableError(
-            f"The job queue's broker (Redis) cannot be reached: {error}. Check RAGSHIP_QUEUE__URL and that Redis "
-            "runs (`ragship queue status`); retry once it is back."
+            f"The job queue's Redis cannot be reached: {error}. Check RAGSHIP_QUEUE__URL (or RAGSHIP_QUEUE__STATE_URL "
+            "with a RabbitMQ broker) and that Redis runs (`ragship queue status`); retry once it is back."
+        )
+    cause = error.args[0] if isinstance(error, dramatiq.errors.ConnectionError) and error.args else None
+    if isinstance(cause, pika.exceptions.ChannelClosedByBroker) and cause.reply_code == 406:
+        return QueueConfigError(
+            f"RabbitMQ refused ragship's queue declaration ({cause.reply_text}): a queue of that name exists with "
+            "other arguments (a classic queue?). Delete it, or set RAGSHIP_QUEUE__NAME to another name."
+        )
+    if isinstance(error, pika.exceptions.AMQPConnectionError | dramatiq.errors.ConnectionError):
+        # The exception's text is left out: pika's can carry connection parameters.
+        return QueueUnavailableError(
+            f"The job queue's broker (RabbitMQ) cannot be reached ({type(error).__name__}). Check RAGSHIP_QUEUE__URL "
+            "and that RabbitMQ runs; retry once it is back."
         )
     return error
 
@@ -168,6 +201,7 @@ class JobStore:
         self.keys = keys
         self.ttl_s = ttl_s
         self._transition = client.register_script(_TRANSITION)
+        self._discard = client.register_script(_DISCARD)
 
     def transition(self, job_id: str, status: JobStatus, **fields: Any) -> JobStatus | None:
         """Set the status and fields of a job atomically; ``+name=n`` style increments go in ``increments``.
@@ -184,6 +218,10 @@ class JobStore:
             args += [f"+{name}", int(value)]
         old = self._transition(keys=[self.keys.job(job_id), self.keys.by_status], args=args)
         return JobStatus(old.decode()) if old else None
+
+    def discard(self, job_id: str) -> None:
+        """Remove a job's state and payload (a submission that could not be queued)."""
+        self._discard(keys=[self.keys.job(job_id), self.keys.by_status, self.keys.payload(job_id)])
 
     def progress(self, job_id: str, done: int, total: int) -> None:
         """Record how far the current run is (no status change)."""

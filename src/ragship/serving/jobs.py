@@ -1,12 +1,12 @@
 """``/index/submit`` and ``/index/status``: indexing jobs over HTTP, on the Dramatiq queue.
 
 ``POST /index/submit`` puts the documents on the queue and answers at once (202) with the job id;
-``GET /index/status?job_id=...`` reads the job's state from Redis, so any API replica answers for any
-job. Workers (``ragship worker``) do the indexing. The queue's own errors become status codes here:
-503 (broker unreachable; queue full, with Retry-After), 413 (job too large), 404 (unknown job).
+``GET /index/status?job_id=...`` reads the job's state from Redis (whatever the broker), so any API
+replica answers for any job. Workers (``ragship worker``) do the indexing. The queue's own errors become
+status codes here: 503 (broker unreachable; queue full, with Retry-After), 413 (job too large), 404 (unknown job).
 
-The queue's gauges (length, dead letters, jobs by status) are read from Redis when ``/metrics`` is
-scraped, so every replica reports the shared queue.
+The queue's gauges (length, dead letters, jobs by status) are read from the broker and Redis when
+``/metrics`` is scraped, so every replica reports the shared queue.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class _Metrics:
                 ),
                 "length": Gauge(
                     "ragship_queue_length",
-                    "Jobs waiting in the indexing queue (the Redis list KEDA scales workers on).",
+                    "Jobs waiting in the indexing queue (the Redis list or RabbitMQ queue KEDA scales workers on).",
                     multiprocess_mode="mostrecent",
                 ),
                 "dead": Gauge(
