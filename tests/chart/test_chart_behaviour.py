@@ -162,6 +162,12 @@ def test_rabbitmq_gets_its_own_trigger_with_the_url_from_a_secret(render: Render
     assert trigger["type"] == "rabbitmq" and trigger["metadata"]["queueName"] == "indexing"
     auth = one(objects, "TriggerAuthentication", "rel-worker")["spec"]
     assert auth["secretTargetRef"] == [{"parameter": "host", "name": "ragship-rabbitmq", "key": "host"}]
+    # ragship's own processes take the AMQP URL from the same Secret and keep job state in Redis.
+    config = one(objects, "ConfigMap", "rel-config")["data"]
+    assert "RAGSHIP_QUEUE__URL" not in config and config["RAGSHIP_QUEUE__STATE_URL"].startswith("redis")
+    for name in ("rel-api", "rel-worker"):
+        url = next(e for e in container(one(objects, "Deployment", name))["env"] if e["name"] == "RAGSHIP_QUEUE__URL")
+        assert url["valueFrom"]["secretKeyRef"] == {"name": "ragship-rabbitmq", "key": "host"}
 
 
 def test_worker_grace_period_covers_its_shutdown_timeout(render: Render) -> None:

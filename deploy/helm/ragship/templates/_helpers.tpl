@@ -171,6 +171,9 @@ env:
   {{- with $v.redis.existingSecret }}
   {{- include "ragship.secretEnv" (dict "name" "RAGSHIP_QUEUE__PASSWORD" "secret" . "key" $v.redis.passwordKey) | nindent 0 }}
   {{- end }}
+  {{- if eq $v.queue.broker "rabbitmq" }}
+  {{- include "ragship.secretEnv" (dict "name" "RAGSHIP_QUEUE__URL" "secret" $v.rabbitmq.existingSecret "key" $v.rabbitmq.hostKey) | nindent 0 }}
+  {{- end }}
   {{- with $v.apiKey.existingSecret }}
   {{- include "ragship.secretEnv" (dict "name" "RAGSHIP_SERVING__API_KEY" "secret" . "key" $v.apiKey.key) | nindent 0 }}
   {{- end }}
