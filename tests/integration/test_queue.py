@@ -469,3 +469,42 @@ def test_the_api_submits_jobs_and_reports_them_and_the_queue(
             assert answer["documents"][0]["source"] == "api/note-3.md"
         finally:
             stop_groups([proc])
+
+
+def _answered(url: str, endpoint: str) -> float:
+    """Requests the BentoML service at ``url`` answered with 200 on ``endpoint`` (its Prometheus counter)."""
+    import httpx
+
+    total = 0.0
+    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
+        if line.startswith("bentoml_service_request_total{") and f'endpoint="{endpoint}"' in line and '"200"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_workers_embed_through_the_embedder_service(
+    env: dict[str, str], workers: Callable[[int], list[subprocess.Popen[bytes]]], tmp_path: Path
+) -> None:
+    """RAGSHIP_WORKER__EMBEDDER_URL: chunk vectors come from the Embedder service over HTTP, so GPU embedding
+    scales apart from the workers; with the service gone, the job fails with a reason that names it."""
+    from ragship.serving.launch import bentoml_serve
+
+    docs = _corpus(tmp_path, 6)
+    queue = _queue(env)
+    served_env = {**env, "BENTOML_HOME": str(tmp_path / "bentoml-embedder")}
+    log = tmp_path / "embedder.log"
+    with bentoml_serve("ragship.serving.embedder:Embedder", env=served_env, log=log, cwd=REPO) as url:
+        env["RAGSHIP_WORKER__EMBEDDER_URL"] = url
+        workers(1)
+        job_id = queue.submit_paths([docs])
+        job = _wait("the job to finish", lambda: (j := queue.job(job_id)).status.final and j)
+        assert job.status == JobStatus.DONE and job.counts["added"] == 6, job
+        assert _answered(url, "/embed_documents") >= 1
+    ids, per_source = _store_ids(env["RAGSHIP_STORE"])
+    assert len(per_source) == 6 and len(ids) == len(set(ids))
+
+    (docs / "late.md").write_text("# Late\n\nA note written after the Embedder service stopped.\n")
+    late = queue.submit_paths([docs / "late.md"])
+    job = _wait("the late job to settle", lambda: (j := queue.job(late)).status.final and j)
+    assert job.status == JobStatus.DEAD_LETTERED, job
+    assert "ModelServiceUnavailableError: The embedding service failed" in (job.error or ""), job
