@@ -1,15 +1,18 @@
-"""Servers that ragship starts on this machine (Elasticsearch nodes, Redis): free ports, pid files,
+"""Servers that ragship starts on this machine (Elasticsearch nodes, Redis, RabbitMQ): free ports, pid files,
 liveness, stopping, and log tails. One place, so every local server is stopped and reported the same way."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 
 def free_port() -> int:
@@ -83,3 +86,81 @@ def stop_groups(procs: Iterable[subprocess.Popen[bytes]], timeout_s: float = 60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@dataclass
+class ServerStatus:
+    """Whether a local server runs, and where (what `ragship queue status` reports)."""
+
+    running: bool
+    url: str | None
+    pid: int | None
+    data_dir: str
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain-data form."""
+        return dict(self.__dict__)
+
+
+class LocalServer:
+    """A server ragship runs on this machine, in its own directory under the ragship home: its pid, port
+    and log files, how its port is chosen, and its removal. Subclasses start, wait for and stop it.
+
+    :param home: The ragship home.
+    :param name: The server's directory name; several named servers can run side by side on different ports.
+    """
+
+    kind: ClassVar[str]  # the directory under the home that holds every server of this kind
+    pid_name: ClassVar[str] = "server.pid"
+    log_name: ClassVar[str] = "server.log"
+
+    def __init__(self, home: Path, name: str = "default") -> None:
+        self.name = name
+        self.dir = (home / self.kind / name).absolute()
+
+    @property
+    def pid_file(self) -> Path:
+        return self.dir / self.pid_name
+
+    @property
+    def port_file(self) -> Path:
+        return self.dir / "port"
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / self.log_name
+
+    def stop(self, timeout_s: float = 30) -> bool:
+        """Stop the server; False when it was not running."""
+        raise NotImplementedError
+
+    def remove(self) -> None:
+        """Stop the server and delete its directory (data included)."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _pid(self) -> int | None:
+        return running_pid(self.pid_file)
+
+    def _choose_port(self, requested: int | None, default: int) -> int:
+        """The port to start on: the one asked for, else the previous run's, else ``default``; 0 picks a free one.
+        The choice is recorded in the port file."""
+        if requested is None and self.port_file.exists():
+            requested = int(self.port_file.read_text().strip())
+        chosen = (default if requested is None else requested) or free_port()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port_file.write_text(str(chosen))
+        return chosen
+
+
+def find_executable(name: str, error: type[Exception], package: str, setting: str) -> str:
+    """The path of executable ``name`` (a name on PATH or a path).
+
+    :raises error: naming how to install it (``package`` from Debian) or where to point ``setting``.
+    """
+    found = shutil.which(name)
+    if found is None:
+        raise error(
+            f"{name} not found: run `make system-deps` (or `apt-get install {package}`), or set {setting} to its path."
+        )
+    return found

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from ragship.errors import RagshipError
-from ragship.local_process import free_port, log_tail, running_pid, stop_process
+from ragship.local_process import LocalServer, ServerStatus, find_executable, free_port, log_tail, stop_process
 from ragship.settings import LocalRabbitmqSettings
 
 
@@ -28,21 +26,7 @@ class LocalRabbitmqError(RagshipError):
     """The local RabbitMQ node could not be started or stopped."""
 
 
-@dataclass
-class RabbitmqStatus:
-    """Whether the local node runs, and where."""
-
-    running: bool
-    url: str | None
-    pid: int | None
-    data_dir: str
-
-    def to_dict(self) -> dict[str, object]:
-        """Plain-data form."""
-        return dict(self.__dict__)
-
-
-class LocalRabbitmq:
+class LocalRabbitmq(LocalServer):
     """One local node under ``home/rabbitmq/NAME``.
 
     Usage::
@@ -59,22 +43,11 @@ class LocalRabbitmq:
     :param name: Node directory and name; several named nodes can run side by side on different ports.
     """
 
+    kind = "rabbitmq"
+
     def __init__(self, settings: LocalRabbitmqSettings, home: Path, name: str = "default") -> None:
+        super().__init__(home, name)
         self.settings = settings
-        self.name = name
-        self.dir = (home / "rabbitmq" / name).absolute()
-
-    @property
-    def pid_file(self) -> Path:
-        return self.dir / "server.pid"
-
-    @property
-    def port_file(self) -> Path:
-        return self.dir / "port"
-
-    @property
-    def log_file(self) -> Path:
-        return self.dir / "server.log"
 
     @property
     def node_name(self) -> str:
@@ -100,20 +73,12 @@ class LocalRabbitmq:
         status = self.status()
         if status.running and status.url:
             return status.url
-        server = shutil.which(self.settings.server)
-        if server is None:
-            raise LocalRabbitmqError(
-                f"{self.settings.server} not found: run `make system-deps` (or `apt-get install rabbitmq-server`), "
-                "or set RAGSHIP_LOCAL_RABBITMQ__SERVER to the rabbitmq-server script."
-            )
-        if port is None and self.port_file.exists():
-            port = int(self.port_file.read_text().strip())
-        chosen = self.settings.port if port is None else port
-        chosen = chosen or free_port()
-        self.dir.mkdir(parents=True, exist_ok=True)
+        server = find_executable(
+            self.settings.server, LocalRabbitmqError, "rabbitmq-server", "RAGSHIP_LOCAL_RABBITMQ__SERVER"
+        )
+        chosen = self._choose_port(port, self.settings.port)
         (self.dir / "rabbitmq.conf").write_text(f"listeners.tcp.1 = 127.0.0.1:{chosen}\nloopback_users.guest = true\n")
         (self.dir / "enabled_plugins").write_text("[].\n")
-        self.port_file.write_text(str(chosen))
         env = {
             **os.environ,
             "HOME": str(self.dir),  # the Erlang cookie is created here: private to this node
@@ -159,22 +124,14 @@ class LocalRabbitmq:
         """Stop the node (SIGTERM: a graceful shutdown, queues are on disk); False when it was not running."""
         return stop_process(self.pid_file, timeout_s)
 
-    def status(self) -> RabbitmqStatus:
+    def status(self) -> ServerStatus:
         """Whether the node runs, and where."""
         pid = self._pid()
-        return RabbitmqStatus(pid is not None, self.url if pid is not None else None, pid, str(self.dir / "data"))
+        return ServerStatus(pid is not None, self.url if pid is not None else None, pid, str(self.dir / "data"))
 
     def logs(self, lines: int = 50) -> str:
         """The last ``lines`` lines of the node's log."""
         return log_tail(self.dir / "log" / f"{self.node_name}.log", self.log_file, lines=lines)
-
-    def remove(self) -> None:
-        """Stop the node and delete its directory (data included)."""
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def _pid(self) -> int | None:
-        return running_pid(self.pid_file)
 
 
 def _amqp_answers(port: int) -> bool:

@@ -8,15 +8,13 @@ requires it. Production points ``RAGSHIP_QUEUE__URL`` at a managed Redis instead
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from ragship.errors import RagshipError
-from ragship.local_process import free_port, log_tail, running_pid, stop_process
+from ragship.local_process import LocalServer, ServerStatus, find_executable, log_tail, stop_process
 from ragship.settings import LocalRedisSettings
 
 
@@ -24,21 +22,7 @@ class LocalRedisError(RagshipError):
     """The local Redis server could not be started or stopped."""
 
 
-@dataclass
-class RedisStatus:
-    """What `ragship queue status` reports about the local server."""
-
-    running: bool
-    url: str | None
-    pid: int | None
-    data_dir: str
-
-    def to_dict(self) -> dict[str, object]:
-        """Plain-data form."""
-        return dict(self.__dict__)
-
-
-class LocalRedis:
+class LocalRedis(LocalServer):
     """One local server under ``home/redis/NAME``: ``redis.conf``, ``data/`` (append-only file), the log
     and the pid file.
 
@@ -54,22 +38,13 @@ class LocalRedis:
     :param name: Server directory name; several named servers can run side by side on different ports.
     """
 
+    kind = "redis"
+    pid_name = "redis.pid"
+    log_name = "redis.log"
+
     def __init__(self, settings: LocalRedisSettings, home: Path, name: str = "default") -> None:
+        super().__init__(home, name)
         self.settings = settings
-        self.name = name
-        self.dir = (home / "redis" / name).absolute()
-
-    @property
-    def pid_file(self) -> Path:
-        return self.dir / "redis.pid"
-
-    @property
-    def port_file(self) -> Path:
-        return self.dir / "port"
-
-    @property
-    def log_file(self) -> Path:
-        return self.dir / "redis.log"
 
     @property
     def url(self) -> str | None:
@@ -90,22 +65,13 @@ class LocalRedis:
         status = self.status()
         if status.running and status.url:
             return status.url
-        server = shutil.which(self.settings.server)
-        if server is None:
-            raise LocalRedisError(
-                f"{self.settings.server} not found: run `make system-deps` (or `apt-get install redis-server`), "
-                "or set RAGSHIP_LOCAL_REDIS__SERVER to its path."
-            )
-        if port is None and self.port_file.exists():
-            port = int(self.port_file.read_text().strip())
-        chosen = self.settings.port if port is None else port
-        chosen = chosen or free_port()
+        server = find_executable(self.settings.server, LocalRedisError, "redis-server", "RAGSHIP_LOCAL_REDIS__SERVER")
+        chosen = self._choose_port(port, self.settings.port)
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
         config = self.dir / "redis.conf"
         config.touch(mode=0o600)
         config.chmod(0o600)  # it holds the password when there is one
         config.write_text(self._config(chosen, password))
-        self.port_file.write_text(str(chosen))
         secret = self.dir / ".password"
         if password:
             secret.touch(mode=0o600)
@@ -161,22 +127,14 @@ class LocalRedis:
         """Stop the server (SIGTERM: it flushes the append-only file first); False when it was not running."""
         return stop_process(self.pid_file, timeout_s, poll_s=0.05)
 
-    def status(self) -> RedisStatus:
+    def status(self) -> ServerStatus:
         """Whether the server runs, and where."""
         pid = self._pid()
-        return RedisStatus(pid is not None, self.url if pid is not None else None, pid, str(self.dir / "data"))
+        return ServerStatus(pid is not None, self.url if pid is not None else None, pid, str(self.dir / "data"))
 
     def logs(self, lines: int = 50) -> str:
         """The last ``lines`` lines of the server log."""
         return log_tail(self.log_file, lines=lines)
-
-    def remove(self) -> None:
-        """Stop the server and delete its directory (data included)."""
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def _pid(self) -> int | None:
-        return running_pid(self.pid_file)
 
 
 def _server_pid(port: int, password: str | None) -> int | None:
