@@ -16,7 +16,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 PORT ?= 3000
 
-.PHONY: setup run test lint unit integration bench bench-reindex bench-serving bench-queue clean system-deps es-start es-stop lab \
+.PHONY: setup run test lint unit integration bench bench-reindex bench-serving bench-queue test-cluster clean system-deps es-start es-stop lab \
 	strip-notebooks bento bento-requirements
 
 # Bootstrap: a plain venv gets the locked uv through its own pip; `uv sync` then makes the venv exactly
@@ -77,6 +77,12 @@ test: setup system-deps lint  ## install everything and run the whole suite (sta
 	$(UV) pip check --python $(VENV)/bin/python
 	@# pytest exits 5 when it collected nothing: for this project that is a failure, not a pass.
 	$(VENV)/bin/pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# Not part of `make test`: builds kube-apiserver, kube-controller-manager and KEDA once (cached under
+# /var/cache/ragship/k8s), then starts a control plane without a kubelet (docs/kubernetes-test-cluster.md).
+test-cluster: setup system-deps  ## the Helm chart on a real control plane: KEDA scales workers 0 -> N -> 0 (root)
+	$(VENV)/bin/python deploy/cluster/build.py >/dev/null
+	$(VENV)/bin/pytest tests/cluster -m cluster -s --timeout=1800
 
 unit: setup  ## the fast tests: no services, no network
 	$(VENV)/bin/pytest tests/unit
