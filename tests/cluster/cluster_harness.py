@@ -17,6 +17,7 @@ import os
 import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -107,12 +108,10 @@ class Kube:
     @property
     def client(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(
-                base_url=self.server,
-                verify=str(self.pki.ca),
-                cert=(str(self.pki.admin_cert), str(self.pki.admin_key)),
-                timeout=30,
-            )
+            # An SSL context: httpx 0.28 does not send a client certificate given as ``cert=`` with a CA path.
+            context = ssl.create_default_context(cafile=str(self.pki.ca))
+            context.load_cert_chain(str(self.pki.admin_cert), str(self.pki.admin_key))
+            self._client = httpx.Client(base_url=self.server, verify=context, timeout=30)
         return self._client
 
     def get(self, path: str, **params: str) -> dict[str, Any]:
@@ -298,8 +297,7 @@ class ControlPlane:
                 f"--secure-port={free_port()}",
                 "--leader-elect=false",
                 "--use-service-account-credentials=false",
-                "--controllers=deployment,replicaset,horizontalpodautoscaling,namespace,serviceaccount,"
-                "serviceaccount-token,garbage-collector,endpoint,endpointslice,endpointslice-mirroring",
+                "--controllers=" + ",".join(CONTROLLERS),
                 f"--service-account-private-key-file={pki.sa_key}",
                 f"--root-ca-file={pki.ca}",
                 # The HPA decides every 5 s instead of 15 s: the test watches its decisions.
@@ -445,6 +443,23 @@ class ControlPlane:
                 proc.wait()
         if self.netns is not None:
             self.netns.delete()
+
+
+# What the test needs from the controller-manager: Deployments make ReplicaSets make (Pending) Pods, the
+# HPAs, and the bookkeeping of namespaces, service accounts, endpoints and garbage.
+CONTROLLERS = (
+    "deployment-controller",
+    "replicaset-controller",
+    "horizontal-pod-autoscaler-controller",
+    "namespace-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "root-ca-certificate-publisher-controller",
+    "garbage-collector-controller",
+    "endpoints-controller",
+    "endpointslice-controller",
+    "endpointslice-mirroring-controller",
+)
 
 
 def kubeconfig(server: str, pki: Pki) -> str:

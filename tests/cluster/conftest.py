@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from cluster_harness import BUILD, RESULTS, ControlPlane, control_plane
+from cluster_harness import BUILD, REPO, RESULTS, ControlPlane, control_plane
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,12 @@ def binaries() -> dict[str, str]:
     result = subprocess.run([sys.executable, str(BUILD)], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         pytest.fail(f"building the control plane failed:\n{result.stderr[-4000:]}")
-    return dict(json.loads(result.stdout))
+    found = dict(json.loads(result.stdout))
+    # `make k8s-tools` puts the chart checks' helm (the same pinned version) in .tools/bin: prefer it.
+    tools_helm = REPO / ".tools" / "bin" / "helm"
+    if tools_helm.exists():
+        found["helm"] = str(tools_helm)
+    return found
 
 
 @pytest.fixture(scope="session")
