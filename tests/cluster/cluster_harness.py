@@ -344,7 +344,12 @@ class ControlPlane:
         certs.mkdir(exist_ok=True)
         for source, target in ((pki.ca, "ca.crt"), (pki.serving_cert, "tls.crt"), (pki.serving_key, "tls.key")):
             shutil.copy(source, certs / target)
-        env = {"WATCH_NAMESPACE": "", "POD_NAMESPACE": "keda", "KUBECONFIG": str(self.kubeconfig)}
+        env = {
+            "WATCH_NAMESPACE": "",
+            "POD_NAMESPACE": "keda",
+            "KEDA_CLUSTER_OBJECT_NAMESPACE": "keda",
+            "KUBECONFIG": str(self.kubeconfig),
+        }
         kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "keda"}})
         self.spawn(
             "keda-operator",

@@ -28,13 +28,17 @@ LIST_LENGTH = 5  # jobs per worker the ScaledObject targets
 MAX_WORKERS = 6
 POLLING_S = 5
 COOLDOWN_S = 20
-HPA_TARGETS = {"api": (1, 4, 70), "embedder": (1, 3, 60), "generator": (1, 2, 60)}  # min, max, CPU %
+HPA_TARGETS = {"api": (2, 5, 70), "embedder": (1, 3, 60), "generator": (1, 2, 65)}  # min, max, CPU %
 
 
 def chart_values(redis_host: str, redis_port: int) -> dict[str, Any]:
     """The values this test installs the chart with: the one place that knows the chart's value names."""
     return {
-        "queue": {"redis": {"host": redis_host, "port": redis_port, "existingSecret": REDIS_SECRET}},
+        "redis": {
+            "url": f"redis://{redis_host}:{redis_port}/0",
+            "existingSecret": REDIS_SECRET,
+            "passwordKey": "password",
+        },
         "worker": {
             "keda": {
                 "minReplicaCount": 0,
@@ -45,7 +49,9 @@ def chart_values(redis_host: str, redis_port: int) -> dict[str, Any]:
             }
         },
         **{
-            name: {"autoscaling": {"minReplicas": lo, "maxReplicas": hi, "targetCPUUtilizationPercentage": cpu}}
+            name: {
+                "hpa": {"enabled": True, "minReplicas": lo, "maxReplicas": hi, "targetCPUUtilizationPercentage": cpu}
+            }
             for name, (lo, hi, cpu) in HPA_TARGETS.items()
         },
     }
