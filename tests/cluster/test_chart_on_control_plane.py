@@ -182,15 +182,34 @@ class Timeline:
 
 
 def test_keda_scales_workers_from_zero_and_back(release: Release) -> None:
-    jobs = LIST_LENGTH * MAX_WORKERS * 2  # enough for the HPA to want every allowed worker
+    first = LIST_LENGTH * 2 + 2  # the HPA wants ceil(12 / 5) = 3 workers
+    total = LIST_LENGTH * MAX_WORKERS * 2  # enough to want every allowed worker
     timeline = Timeline(release)
     # With an empty queue KEDA keeps (or brings) the workers at 0.
     timeline.until("workers at 0 with an empty queue", lambda r: r == 0, 180)
-    release.plane.redis_cli("LPUSH", QUEUE, *(f"job-{i}" for i in range(jobs)))
-    timeline.sample(f"pushed {jobs} jobs")
+    release.plane.redis_cli("LPUSH", QUEUE, *(f"job-{i}" for i in range(first)))
+    timeline.sample(f"pushed {first} jobs")
     timeline.until("KEDA activation: workers 0 -> 1+", lambda r: r >= 1, 120)
-    peak = timeline.until("the HPA scaling workers past 1 on the queue length", lambda r: r >= MAX_WORKERS, 180)
+    wanted = -(-first // LIST_LENGTH)
+    assert timeline.until(f"the HPA scaling workers to {wanted}", lambda r: r >= wanted, 120) == wanted
+    hold = time.monotonic() + 3 * POLLING_S  # a few more decisions: the count stays where the queue puts it
+    while time.monotonic() < hold:
+        assert timeline.sample() == wanted, timeline.changes()
+        time.sleep(1)
+    release.plane.redis_cli("LPUSH", QUEUE, *(f"job-{i}" for i in range(first, total)))
+    timeline.sample(f"pushed {total - first} more jobs")
+    peak = timeline.until("the HPA scaling workers to maxReplicaCount", lambda r: r >= MAX_WORKERS, 180)
     assert peak == MAX_WORKERS
+    # The ReplicaSet made the pods; with no scheduler nor kubelet they stay Pending on no node.
+    selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=worker"
+    pods_path = f"/api/v1/namespaces/{NAMESPACE}/pods"
+    wait_for(
+        f"{MAX_WORKERS} worker pods",
+        lambda: len(release.kube.get(pods_path, labelSelector=selector)["items"]) == MAX_WORKERS,
+        60,
+    )
+    pods = release.kube.get(pods_path, labelSelector=selector)["items"]
+    assert {(pod["status"].get("phase"), pod["spec"].get("nodeName")) for pod in pods} == {("Pending", None)}
     release.plane.redis_cli("DEL", QUEUE)
     timeline.sample("queue emptied")
     timeline.until("workers back to 0 after the cooldown", lambda r: r == 0, COOLDOWN_S + 180)
