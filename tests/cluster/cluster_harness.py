@@ -12,21 +12,20 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import os
 import secrets
 import shutil
 import signal
-import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import yaml
+from cluster_kube import ClusterError, Kube, kubeconfig, wait_for
+from cluster_netns import NetNs
 from cluster_pki import Pki, make_pki
 
 from ragship.local_process import free_port
@@ -37,132 +36,6 @@ BUILD = REPO / "deploy" / "cluster" / "build.py"
 CHART = Path(os.environ.get("RAGSHIP_TEST_CHART") or REPO / "deploy" / "helm" / "ragship")
 # Where the timeline and the start-up times land (git ignores .scratch).
 RESULTS = REPO / ".scratch" / "test-cluster"
-
-
-class ClusterError(RuntimeError):
-    """The control plane did not come up; the message carries the log tail of the part that failed."""
-
-
-def run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    """Run a short command, raising with its output on failure."""
-    result = subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)
-    if result.returncode != 0:
-        raise ClusterError(f"{' '.join(args)} failed ({result.returncode}): {result.stdout}{result.stderr}")
-    return result
-
-
-@dataclass
-class NetNs:
-    """A network namespace joined to the host by a veth pair on ``10.213.<n>.0/30``."""
-
-    name: str
-    host_ip: str
-    ns_ip: str
-    host_if: str
-
-    @classmethod
-    def create(cls) -> NetNs:
-        """A namespace named after this process, on the first /30 no interface of this host uses."""
-        used = run(["ip", "-o", "-4", "addr", "show"]).stdout
-        tag = f"{os.getpid() % 0xFFFF:04x}"
-        for n in range(0, 256, 4):
-            if f" 10.213.{n}." not in used:
-                break
-        else:
-            raise ClusterError("no free 10.213.x.0/30 for the test's network namespace")
-        netns = cls(f"ragship-ct-{tag}", f"10.213.{n}.1", f"10.213.{n}.2", f"rsct{tag}h")
-        peer = f"rsct{tag}n"
-        run(["ip", "netns", "add", netns.name])
-        try:
-            run(["ip", "link", "add", netns.host_if, "type", "veth", "peer", "name", peer])
-            run(["ip", "link", "set", peer, "netns", netns.name])
-            run(["ip", "addr", "add", f"{netns.host_ip}/30", "dev", netns.host_if])
-            run(["ip", "link", "set", netns.host_if, "up"])
-            run(netns.exec(["ip", "addr", "add", f"{netns.ns_ip}/30", "dev", peer]))
-            run(netns.exec(["ip", "link", "set", peer, "up"]))
-            run(netns.exec(["ip", "link", "set", "lo", "up"]))
-        except ClusterError:
-            netns.delete()
-            raise
-        return netns
-
-    def exec(self, args: list[str]) -> list[str]:
-        """``args`` run inside the namespace."""
-        return ["ip", "netns", "exec", self.name, *args]
-
-    def delete(self) -> None:
-        """Delete the namespace (its veth end goes with it, and the host end with the pair)."""
-        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True, check=False)
-        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, check=False)
-
-
-@dataclass
-class Kube:
-    """A small client of the apiserver over HTTPS with the admin certificate (no kubernetes package)."""
-
-    server: str
-    pki: Pki
-    _client: httpx.Client | None = field(default=None, repr=False)
-    _resources: dict[str, dict[str, tuple[str, bool]]] = field(default_factory=dict, repr=False)
-
-    @property
-    def client(self) -> httpx.Client:
-        if self._client is None:
-            # An SSL context: httpx 0.28 does not send a client certificate given as ``cert=`` with a CA path.
-            context = ssl.create_default_context(cafile=str(self.pki.ca))
-            context.load_cert_chain(str(self.pki.admin_cert), str(self.pki.admin_key))
-            self._client = httpx.Client(base_url=self.server, verify=context, timeout=30)
-        return self._client
-
-    def get(self, path: str, **params: str) -> dict[str, Any]:
-        reply = self.client.get(path, params=params)
-        reply.raise_for_status()
-        return dict(reply.json())
-
-    def status(self, path: str) -> int:
-        return self.client.get(path).status_code
-
-    def path(self, obj: dict[str, Any]) -> str:
-        """The REST path of ``obj``, its resource name found by discovery."""
-        group_version = obj["apiVersion"]
-        prefix = f"/api/{group_version}" if "/" not in group_version else f"/apis/{group_version}"
-        if prefix not in self._resources:
-            listing = self.get(prefix)["resources"]
-            self._resources[prefix] = {r["kind"]: (r["name"], r["namespaced"]) for r in listing if "/" not in r["name"]}
-        resource, namespaced = self._resources[prefix][obj["kind"]]
-        meta = obj["metadata"]
-        ns = f"/namespaces/{meta['namespace']}" if namespaced else ""
-        return f"{prefix}{ns}/{resource}/{meta['name']}"
-
-    def apply(self, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
-        """Server-side apply of one object (the apiserver validates it against its schema)."""
-        params = {"fieldManager": "ragship-cluster-test", "force": "true"}
-        if dry_run:
-            params["dryRun"] = "All"
-        reply = self.client.patch(
-            self.path(obj),
-            params=params,
-            content=json.dumps(obj),
-            headers={"Content-Type": "application/apply-patch+yaml"},
-        )
-        if reply.status_code >= 300:
-            raise ClusterError(f"apply {obj['kind']}/{obj['metadata']['name']}: {reply.status_code} {reply.text}")
-        return dict(reply.json())
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout_s: float, poll_s: float = 0.5) -> None:
-    """Poll ``check`` until it holds, or raise naming ``what``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError, OSError):
-            if check():
-                return
-        time.sleep(poll_s)
-    raise ClusterError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 @dataclass
@@ -465,22 +338,6 @@ CONTROLLERS = (
     "endpointslice-controller",
     "endpointslice-mirroring-controller",
 )
-
-
-def kubeconfig(server: str, pki: Pki) -> str:
-    """A kubeconfig for the admin certificate (helm, the controller-manager and KEDA use it)."""
-    return yaml.safe_dump(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "test", "cluster": {"server": server, "certificate-authority": str(pki.ca)}}],
-            "users": [
-                {"name": "admin", "user": {"client-certificate": str(pki.admin_cert), "client-key": str(pki.admin_key)}}
-            ],
-            "contexts": [{"name": "test", "context": {"cluster": "test", "user": "admin"}}],
-            "current-context": "test",
-        }
-    )
 
 
 @contextlib.contextmanager

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster_harness import CHART, RESULTS, ControlPlane, Kube, wait_for
+from cluster_harness import CHART, RESULTS, ControlPlane
+from cluster_kube import Kube, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
