@@ -19,7 +19,7 @@ import yaml
 from cluster_harness import CHART, RESULTS, ControlPlane
 from cluster_kube import Kube, wait_for
 
-pytestmark = pytest.mark.cluster  # only: `-m slow` or `-m "not unit"` must not start a control plane
+pytestmark = pytest.mark.cluster  # its only marker: `-m slow` must not start a control plane
 
 RELEASE = "rs"
 NAMESPACE = "ragship"
