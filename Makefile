@@ -16,19 +16,21 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 PORT ?= 3000
 
-.PHONY: setup run test lint unit integration bench bench-reindex bench-serving bench-queue bench-plan clean system-deps es-start es-stop lab \
+.PHONY: setup run test lint unit integration bench bench-reindex bench-serving bench-queue bench-plan test-cluster clean system-deps es-start es-stop lab \
 	strip-notebooks bento bento-requirements k8s-tools chart-test
 
 # The Helm chart's offline checks (tests/chart) need helm and kubeconform, built from source at pinned
 # versions into .tools/bin with Go, and JSON schemas in .tools/schemas/<source>-<version>. The Go module
 # proxy and PyPI (kubernetes-validate, a dev dependency) are all they fetch. Keep the versions equal to
 # what `make test-cluster` runs (deploy/cluster/build.py): the same helm, KEDA, and Kubernetes minor.
-HELM_VERSION := v3.17.3
+# helm and KEDA are pinned once, in deploy/cluster/build.py's VERSIONS (the control-plane test runs them).
+PIN = $(shell sed -n 's/^ *"$(1)": "\([^"]*\)".*/\1/p' deploy/cluster/build.py)
+HELM_VERSION := $(call PIN,helm)
 KUBECONFORM_VERSION := v0.8.0
 # Kubernetes' own kinds: the schemas that kubernetes-validate ships for this version.
 K8S_SCHEMA_VERSION := 1.32.0
 # ScaledObject and TriggerAuthentication: the CRDs in KEDA's Go module at this version.
-KEDA_VERSION := v2.17.2
+KEDA_VERSION := $(call PIN,keda)
 # ServiceMonitor (monitoring.coreos.com/v1): the CRD in prometheus-operator's Go module.
 PROMETHEUS_OPERATOR_VERSION := v0.85.0
 TOOLS := .tools
@@ -155,6 +157,12 @@ test: setup system-deps k8s-tools lint  ## install everything and run the whole 
 
 chart-test: setup k8s-tools  ## helm lint + template over the values matrix + kubeconform -strict (offline)
 	$(VENV)/bin/pytest tests/chart
+
+# Not part of `make test`: builds kube-apiserver, kube-controller-manager and KEDA once (cached under
+# /var/cache/ragship/k8s), then starts a control plane without a kubelet (docs/kubernetes-test-cluster.md).
+test-cluster: setup system-deps k8s-tools  ## the Helm chart on a real control plane: KEDA scales workers 0 -> N -> 0 (root)
+	$(VENV)/bin/python deploy/cluster/build.py >/dev/null
+	$(VENV)/bin/pytest tests/cluster -m cluster -s --timeout=1800
 
 unit: setup  ## the fast tests: no services, no network
 	$(VENV)/bin/pytest tests/unit
