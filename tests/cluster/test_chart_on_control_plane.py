@@ -19,41 +19,46 @@ import yaml
 from cluster_harness import CHART, RESULTS, ControlPlane
 from cluster_kube import Kube, wait_for
 
+from ragship.capacity import Capacity, Load, ServiceProfile, plan
+from ragship.capacity_values import chart_values as plan_values
+
 pytestmark = pytest.mark.cluster  # its only marker: `-m slow` must not start a control plane
 
 RELEASE = "rs"
 NAMESPACE = "ragship"
 QUEUE = "ragship:indexing"
 REDIS_SECRET = "ragship-redis"
-LIST_LENGTH = 5  # jobs per worker the ScaledObject targets
-MAX_WORKERS = 6
+# What `ragship plan` makes of these capacities and this load is what the chart is installed with (its values
+# file first, the test's own values over it): an API replica doing 40 req/s (25 ms alone), an Embedder 240
+# queries/s, a worker 0.5 documents/s; 120 questions/s at p95 250 ms, 10,800 documents in one hour in jobs of 6.
+PLAN = plan(
+    Capacity(api=ServiceProfile(mean_ms=25, p95_ms=45, max_rps=40), embedder_queries_per_s=240, worker_docs_per_s=0.5),
+    Load(peak_qps=120, p95_ms=250, docs_per_day=10_800, ingest_hours=1, docs_per_job=6),
+)
+assert PLAN.worker is not None and PLAN.embedder is not None
+LIST_LENGTH = PLAN.worker.list_length  # jobs per worker the ScaledObject targets: a minute of a worker's work
+MAX_WORKERS = PLAN.worker.max_replicas
 POLLING_S = 5
 COOLDOWN_S = 20
-HPA_TARGETS = {"api": (2, 5, 70), "embedder": (1, 3, 60), "generator": (1, 2, 65)}  # min, max, CPU %
+HPA_TARGETS = {  # min, max, CPU %
+    "api": (PLAN.api.min_replicas, PLAN.api.max_replicas, PLAN.api.target_cpu_percent),
+    "embedder": (PLAN.embedder.min_replicas, PLAN.embedder.max_replicas, PLAN.embedder.target_cpu_percent),
+    "generator": (1, 2, 65),
+}
 
 
 def chart_values(redis_host: str, redis_port: int) -> dict[str, Any]:
-    """The values this test installs the chart with: the one place that knows the chart's value names."""
+    """The test's own values over the plan's: the queue's address, KEDA's short intervals, the generator."""
+    (lo, hi, cpu) = HPA_TARGETS["generator"]
     return {
         "redis": {
             "url": f"redis://{redis_host}:{redis_port}/0",
             "existingSecret": REDIS_SECRET,
             "passwordKey": "password",
         },
-        "worker": {
-            "keda": {
-                "minReplicaCount": 0,
-                "maxReplicaCount": MAX_WORKERS,
-                "pollingInterval": POLLING_S,
-                "cooldownPeriod": COOLDOWN_S,
-                "listLength": LIST_LENGTH,
-            }
-        },
-        **{
-            name: {
-                "hpa": {"enabled": True, "minReplicas": lo, "maxReplicas": hi, "targetCPUUtilizationPercentage": cpu}
-            }
-            for name, (lo, hi, cpu) in HPA_TARGETS.items()
+        "worker": {"keda": {"pollingInterval": POLLING_S, "cooldownPeriod": COOLDOWN_S}},
+        "generator": {
+            "hpa": {"enabled": True, "minReplicas": lo, "maxReplicas": hi, "targetCPUUtilizationPercentage": cpu}
         },
     }
 
@@ -95,10 +100,13 @@ def release(plane: ControlPlane, binaries: dict[str, str], tmp_path_factory: pyt
             "stringData": {"password": plane.redis_password},
         }
     )
-    values = tmp_path_factory.mktemp("values") / "values.yaml"
+    folder = tmp_path_factory.mktemp("values")
+    planned, values = folder / "plan.yaml", folder / "values.yaml"
+    planned.write_text(yaml.safe_dump(plan_values(PLAN)))
     # KEDA's operator runs in the test's network namespace: it reaches Redis on the host end of the veth.
     values.write_text(yaml.safe_dump(chart_values(plane.netns.host_ip, plane.redis_port)))
-    helm(plane, binaries["helm"], "install", RELEASE, str(CHART), "-n", NAMESPACE, "-f", str(values), "--wait=false")
+    files = ["-f", str(planned), "-f", str(values)]
+    helm(plane, binaries["helm"], "install", RELEASE, str(CHART), "-n", NAMESPACE, *files, "--wait=false")
     manifest = helm(plane, binaries["helm"], "get", "manifest", RELEASE, "-n", NAMESPACE)
     objects = [doc for doc in yaml.safe_load_all(manifest) if doc]
     return Release(plane, kube, objects)
