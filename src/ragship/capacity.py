@@ -6,7 +6,7 @@ autoscalers' targets and the API's concurrency limit.
 
 The model of one query replica: an M/M/c queue. At saturation a replica completes ``max_rps``
 requests per second while each takes ``mean_ms`` alone, so by Little's law it works on
-``c = max_rps * mean_ms`` requests at once; it behaves like ``c`` servers of rate ``max_rps / c``.
+``c = max_rps * mean_ms`` requests at once (rounded down); it behaves like ``c`` servers of rate ``max_rps / c``.
 At a per-replica arrival rate λ, Erlang's C formula gives the chance a request waits, and the wait
 is exponential beyond that: ``P(wait > t) = C * exp(-(max_rps - λ) t)``. The p95 latency is
 predicted as the lone request's p95 plus the wait's p95, which errs on the safe side (the two rarely
@@ -52,8 +52,12 @@ class ServiceProfile:
 
     @property
     def servers(self) -> int:
-        """Requests a replica effectively works on at once (Little's law at saturation), at least 1."""
-        return max(1, round(self.max_rps * self.mean_ms / 1000))
+        """Requests a replica effectively works on at once (Little's law at saturation), at least 1.
+
+        Rounded down: a fraction of a server serves nobody in parallel, and fewer servers predict more
+        waiting, the safe side (rounding 1.6 up to 2 halved the predicted p95 at 70% load on 2 cores).
+        """
+        return max(1, math.floor(self.max_rps * self.mean_ms / 1000))
 
     def waiting_chance(self, rps: float) -> float:
         """Erlang C: the chance that a request arriving at ``rps`` waits for a free server."""
