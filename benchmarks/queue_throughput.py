@@ -37,7 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ragship.capacity import default_capacity_file, update_capacity_file
-from ragship.local_process import stop_groups
+from ragship.local_process import poll, stop_groups
 from ragship.local_redis import LocalRedis
 from ragship.queue.client import JobQueue
 from ragship.queue.jobs import JobStatus
@@ -47,13 +47,10 @@ RAGSHIP = str(Path(sys.executable).parent / "ragship")
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout_s: float, every_s: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise SystemExit(f"timed out after {timeout_s:.0f}s waiting for {what}")
+    value = poll(check, timeout_s, every_s)
+    if not value:
+        raise SystemExit(f"timed out after {timeout_s:.0f}s waiting for {what}")
+    return value
 
 
 def final_job(queue: JobQueue, job_id: str) -> Any:

@@ -9,10 +9,12 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -20,6 +22,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def poll(check: Callable[[], T], timeout_s: float, every_s: float = 0.1) -> T | None:
+    """The first truthy value ``check()`` returns within ``timeout_s`` (asked every ``every_s``), else None."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every_s)
+    return None
 
 
 def alive(pid: int) -> bool:

@@ -7,7 +7,6 @@ import contextlib
 import json
 import ssl
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,8 @@ from typing import Any
 import httpx
 import yaml
 from cluster_pki import Pki
+
+from ragship.local_process import poll
 
 
 class ClusterError(RuntimeError):
@@ -88,14 +89,15 @@ class Kube:
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout_s: float, poll_s: float = 0.5) -> None:
-    """Poll ``check`` until it holds, or raise naming ``what``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    """Poll ``check`` until it holds (an API error counts as not yet), or raise naming ``what``."""
+
+    def holds() -> bool:
         with contextlib.suppress(httpx.HTTPError, OSError):
-            if check():
-                return
-        time.sleep(poll_s)
-    raise ClusterError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+            return check()
+        return False
+
+    if not poll(holds, timeout_s, poll_s):
+        raise ClusterError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 def kubeconfig(server: str, pki: Pki) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from ragship.local_process import stop_groups
+from ragship.local_process import poll, stop_groups
 from ragship.local_rabbitmq import LocalRabbitmq
 from ragship.local_redis import LocalRedis
 from ragship.queue.client import JobQueue
@@ -48,13 +48,10 @@ FAST = {
 
 
 def _wait(what: str, check: Callable[[], Any], timeout_s: float = 240, every_s: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+    value = poll(check, timeout_s, every_s)
+    if not value:
+        raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+    return value
 
 
 @pytest.fixture(scope="module")
