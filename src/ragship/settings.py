@@ -41,6 +41,18 @@ class GeneratorKind(StrEnum):
     LOCAL = "local"
 
 
+class SplitBy(StrEnum):
+    """How chunks are cut: along sections and blocks (``SectionSplitter``), or by Haystack's
+    ``DocumentSplitter`` unit counts, which ignore structure."""
+
+    SECTION = "section"
+    WORD = "word"
+    SENTENCE = "sentence"
+    PASSAGE = "passage"
+    LINE = "line"
+    PAGE = "page"
+
+
 class SyncMode(StrEnum):
     """How a sync treats the index: touch only what changed, or rebuild it in a staged copy and swap."""
 

@@ -30,10 +30,16 @@ from ragship.settings import (
     GeneratorKind,
     RetrievalMode,
     Settings,
+    SplitBy,
 )
 
 SPEC_VERSION = 1
-_Choice = TypeVar("_Choice", RetrievalMode, GeneratorKind)
+# Part of the indexing hash: bump it when a code change alters the chunks a spec produces (2: Markdown
+# and HTML kept as Markdown by the converter), so existing stores are reindexed by an ordinary sync.
+CHUNK_FORMAT_VERSION = 2
+# Type names of the chunking components (SectionSplitter, Haystack's DocumentSplitter) end with this.
+SPLITTER_TYPE_SUFFIX = "Splitter"
+_Choice = TypeVar("_Choice", RetrievalMode, GeneratorKind, SplitBy)
 TOP_LEVEL_KEYS = {"ragship_spec", "name", "description", "indexing", "query"}
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -130,8 +136,9 @@ class PipelineSpec:
 
     @property
     def indexing_hash(self) -> str:
-        """Content hash of the indexing pipeline: when it changes, every indexed chunk is stale."""
-        return _digest(self.indexing)
+        """Content hash of the indexing pipeline and the chunk format: when it changes, every indexed
+        chunk is stale."""
+        return _digest({"indexing": self.indexing, "chunk_format": CHUNK_FORMAT_VERSION})
 
     @property
     def retrieval_mode(self) -> RetrievalMode:
@@ -222,7 +229,7 @@ def default_spec(
     *,
     generator: GeneratorKind | str = GeneratorKind.EXTRACTIVE,
     embedding_model: str = DEFAULT_EMBEDDING_MODEL,
-    split_by: Any = "word",
+    split_by: SplitBy | str = SplitBy.SECTION,
     split_length: int = 200,
     split_overlap: int = 40,
     top_k: int = 5,
@@ -234,7 +241,7 @@ def default_spec(
     local_model: str | None = None,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> PipelineSpec:
-    """The default spec: convert -> clean -> split -> ids -> embed -> write, and
+    """The default spec: convert -> split (by section) -> ids -> embed -> write, and
     bm25 + dense -> RRF -> answer (extractive, OpenAI-compatible or local Hugging Face model).
     """
     from haystack import Pipeline
@@ -248,26 +255,33 @@ def default_spec(
     from ragship.components.embedders import DocumentEmbedder, TextEmbedder
     from ragship.components.ids import StableIdAssigner
     from ragship.components.retrievers import StoreBM25Retriever, StoreEmbeddingRetriever
+    from ragship.components.splitters import SectionSplitter
     from ragship.components.writers import StoreWriter
 
     generator = _member(GeneratorKind, generator, "generator")
     mode = parse_mode(mode)
+    split_by = _member(SplitBy, split_by, "split_by")
 
     indexing = Pipeline(metadata={"ragship_role": "indexing"})
     indexing.add_component("converter", FileConverter(max_file_bytes=max_file_bytes))
-    indexing.add_component("cleaner", DocumentCleaner(remove_empty_lines=False, remove_repeated_substrings=False))
-    indexing.add_component(
-        "splitter",
-        DocumentSplitter(split_by=split_by, split_length=split_length, split_overlap=split_overlap),
-    )
+    if split_by is SplitBy.SECTION:
+        indexing.add_component("splitter", SectionSplitter(split_length=split_length, split_overlap=split_overlap))
+        indexing.connect("converter.documents", "splitter.documents")
+    else:
+        indexing.add_component("cleaner", DocumentCleaner(remove_empty_lines=False, remove_repeated_substrings=False))
+        indexing.add_component(
+            "splitter",
+            DocumentSplitter(split_by=split_by.value, split_length=split_length, split_overlap=split_overlap),
+        )
+        indexing.connect("converter.documents", "cleaner.documents")
+        indexing.connect("cleaner.documents", "splitter.documents")
     indexing.add_component("ids", StableIdAssigner())
-    # The title gives a mid-document chunk the context its own words lack.
+    # The title and heading path give a mid-document chunk the context its own words lack.
     indexing.add_component(
-        "embedder", DocumentEmbedder(model=embedding_model, progress_bar=False, meta_fields_to_embed=["title"])
+        "embedder",
+        DocumentEmbedder(model=embedding_model, progress_bar=False, meta_fields_to_embed=["title", "section"]),
     )
     indexing.add_component("writer", StoreWriter())
-    indexing.connect("converter.documents", "cleaner.documents")
-    indexing.connect("cleaner.documents", "splitter.documents")
     indexing.connect("splitter.documents", "ids.documents")
     indexing.connect("ids.documents", "embedder.documents")
     indexing.connect("embedder.documents", "writer.documents")
@@ -351,7 +365,7 @@ def with_overrides(
 
     indexing, query = copy.deepcopy(spec.indexing), copy.deepcopy(spec.query)
     out = PipelineSpec(indexing, query, spec.name, spec.description, spec.version)
-    for comp in out.components_of("indexing", "DocumentSplitter").values():
+    for comp in out.components_of("indexing", SPLITTER_TYPE_SUFFIX).values():
         params = comp.setdefault("init_parameters", {})
         if split_length is not None:
             params["split_length"] = split_length

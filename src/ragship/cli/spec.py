@@ -10,7 +10,7 @@ import typer
 
 from ragship.cli.common import StoreOption, err, out, print_error
 from ragship.errors import RagshipError
-from ragship.settings import GeneratorKind, RetrievalMode
+from ragship.settings import GeneratorKind, RetrievalMode, SplitBy
 
 spec_app = typer.Typer(help="Create, show and validate pipeline specs.", no_args_is_help=True)
 
@@ -23,8 +23,10 @@ def spec_init(
         RetrievalMode | None, typer.Option(help="Retrieval mode (default: the mode setting, hybrid).")
     ] = None,
     embedding_model: Annotated[str | None, typer.Option(help="Sentence-transformers path or hub id.")] = None,
-    split_by: Annotated[str, typer.Option(help="word, sentence, passage, line, page.")] = "word",
-    split_length: Annotated[int, typer.Option(min=1, help="Units per chunk.")] = 200,
+    split_by: Annotated[
+        SplitBy, typer.Option(help="section: along headings and blocks; or a unit count that ignores structure.")
+    ] = SplitBy.SECTION,
+    split_length: Annotated[int, typer.Option(min=1, help="Units per chunk (words for section).")] = 200,
     split_overlap: Annotated[int, typer.Option(min=0, help="Units shared by neighbouring chunks.")] = 40,
     top_k: Annotated[
         int | None, typer.Option(min=1, help="Sources per answer (default: the top_k setting, 5).")

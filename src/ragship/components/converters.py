@@ -21,6 +21,8 @@ from ragship.settings import DEFAULT_MAX_FILE_BYTES
 TEXT_TYPES = {".txt", ".md", ".markdown", ".html", ".htm", ".jsonl"}
 BINARY_TYPES = {".pdf", ".docx"}
 SUPPORTED_TYPES = TEXT_TYPES | BINARY_TYPES
+# ``meta.file_type`` values whose converted text is Markdown (HTML is converted to Markdown).
+MARKDOWN_FILE_TYPES = frozenset({"md", "markdown", "html", "htm"})
 _MARKDOWN_TITLE = re.compile(r"^\s{0,3}#\s+(.+?)\s*#*\s*$", re.MULTILINE)
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
@@ -56,7 +58,9 @@ class FileConverter:
 
     One bad file never stops the batch: it is listed in ``failures`` with the reason.
     Each document's meta holds ``source`` (path), ``title``, ``modified_at``, ``content_hash``
-    (sha256 of the file) and ``file_type``; .jsonl records also get ``record``.
+    (sha256 of the file) and ``file_type``; .jsonl records also get ``record``. Markdown stays Markdown and
+    HTML becomes Markdown (its main content, by trafilatura), so headings, code and tables survive for
+    the splitter (:class:`~ragship.components.splitters.SectionSplitter`).
 
     :param max_file_bytes: Larger files are refused.
     :param jsonl_text_field: Field of a .jsonl record holding the text.
@@ -131,10 +135,13 @@ class FileConverter:
                 return self._convert_jsonl(text, meta)
             if suffix in {".md", ".markdown"}:
                 meta["title"] = _first_match(_MARKDOWN_TITLE, text) or stem
-                return [self._run_haystack("markdown", data, meta)], []
+                if not text.strip():
+                    raise _FileRejectedError("file holds only whitespace")
+                # Kept as Markdown: the splitter and the answerer read its headings, code and tables.
+                return [Document(content=text, meta=meta)], []
             if suffix in {".html", ".htm"}:
                 meta["title"] = _first_match(_HTML_TITLE, text) or stem
-                return [self._run_haystack("html", data, meta)], []
+                return [Document(content=_html_to_markdown(text), meta=meta)], []
             if not text.strip():
                 raise _FileRejectedError("file holds only whitespace")
             meta["title"] = stem
@@ -145,16 +152,9 @@ class FileConverter:
 
     def _converter(self, kind: str) -> Any:
         if kind not in self._converters:
-            from haystack.components.converters import (
-                DOCXToDocument,
-                HTMLToDocument,
-                MarkdownToDocument,
-                PyPDFToDocument,
-            )
+            from haystack.components.converters import DOCXToDocument, PyPDFToDocument
 
             factories: dict[str, Callable[[], Any]] = {
-                "markdown": lambda: MarkdownToDocument(progress_bar=False),
-                "html": HTMLToDocument,
                 "pdf": PyPDFToDocument,
                 "docx": DOCXToDocument,
             }
@@ -259,6 +259,21 @@ def _decode_text(data: bytes) -> str:
         raise _FileRejectedError(
             f"not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); re-save the file as UTF-8"
         ) from e
+
+
+def _html_to_markdown(html: str) -> str:
+    """The main content of an HTML page as Markdown (headings, lists, code and tables kept), by trafilatura."""
+    import trafilatura
+
+    try:
+        markdown = trafilatura.extract(
+            html, output_format="markdown", include_formatting=True, include_tables=True, include_comments=False
+        )
+    except Exception as e:  # a parser library raising is a bad file, not a crash of the batch
+        raise _FileRejectedError(f"html conversion failed: {e}") from e
+    if not markdown or not markdown.strip():
+        raise _FileRejectedError("html conversion failed: no main text found in the page")
+    return markdown
 
 
 def _first_match(pattern: re.Pattern[str], text: str) -> str | None:

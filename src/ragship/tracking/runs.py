@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ragship.errors import TrackingError
-from ragship.settings import Settings, configure_mlflow_client, get_settings
-from ragship.spec import PipelineSpec
+from ragship.settings import Settings, SplitBy, configure_mlflow_client, get_settings
+from ragship.spec import SPLITTER_TYPE_SUFFIX, PipelineSpec
 
 
 def git_commit(cwd: Path | None = None) -> str:
@@ -65,13 +65,13 @@ def _check_server(uri: str, timeout_s: int) -> None:
 
 def spec_params(spec: PipelineSpec) -> dict[str, Any]:
     """Parameters that describe a spec (never secrets: the spec holds only env var names)."""
-    splitter = next(iter(spec.components_of("indexing", "DocumentSplitter").values()), {})
+    splitter = next(iter(spec.components_of("indexing", SPLITTER_TYPE_SUFFIX).values()), {})
     split = splitter.get("init_parameters", {})
     return {
         "spec_name": spec.name,
         "spec_hash": spec.hash,
         "embedding_model": spec.embedding_model or "none",
-        "split_by": split.get("split_by"),
+        "split_by": split.get("split_by", SplitBy.SECTION.value),
         "split_length": split.get("split_length"),
         "split_overlap": split.get("split_overlap"),
         "retrieval_mode": spec.retrieval_mode,
