@@ -10,11 +10,14 @@ import concurrent.futures
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -214,24 +217,72 @@ def test_the_streaming_endpoint_streams_tokens_before_the_answer(served: Served)
     assert arrivals[0][0] < arrivals[-1][0]
 
 
-def test_browser_page_asks_shows_citations_and_records_the_rating(served: Served) -> None:
-    from playwright.sync_api import sync_playwright
+PHONE = {"width": 375, "height": 812}
+DESKTOP = {"width": 1200, "height": 900}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
+
+def _chromium() -> str:
     chromium = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None)
     assert chromium, "Debian chromium is needed for the browser test (make system-deps installs it)"
+    return chromium
+
+
+def _assert_on_screen(page: Any, selector: str, why: str, min_width: float = 0) -> None:
+    """``selector``'s first match is rendered, non-empty, and inside the viewport's width."""
+    assert page.locator(selector).count(), f"nothing matches {selector} ({why})"
+    box = page.locator(selector).first.bounding_box()
+    viewport = page.viewport_size
+    assert box is not None, f"{selector} is not rendered ({why})"
+    assert box["width"] > min_width and box["height"] > 0, f"{selector} is empty: {box} ({why})"
+    assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], f"{selector} {box} sticks out ({why})"
+
+
+def _assert_page_layout(page: Any, shot: Path) -> None:
+    """What the user must see once an answer is shown, at the current viewport; saves a screenshot."""
+    page.screenshot(path=shot, full_page=True)
+    why = f"{page.viewport_size['width']}px wide, screenshot {shot}"
+    assert shot.read_bytes().startswith(PNG_MAGIC), why
+    for selector in ("#answer", "#sources li", "#key-label", "#key", "#question", "#ask"):
+        _assert_on_screen(page, selector, why)
+    for button in ("#rate-up", "#rate-down"):
+        # icons and text labels, no emoji font needed
+        _assert_on_screen(page, button, why, min_width=20)
+        assert page.locator(button).inner_text().strip(), f"{button} has no visible label ({why})"
+        _assert_on_screen(page, f"{button} svg", why)
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page scrolls sideways by {overflow}px ({why})"
+
+
+def _ask_in_page(page: Any, question: str) -> None:
+    page.fill("#question", question)
+    page.click("#ask")
+    page.wait_for_selector("#sources li", timeout=60_000)
+    page.wait_for_selector("#ask:enabled", timeout=60_000)
+
+
+def test_browser_page_asks_shows_citations_and_records_the_rating(served: Served, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
         try:
-            page = browser.new_page()
+            page = browser.new_page(viewport=DESKTOP)
             page.goto(served.url)
             page.fill("#key", API_KEY)
-            page.fill("#question", QUESTION)
-            page.click("#ask")
-            page.wait_for_selector("#sources li", timeout=60_000)
+            _ask_in_page(page, QUESTION)
             sources = page.locator("#sources li")
             assert sources.count() == 5
             assert "docs/testing.md" in " ".join(sources.all_inner_texts())
             assert page.locator("#sources li#source-1").count() == 1
+            _assert_page_layout(page, tmp_path / "desktop.png")
+
+            # A phone: the same page, asked again, fits 375 px without sideways scrolling.
+            page.set_viewport_size(PHONE)
+            page.locator("#sources").evaluate("(list) => list.replaceChildren()")
+            _ask_in_page(page, QUESTION)
+            _assert_page_layout(page, tmp_path / "phone.png")
+
             page.fill("#comment", "browser says thanks")
             page.click("#rate-up")
             page.wait_for_selector("text=Thanks, recorded.", timeout=30_000)
@@ -251,6 +302,125 @@ def test_browser_page_asks_shows_citations_and_records_the_rating(served: Served
     assert run.data.tags["ragship.served"].endswith("spec.yaml")
     feedback = client.download_artifacts(run.info.run_id, "feedback.json")
     assert json.loads(Path(feedback).read_text())["question"] == QUESTION
+
+
+def test_browser_page_shows_the_served_answers_citations_and_command(served: Served, tmp_path: Path) -> None:
+    # Needs answers in the cited-prose-then-fenced-command contract from the served pipeline.
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport=DESKTOP)
+            page.goto(served.url)
+            page.fill("#key", API_KEY)
+            _ask_in_page(page, QUESTION)
+            shot = tmp_path / "answer.png"
+            page.screenshot(path=shot, full_page=True)
+            why = f"answer {page.locator('#answer').inner_text()!r}, screenshot {shot}"
+            _assert_on_screen(page, "#answer a.cite", why)
+            assert page.locator("#answer a.cite").first.get_attribute("href") == "#source-1", why
+            _assert_on_screen(page, "#answer pre code", why)
+            assert "make test" in page.locator("#answer pre code").first.inner_text(), why
+        finally:
+            browser.close()
+
+
+@contextmanager
+def _page_app_without_auth() -> Iterator[str]:
+    """The page's real Starlette app (no RAG service behind it, so no API key) on a loopback port."""
+    import uvicorn
+
+    from ragship.serving.ui import ui_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(ui_app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+# An answer in the generator's contract: cited prose with inline code, then a fenced command.
+SAMPLE_ANSWER = (
+    "Run the suite with `make test` [1]. Point `RAGSHIP_TEST_ES_URL` at "
+    "https://elasticsearch.internal.example.com:9200/some/really/long/path/that/never/ends/at/all [2].\n"
+    '<img src=x onerror="window.pwned = 1"> <script>window.pwned = 2</script> is text [3].'
+    "\n\n```sh\nmake test PYTEST_ADDOPTS='-k browser --maxfail=1 -p no:cacheprovider --timeout=900 -vv'\n```\n[1]"
+)
+
+
+def test_browser_page_renders_markdown_answers_safely_and_hides_the_unused_key_field(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with _page_app_without_auth() as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport=PHONE)
+            with page.expect_response("**/ui/config.json") as config:
+                page.goto(url)
+            assert not config.value.json().get("auth")
+            page.wait_for_load_state("networkidle")
+            # No key configured: neither the label nor the field shows.
+            assert page.locator("#key-label").bounding_box() is None
+            assert page.locator("#key").bounding_box() is None
+
+            page.evaluate("(text) => renderAnswer(text)", SAMPLE_ANSWER)
+            page.evaluate(
+                """() => {
+                    renderSources([{citation: 1, cited: true, source: "docs/testing.md", title: null,
+                                    snippet: "`RAGSHIP_SERVING__MAX_REQUEST_BYTES`" + "_VERY_LONG".repeat(30)}]);
+                    document.getElementById("result").hidden = false;
+                }"""
+            )
+            answer = page.locator("#answer")
+            assert answer.locator("p").count() == 2  # the prose, and the citation after the fence
+            block = answer.locator("pre > code")
+            assert block.count() == 1
+            assert block.inner_text().startswith("make test PYTEST_ADDOPTS=")
+            assert block.get_attribute("class") == "language-sh"
+            assert answer.locator("p code").all_inner_texts() == ["make test", "RAGSHIP_TEST_ES_URL"]
+            cites = answer.locator("a.cite")
+            assert [cites.nth(i).get_attribute("href") for i in range(cites.count())] == [
+                "#source-1",
+                "#source-2",
+                "#source-3",
+                "#source-1",
+            ]
+            assert cites.all_inner_texts() == ["[1]", "[2]", "[3]", "[1]"]
+            # Markup in an answer is shown as text, never run.
+            assert answer.locator("img, script").count() == 0
+            assert '<img src=x onerror="window.pwned = 1">' in answer.inner_text()
+            page.wait_for_timeout(100)
+            assert page.evaluate("window.pwned") is None
+
+            # On a phone, long tokens wrap and the code block scrolls inside its box.
+            shot = tmp_path / "phone-markdown.png"
+            page.screenshot(path=shot, full_page=True)
+            assert shot.read_bytes().startswith(PNG_MAGIC), shot
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"the page scrolls sideways by {overflow}px, see {shot}"
+            pre = answer.locator("pre")
+            assert pre.evaluate("(e) => e.scrollWidth > e.clientWidth"), f"the code block does not scroll, see {shot}"
+            for selector in ("#answer", "#answer pre", "#answer a.cite", "#sources li", "#question", "#rate-up"):
+                _assert_on_screen(page, selector, f"screenshot {shot}")
+
+            # Streaming re-renders the text so far: an unterminated fence is already code.
+            page.evaluate("(text) => renderAnswer(text)", "Run it [1]:\n\n```\nmake te")
+            assert block.inner_text() == "make te"
+            assert block.get_attribute("class") is None
+            assert answer.locator("p").all_inner_texts() == ["Run it [1]:"]
+        finally:
+            browser.close()
 
 
 def test_store_outage_gives_503_and_the_service_recovers_without_restart(served: Served, es_node: Any) -> None:

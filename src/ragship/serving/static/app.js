@@ -25,23 +25,73 @@ function setStatus(text, isError) {
   $("status").className = isError ? "error" : "";
 }
 
-function renderAnswer(text) {
-  // Numbered citations [n] become links to the n-th source.
-  const answer = $("answer");
-  answer.textContent = "";
-  const parts = text.split(/(\[\d+\])/);
-  for (const part of parts) {
-    const m = part.match(/^\[(\d+)\]$/);
-    if (m) {
+// Answers are Markdown-ish: paragraphs split by blank lines, ``` fenced code blocks, `inline code`, and
+// numbered citations [n]. Everything is built with createElement/textContent: answer text never reaches
+// innerHTML. The whole text is re-rendered on every streamed token, so an unterminated fence shows as
+// code so far.
+const FENCE_OPEN = /^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)[^`]*$/;
+
+function appendInline(parent, text) {
+  // `code` first (a [1] inside code stays code), then citations [n] as links to the n-th source.
+  for (const part of text.split(/(`[^`\n]+`|\[\d+\])/)) {
+    if (!part) continue;
+    const cite = part.match(/^\[(\d+)\]$/);
+    if (part.length > 2 && part.startsWith("`") && part.endsWith("`")) {
+      const code = document.createElement("code");
+      code.textContent = part.slice(1, -1);
+      parent.appendChild(code);
+    } else if (cite) {
       const a = document.createElement("a");
-      a.href = `#source-${m[1]}`;
+      a.href = `#source-${cite[1]}`;
       a.className = "cite";
       a.textContent = part;
-      answer.appendChild(a);
+      parent.appendChild(a);
     } else {
-      answer.appendChild(document.createTextNode(part));
+      parent.appendChild(document.createTextNode(part));
     }
   }
+}
+
+function renderMarkdown(text) {
+  const out = document.createDocumentFragment();
+  const lines = text.replace(/\r\n?/g, "\n").split("\n");
+  let paragraph = [];
+  const flush = () => {
+    if (paragraph.length) {
+      const p = document.createElement("p");
+      appendInline(p, paragraph.join("\n"));
+      out.appendChild(p);
+      paragraph = [];
+    }
+  };
+  for (let i = 0; i < lines.length; i++) {
+    const open = lines[i].match(FENCE_OPEN);
+    if (!open) {
+      if (lines[i].trim()) paragraph.push(lines[i].trim());
+      else flush();
+      continue;
+    }
+    flush();
+    const fence = open[1];
+    const body = [];
+    for (i++; i < lines.length; i++) {
+      const close = lines[i].trim();
+      if (close.length >= fence.length && close === fence[0].repeat(close.length)) break;
+      body.push(lines[i]);
+    }
+    const pre = document.createElement("pre");
+    const code = document.createElement("code");
+    if (open[2]) code.className = `language-${open[2].replace(/[^\w+-]/g, "")}`;
+    code.textContent = body.join("\n");
+    pre.appendChild(code);
+    out.appendChild(pre);
+  }
+  flush();
+  return out;
+}
+
+function renderAnswer(text) {
+  $("answer").replaceChildren(renderMarkdown(text));
 }
 
 function renderSources(sources) {
@@ -132,6 +182,6 @@ for (const button of document.querySelectorAll("#rating button")) {
 fetch("/ui/config.json").then((r) => r.json()).then((c) => {
   config = { ...config, ...c };
   $("served").textContent = c.spec ? `Serving ${c.spec}` : "";
-  $("key").hidden = $("key-label").hidden = !config.auth;
+  $("key-field").hidden = !config.auth;
   if (config.auth) $("key").value = localStorage.getItem("ragship-key") || "";
 });
