@@ -10,6 +10,7 @@ from ragship.pipelines.query import QueryEngine
 from ragship.runtime import open_indexer, open_query_engine
 from ragship.spec import default_spec
 
+REPO = Path(__file__).resolve().parents[2]
 QUESTIONS = [
     ("How do I run the tests?", "docs/testing.md"),
     ("Which file types can I index?", "docs/indexing.md"),
@@ -69,3 +70,68 @@ def test_edited_file_replaces_its_chunks(tmp_path: Path) -> None:
     engine = open_query_engine(default_spec(), str(tmp_path / "store"), mode="bm25")
     assert engine.ask("papaya").sources == []
     assert "MANGO" in engine.ask("launch code mango").sources[0].snippet
+
+
+# The four questions of the "first answer" issue, and what each "how do I" answer must show as code.
+FIRST_ANSWERS = [
+    ("How do I run the tests?", "make test"),
+    ("What is the default embedding model?", None),
+    ("How do I start Elasticsearch locally?", "ragship es start"),
+    ("How do I promote a new champion?", "ragship promote"),
+]
+
+
+def _doc_headings() -> set[str]:
+    from ragship.blocks import parse_blocks
+
+    docs = [*REPO.joinpath("docs").glob("*.md"), REPO / "README.md"]
+    return {title for path in docs for b in parse_blocks(path.read_text(), markdown=True) for title in b.section}
+
+
+@pytest.mark.parametrize(("question", "command"), FIRST_ANSWERS)
+def test_first_answers_are_sentences_without_headings_and_show_the_command_as_code(
+    engine: QueryEngine, question: str, command: str | None
+) -> None:
+    answer = engine.ask(question).answer
+    prose, _, code = answer.partition("\n\n```")
+    # Headings are section metadata now: none is glued to the front of a sentence.
+    glued = [h for h in _doc_headings() if len(h.split()) >= 2 and h in prose]
+    assert not glued, f"heading text {glued} inside the answer: {answer!r}"
+    assert "#" not in prose.split("`")[0], answer
+    assert prose.rstrip().endswith("]"), f"every sentence ends with its citation: {answer!r}"
+    if command is not None:
+        in_code = f"`{command}" in prose or command in code
+        assert in_code, f"{command!r} is not shown as code in {answer!r}"
+
+
+def test_the_page_renders_a_real_answer_with_citations_and_its_command(engine: QueryEngine, tmp_path: Path) -> None:
+    """The extractive answer to a "how do I" question, rendered by the real page at desktop and phone widths."""
+    from page_helpers import DESKTOP, PHONE, PNG_MAGIC, assert_on_screen, chromium_path, page_app_without_auth
+    from playwright.sync_api import sync_playwright
+
+    result = engine.ask("How do I start Elasticsearch locally?").to_dict()
+    assert "\n```sh\n" in result["answer"], result["answer"]
+    with page_app_without_auth() as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport=DESKTOP)
+            page.goto(url)
+            page.wait_for_load_state("networkidle")
+            page.evaluate(
+                "(r) => { renderAnswer(r.answer); renderSources(r.sources); "
+                "document.getElementById('result').hidden = false; }",
+                result,
+            )
+            for viewport in (DESKTOP, PHONE):
+                page.set_viewport_size(viewport)
+                shot = tmp_path / f"answer-{viewport['width']}.png"
+                page.screenshot(path=shot, full_page=True)
+                why = f"{viewport['width']}px, screenshot {shot}, answer {result['answer']!r}"
+                assert shot.read_bytes().startswith(PNG_MAGIC), why
+                for selector in ("#answer a.cite", "#answer pre code", "#sources li", "#rate-up", "#rate-down"):
+                    assert_on_screen(page, selector, why)
+                assert "ragship es start" in page.locator("#answer pre code").inner_text(), why
+                overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+                assert overflow <= 0, f"the page scrolls sideways by {overflow}px ({why})"
+        finally:
+            browser.close()

@@ -243,7 +243,10 @@ def test_golden_qa_set_scores_answers(settings: Settings, tmp_path: Path) -> Non
     assert {"exact_match", "token_f1", "contains_answer", "sas", "source_recall", "cited_source_precision"} <= set(
         metrics
     )
-    assert metrics["source_recall"] >= 0.8
+    # The acceptance of the "first answer" issue for the default extractive spec (46 questions).
+    assert metrics["contains_answer"] >= 0.90, result.rows
+    assert metrics["cited_source_precision"] >= 0.85, result.rows
+    assert metrics["source_recall"] == 1.0, result.rows
     assert 0 < metrics["sas"] <= 1 and 0 < metrics["token_f1"] <= 1
     assert any(n.startswith("faithfulness skipped") for n in result.notes)
     run = _client(settings).get_run(str(result.run_id))

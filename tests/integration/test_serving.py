@@ -10,20 +10,18 @@ import concurrent.futures
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from page_helpers import DESKTOP, PHONE, PNG_MAGIC, assert_on_screen, chromium_path, page_app_without_auth
 
 from ragship.local_redis import LocalRedis
 from ragship.runtime import open_indexer
@@ -217,39 +215,18 @@ def test_the_streaming_endpoint_streams_tokens_before_the_answer(served: Served)
     assert arrivals[0][0] < arrivals[-1][0]
 
 
-PHONE = {"width": 375, "height": 812}
-DESKTOP = {"width": 1200, "height": 900}
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _chromium() -> str:
-    chromium = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None)
-    assert chromium, "Debian chromium is needed for the browser test (make system-deps installs it)"
-    return chromium
-
-
-def _assert_on_screen(page: Any, selector: str, why: str, min_width: float = 0) -> None:
-    """``selector``'s first match is rendered, non-empty, and inside the viewport's width."""
-    assert page.locator(selector).count(), f"nothing matches {selector} ({why})"
-    box = page.locator(selector).first.bounding_box()
-    viewport = page.viewport_size
-    assert box is not None, f"{selector} is not rendered ({why})"
-    assert box["width"] > min_width and box["height"] > 0, f"{selector} is empty: {box} ({why})"
-    assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], f"{selector} {box} sticks out ({why})"
-
-
 def _assert_page_layout(page: Any, shot: Path) -> None:
     """What the user must see once an answer is shown, at the current viewport; saves a screenshot."""
     page.screenshot(path=shot, full_page=True)
     why = f"{page.viewport_size['width']}px wide, screenshot {shot}"
     assert shot.read_bytes().startswith(PNG_MAGIC), why
     for selector in ("#answer", "#sources li", "#key-label", "#key", "#question", "#ask"):
-        _assert_on_screen(page, selector, why)
+        assert_on_screen(page, selector, why)
     for button in ("#rate-up", "#rate-down"):
         # icons and text labels, no emoji font needed
-        _assert_on_screen(page, button, why, min_width=20)
+        assert_on_screen(page, button, why, min_width=20)
         assert page.locator(button).inner_text().strip(), f"{button} has no visible label ({why})"
-        _assert_on_screen(page, f"{button} svg", why)
+        assert_on_screen(page, f"{button} svg", why)
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px ({why})"
 
@@ -265,7 +242,7 @@ def test_browser_page_asks_shows_citations_and_records_the_rating(served: Served
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport=DESKTOP)
             page.goto(served.url)
@@ -304,52 +281,6 @@ def test_browser_page_asks_shows_citations_and_records_the_rating(served: Served
     assert json.loads(Path(feedback).read_text())["question"] == QUESTION
 
 
-def test_browser_page_shows_the_served_answers_citations_and_command(served: Served, tmp_path: Path) -> None:
-    # Needs answers in the cited-prose-then-fenced-command contract from the served pipeline.
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport=DESKTOP)
-            page.goto(served.url)
-            page.fill("#key", API_KEY)
-            _ask_in_page(page, QUESTION)
-            shot = tmp_path / "answer.png"
-            page.screenshot(path=shot, full_page=True)
-            why = f"answer {page.locator('#answer').inner_text()!r}, screenshot {shot}"
-            _assert_on_screen(page, "#answer a.cite", why)
-            assert page.locator("#answer a.cite").first.get_attribute("href") == "#source-1", why
-            _assert_on_screen(page, "#answer pre code", why)
-            assert "make test" in page.locator("#answer pre code").first.inner_text(), why
-        finally:
-            browser.close()
-
-
-@contextmanager
-def _page_app_without_auth() -> Iterator[str]:
-    """The page's real Starlette app (no RAG service behind it, so no API key) on a loopback port."""
-    import uvicorn
-
-    from ragship.serving.ui import ui_app
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(ui_app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
-
-
 # An answer in the generator's contract: cited prose with inline code, then a fenced command.
 SAMPLE_ANSWER = (
     "Run the suite with `make test` [1]. Point `RAGSHIP_TEST_ES_URL` at "
@@ -362,8 +293,8 @@ SAMPLE_ANSWER = (
 def test_browser_page_renders_markdown_answers_safely_and_hides_the_unused_key_field(tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    with _page_app_without_auth() as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+    with page_app_without_auth() as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport=PHONE)
             with page.expect_response("**/ui/config.json") as config:
@@ -412,7 +343,7 @@ def test_browser_page_renders_markdown_answers_safely_and_hides_the_unused_key_f
             pre = answer.locator("pre")
             assert pre.evaluate("(e) => e.scrollWidth > e.clientWidth"), f"the code block does not scroll, see {shot}"
             for selector in ("#answer", "#answer pre", "#answer a.cite", "#sources li", "#question", "#rate-up"):
-                _assert_on_screen(page, selector, f"screenshot {shot}")
+                assert_on_screen(page, selector, f"screenshot {shot}")
 
             # Streaming re-renders the text so far: an unterminated fence is already code.
             page.evaluate("(text) => renderAnswer(text)", "Run it [1]:\n\n```\nmake te")

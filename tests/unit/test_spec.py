@@ -69,7 +69,7 @@ def test_connection_to_unknown_component(tmp_path: Path) -> None:
         d["indexing"]["connections"].append({"sender": "ghost.documents", "receiver": "writer.documents"})
 
     problems = validate_spec(load_spec(_edit(tmp_path, change)))
-    assert problems[0].startswith("indexing.connections[5].sender: 'ghost.documents' names no component")
+    assert problems[0].startswith("indexing.connections[4].sender: 'ghost.documents' names no component")
 
 
 def test_dimension_mismatch_with_store(tmp_path: Path) -> None:
