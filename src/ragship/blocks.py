@@ -107,8 +107,8 @@ def _parse_markdown(text: str) -> list[Block]:
                 blocks.append(Block(BlockKind.CODE, fenced(code, info), (code,), section, level))
         elif token.type in ("paragraph_open", "blockquote_open", "bullet_list_open", "ordered_list_open"):
             kind = BlockKind.LIST if token.type.endswith("list_open") else BlockKind.PROSE
-            units = _list_items(tokens[i:end]) if kind is BlockKind.LIST else (_joined_inline(tokens[i:end]),)
-            units = tuple(u for u in units if u)
+            raw = _list_items(tokens[i:end]) if kind is BlockKind.LIST else [_joined_inline(tokens[i:end])]
+            units = tuple(u for u in raw if u)
             navigation = kind is BlockKind.LIST and _items_start_with_links(tokens[i:end])
             if units:
                 blocks.append(Block(kind, _source(lines, token), units, section, level, navigation))

@@ -271,7 +271,11 @@ def default_spec(
         indexing.add_component("cleaner", DocumentCleaner(remove_empty_lines=False, remove_repeated_substrings=False))
         indexing.add_component(
             "splitter",
-            DocumentSplitter(split_by=split_by.value, split_length=split_length, split_overlap=split_overlap),
+            DocumentSplitter(
+                split_by=split_by.value,  # type: ignore[arg-type]  # SplitBy's unit members are its Literal values
+                split_length=split_length,
+                split_overlap=split_overlap,
+            ),
         )
         indexing.connect("converter.documents", "cleaner.documents")
         indexing.connect("cleaner.documents", "splitter.documents")

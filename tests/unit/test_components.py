@@ -45,3 +45,48 @@ def test_mode_pruning_keeps_only_the_needed_branch() -> None:
     assert bm25["metadata"]["retrieval_mode"] == "bm25"
     assert all("dense_retriever" not in c["receiver"] for c in bm25["connections"])
     assert with_retrieval_mode(query, "hybrid") is query
+
+
+MD_GUIDE = """## How to run the tests
+
+Run the tests with `make test`. It needs no services.
+
+## Elasticsearch
+
+Start a local node as shown here:
+
+```sh
+ragship es start      # one node on 127.0.0.1:9200
+ragship es status
+```
+
+| setting | meaning |
+|---|---|
+| `RAGSHIP_ES__REPLICAS` | replicas for high availability |
+"""
+
+
+def _md(content: str, source: str = "docs/guide.md") -> Document:
+    return Document(content=content, meta={"source": source, "file_type": "md"})
+
+
+def test_extractive_answer_has_no_heading_in_its_sentences() -> None:
+    reply = ExtractiveAnswerer().run(query="How do I run the tests?", documents=[_md(MD_GUIDE)])["replies"][0]
+    assert reply.text.startswith("Run the tests with `make test`. [1]"), reply.text
+    assert "How to run the tests" not in reply.text and "#" not in reply.text
+
+
+def test_a_how_question_gets_the_command_as_a_fenced_block_with_its_citation() -> None:
+    other = _md("## Cooking\n\nStart the oven before baking.", source="docs/other.md")
+    reply = ExtractiveAnswerer().run(query="How do I start Elasticsearch?", documents=[_md(MD_GUIDE), other])
+    text = reply["replies"][0].text
+    prose, _, command = text.partition("\n\n```sh\n")
+    assert prose == "Start a local node as shown here: [1]", text  # one source: the guide, not the cooking page
+    assert command.startswith("ragship es start") and command.endswith("\n```\n[1]"), text
+
+
+def test_a_what_question_gets_no_command_and_may_answer_from_a_table_row() -> None:
+    reply = ExtractiveAnswerer().run(query="Which setting enables replicas?", documents=[_md(MD_GUIDE)])
+    text = reply["replies"][0].text
+    assert "```" not in text
+    assert text.startswith("`RAGSHIP_ES__REPLICAS`: replicas for high availability [1]"), text

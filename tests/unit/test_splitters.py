@@ -108,3 +108,21 @@ def test_html_becomes_markdown_with_its_structure() -> None:
     chunks = SectionSplitter().run(converted["documents"])["documents"]
     install = next(c for c in chunks if c.meta["section"].endswith("Install"))
     assert "code" in install.meta["blocks"] and "pip install ragship" in install.content
+
+
+def test_the_default_spec_splits_by_section_and_a_unit_count_is_still_offered() -> None:
+    from ragship.errors import SpecError
+    from ragship.spec import default_spec
+
+    section = default_spec().components_of("indexing", "Splitter")
+    assert [c["type"].rsplit(".", 1)[1] for c in section.values()] == ["SectionSplitter"]
+    words = default_spec(split_by="word", split_length=99)
+    splitter = next(iter(words.components_of("indexing", "Splitter").values()))
+    assert splitter["type"].endswith("DocumentSplitter") and splitter["init_parameters"]["split_length"] == 99
+    assert words.indexing_hash != default_spec().indexing_hash
+    try:
+        default_spec(split_by="chapter")
+    except SpecError as e:
+        assert "split_by" in str(e) and "section" in str(e)
+    else:
+        raise AssertionError("an unknown split_by was accepted")

@@ -168,7 +168,7 @@ class ExtractiveAnswerer:
 
     def _rows(self, rank: int, block: Block, context: frozenset[str], start: int) -> list[_Candidate]:
         """A table's rows as candidates ("`.jsonl`: one JSON object per line ..."), the header row left out."""
-        out = []
+        out: list[_Candidate] = []
         for row in block.units[1:]:
             text = ": ".join(cell for cell in row.split(" | ") if cell)
             if _MIN_SENTENCE_CHARS <= len(text) <= self.max_sentence_chars:
