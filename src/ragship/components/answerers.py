@@ -22,7 +22,8 @@ _ASKS_HOW = re.compile(
     r"\bhow (?:do|can|should|would|to) (?:i |we |you )?\w+|\b(?:which|what) (?:command|make target|cli)\b",
     re.IGNORECASE,
 )
-_SHELL_COMMENT = re.compile(r"(?:^|\s)#.*$", re.MULTILINE)
+# Comments and quoted strings (a JSON body, a question passed to `ragship ask`) are not what a command does.
+_NOT_COMMAND_WORDS = re.compile(r"(?:^|\s)#.*$|'[^'\n]*'|\"[^\"\n]*\"", re.MULTILINE)
 _MIN_SENTENCE_CHARS = 12
 _TABLE_ROW_DAMPING = 1.25  # a row ties with a sentence only when it matches clearly better
 _TERMS_PER_POINT = 25  # content words a sentence may hold before its length starts to count against it
@@ -208,9 +209,9 @@ class ExtractiveAnswerer:
                 if block.kind is BlockKind.CODE:
                     intro = previous.units[-1] if previous is not None and previous.kind is BlockKind.PROSE else ""
                     context = frozenset(_terms(" ".join(block.section) + " " + intro))
-                    commands = frozenset(_terms(_SHELL_COMMENT.sub("", block.units[0])))
+                    commands = frozenset(_terms(_NOT_COMMAND_WORDS.sub(" ", block.units[0])))
                     if not commands & query_terms:
-                        continue  # only its comments or heading match: not the command asked for
+                        continue  # only its comments, strings or heading match: not the command asked for
                     code = self._best_lines(block.units[0], query_terms)
                     candidate = _Candidate(rank, position, code, frozenset(_terms(block.units[0])), context)
                     score = self._score(candidate, query_terms, idf) + 0.5 * first[rank] + 0.5 * cited[rank]
