@@ -187,6 +187,44 @@ def tiny_causal_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-layer BERT sequence classifier (one relevance logit) with random weights and a word-level
+    tokenizer that encodes (query, passage) pairs, saved like any Hugging Face cross-encoder."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    target = tmp_path_factory.mktemp("tiny-cross-encoder")
+    specials = ["[UNK]", "[PAD]", "[CLS]", "[SEP]"]
+    tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.train_from_iterator(
+        [(REPO / "docs" / "testing.md").read_text()], trainers.WordLevelTrainer(special_tokens=specials)
+    )
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]"
+    )
+    config = BertConfig(
+        vocab_size=len(fast),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        num_labels=1,
+        pad_token_id=fast.pad_token_id,
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(target)
+    fast.save_pretrained(target)
+    return target
+
+
+@pytest.fixture(scope="session")
 def bare_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A PATH with nothing the developer installed: failing stand-ins for :data:`DECOYED_TOOLS`, then
     ``/usr/bin:/bin``. A test that runs the project's commands under it fails when one of them reaches

@@ -61,6 +61,10 @@ class SyncMode(StrEnum):
 
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# How the default spec fuses its bm25 and dense branches, and RRF's k (the original paper's constant).
+FUSION_METHODS = ("reciprocal_rank_fusion", "distribution_based_rank_fusion", "merge")
+DEFAULT_FUSION = FUSION_METHODS[0]
+DEFAULT_RRF_K = 60
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEFAULT_OPENAI_KEY_ENV = "OPENAI_API_KEY"
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024

@@ -24,9 +24,11 @@ import yaml
 from ragship.errors import SpecError
 from ragship.settings import (
     DEFAULT_EMBEDDING_MODEL,
+    DEFAULT_FUSION,
     DEFAULT_MAX_FILE_BYTES,
     DEFAULT_OPENAI_KEY_ENV,
     DEFAULT_OPENAI_MODEL,
+    DEFAULT_RRF_K,
     GeneratorKind,
     RetrievalMode,
     Settings,
@@ -37,8 +39,11 @@ SPEC_VERSION = 1
 # Part of the indexing hash: bump it when a code change alters the chunks a spec produces (2: Markdown
 # and HTML kept as Markdown by the converter), so existing stores are reindexed by an ordinary sync.
 CHUNK_FORMAT_VERSION = 2
-# Type names of the chunking components (SectionSplitter, Haystack's DocumentSplitter) end with this.
+# Type names of the chunking components (SectionSplitter, Haystack's DocumentSplitter) end with this; so do
+# those of the joiners (FusionJoiner, DocumentJoiner) and of the rerank stage's rankers.
 SPLITTER_TYPE_SUFFIX = "Splitter"
+JOINER_TYPE_SUFFIX = "Joiner"
+RANKER_TYPE_SUFFIX = "Ranker"
 _Choice = TypeVar("_Choice", RetrievalMode, GeneratorKind, SplitBy)
 TOP_LEVEL_KEYS = {"ragship_spec", "name", "description", "indexing", "query"}
 
@@ -240,13 +245,19 @@ def default_spec(
     openai_api_key_env: str = DEFAULT_OPENAI_KEY_ENV,
     local_model: str | None = None,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    fusion: str = DEFAULT_FUSION,
+    fusion_weights: list[float] | None = None,
+    rrf_k: int = DEFAULT_RRF_K,
+    ranker_model: str | None = None,
 ) -> PipelineSpec:
     """The default spec: convert -> split (by section) -> ids -> embed -> write, and
-    bm25 + dense -> RRF -> answer (extractive, OpenAI-compatible or local Hugging Face model).
+    bm25 + dense -> fusion [-> cross-encoder rerank] -> answer (extractive, OpenAI-compatible or local model).
+
+    ``candidates`` is each retriever branch's top_k; with ``ranker_model`` the joiner passes that many fused
+    candidates to the ranker, which keeps ``top_k``.
     """
     from haystack import Pipeline
     from haystack.components.builders import AnswerBuilder, ChatPromptBuilder
-    from haystack.components.joiners import DocumentJoiner
     from haystack.components.preprocessors import DocumentCleaner, DocumentSplitter
     from haystack.dataclasses import ChatMessage
 
@@ -254,6 +265,8 @@ def default_spec(
     from ragship.components.converters import FileConverter
     from ragship.components.embedders import DocumentEmbedder, TextEmbedder
     from ragship.components.ids import StableIdAssigner
+    from ragship.components.joiners import FusionJoiner
+    from ragship.components.rankers import CrossEncoderRanker
     from ragship.components.retrievers import StoreBM25Retriever, StoreEmbeddingRetriever
     from ragship.components.splitters import SectionSplitter
     from ragship.components.writers import StoreWriter
@@ -294,7 +307,10 @@ def default_spec(
     query.add_component("query_embedder", TextEmbedder(model=embedding_model, progress_bar=False))
     query.add_component("dense_retriever", StoreEmbeddingRetriever(top_k=candidates))
     query.add_component("bm25_retriever", StoreBM25Retriever(top_k=candidates))
-    query.add_component("joiner", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=top_k))
+    joiner = FusionJoiner(
+        join_mode=fusion, weights=fusion_weights, rrf_k=rrf_k, top_k=candidates if ranker_model else top_k
+    )
+    query.add_component("joiner", joiner)
     query.add_component(
         "answer_builder",
         AnswerBuilder(reference_pattern=r"\[(\d+)\]", return_only_referenced_documents=False),
@@ -302,10 +318,17 @@ def default_spec(
     query.connect("query_embedder.embedding", "dense_retriever.query_embedding")
     query.connect("dense_retriever.documents", "joiner.documents")
     query.connect("bm25_retriever.documents", "joiner.documents")
-    query.connect("joiner.documents", "answer_builder.documents")
+    ranked = "joiner"
+    if ranker_model:
+        # The cross-encoder reads the section path and title with the chunk, as the embedder does.
+        ranker = CrossEncoderRanker(model=ranker_model, top_k=top_k, meta_fields_to_embed=["title", "section"])
+        query.add_component("ranker", ranker)
+        query.connect("joiner.documents", "ranker.documents")
+        ranked = "ranker"
+    query.connect(f"{ranked}.documents", "answer_builder.documents")
     if generator == "extractive":
         query.add_component("answerer", ExtractiveAnswerer())
-        query.connect("joiner.documents", "answerer.documents")
+        query.connect(f"{ranked}.documents", "answerer.documents")
         query.connect("answerer.replies", "answer_builder.replies")
     else:
         template = [
@@ -314,15 +337,16 @@ def default_spec(
         ]
         query.add_component("prompt_builder", ChatPromptBuilder(template=template, required_variables=["query"]))
         query.add_component("llm", _llm(generator, openai_model, openai_base_url, openai_api_key_env, local_model))
-        query.connect("joiner.documents", "prompt_builder.documents")
+        query.connect(f"{ranked}.documents", "prompt_builder.documents")
         query.connect("prompt_builder.prompt", "llm.messages")
         query.connect("llm.replies", "answer_builder.replies")
 
+    reranked = f", reranked by {ranker_model}" if ranker_model else ""
     return PipelineSpec(
         indexing=indexing.to_dict(),
         query=query.to_dict(),
         name=f"default-{generator}",
-        description=f"{mode} retrieval over {embedding_model}, {generator} answers",
+        description=f"{mode} retrieval over {embedding_model}{reranked}, {generator} answers",
     )
 
 
@@ -363,8 +387,13 @@ def with_overrides(
     split_length: int | None = None,
     split_overlap: int | None = None,
     top_k: int | None = None,
+    candidates: int | None = None,
+    fusion: str | None = None,
+    fusion_weights: list[float] | None = None,
+    rrf_k: int | None = None,
 ) -> PipelineSpec:
-    """A copy of ``spec`` with chunking or the number of returned sources changed (for experiment grids)."""
+    """A copy of ``spec`` with chunking, retrieval depth (``candidates`` per branch), fusion or the number of
+    returned sources changed (for experiment grids)."""
     import copy
 
     indexing, query = copy.deepcopy(spec.indexing), copy.deepcopy(spec.query)
@@ -375,7 +404,21 @@ def with_overrides(
             params["split_length"] = split_length
         if split_overlap is not None:
             params["split_overlap"] = split_overlap
-    if top_k is not None:
-        for comp in out.components_of("query", "DocumentJoiner").values():
+    rankers = out.components_of("query", RANKER_TYPE_SUFFIX)
+    for comp in out.components_of("query", JOINER_TYPE_SUFFIX).values():
+        params = comp.setdefault("init_parameters", {})
+        if top_k is not None and not rankers:
+            params["top_k"] = top_k
+        if candidates is not None and rankers:
+            params["top_k"] = candidates
+        for key, value in (("join_mode", fusion), ("weights", fusion_weights), ("rrf_k", rrf_k)):
+            if value is not None:
+                params[key] = value
+    for comp in rankers.values():
+        if top_k is not None:
             comp.setdefault("init_parameters", {})["top_k"] = top_k
+    if candidates is not None:
+        for suffix in ("StoreBM25Retriever", "StoreEmbeddingRetriever"):
+            for comp in out.components_of("query", suffix).values():
+                comp.setdefault("init_parameters", {})["top_k"] = candidates
     return out

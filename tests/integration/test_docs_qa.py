@@ -137,3 +137,46 @@ def test_the_page_renders_a_real_answer_with_citations_and_its_command(engine: Q
                 assert overflow <= 0, f"the page scrolls sideways by {overflow}px ({why})"
         finally:
             browser.close()
+
+
+# The rerank stage: a cross-encoder after fusion, with a tiny model the test builds (real loading).
+RERANK_QUESTION = "How do I run the tests?"
+
+
+def test_the_reranker_orders_the_fused_candidates_by_the_cross_encoders_scores(
+    docs_store: str, tiny_cross_encoder: Path
+) -> None:
+    from sentence_transformers import CrossEncoder
+
+    spec = default_spec(ranker_model=str(tiny_cross_encoder), top_k=4, candidates=12)
+    assert spec.query["components"]["joiner"]["init_parameters"]["top_k"] == 12  # the candidates go on
+    engine: QueryEngine = open_query_engine(spec, docs_store)
+    fused = open_query_engine(default_spec(top_k=12, candidates=12), docs_store).retrieve(RERANK_QUESTION)
+    ranked = engine.retrieve(RERANK_QUESTION)
+    assert len(ranked) == 4 and {d.id for d in ranked} <= {d.id for d in fused}
+
+    # The same model, loaded directly, scores the same (title, section, chunk) texts in the same order.
+    model = CrossEncoder(str(tiny_cross_encoder))
+    # Haystack's ranker joins the meta fields present (title, section) and the chunk with newlines.
+    texts = [
+        "\n".join([*(str(d.meta[k]) for k in ("title", "section") if d.meta.get(k) is not None), d.content or ""])
+        for d in fused
+    ]
+    scores = model.predict([(RERANK_QUESTION, t) for t in texts])
+    expected = [fused[i].id for i in sorted(range(len(fused)), key=lambda i: -scores[i])[:4]]
+    assert [d.id for d in ranked] == expected
+    assert [d.score for d in ranked] == sorted((d.score for d in ranked), reverse=True)
+
+    answer = engine.ask(RERANK_QUESTION, top_k=2)
+    assert len(answer.sources) == 2 and answer.sources[0].id == ranked[0].id
+
+
+def test_a_reranked_spec_round_trips_and_names_the_model(tmp_path: Path, tiny_cross_encoder: Path) -> None:
+    from ragship.spec import load_spec
+
+    spec = default_spec(ranker_model=str(tiny_cross_encoder))
+    again = load_spec(spec.save(tmp_path / "spec.yaml"))
+    assert again.hash == spec.hash
+    ranker = again.query["components"]["ranker"]
+    assert ranker["type"] == "ragship.components.rankers.CrossEncoderRanker"
+    assert ranker["init_parameters"]["model"] == str(tiny_cross_encoder) and "reranked by" in spec.description

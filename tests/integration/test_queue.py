@@ -480,14 +480,25 @@ def _answered(url: str, endpoint: str) -> float:
 
 
 def test_workers_embed_through_the_embedder_service(
-    env: dict[str, str], workers: Callable[[int], list[subprocess.Popen[bytes]]], tmp_path: Path
+    env: dict[str, str],
+    workers: Callable[[int], list[subprocess.Popen[bytes]]],
+    tmp_path: Path,
+    tiny_cross_encoder: Path,
 ) -> None:
     """RAGSHIP_WORKER__EMBEDDER_URL: chunk vectors come from the Embedder service over HTTP, so GPU embedding
-    scales apart from the workers; with the service gone, the job fails with a reason that names it."""
+    scales apart from the workers; with the service gone, the job fails with a reason that names it. The
+    same service scores the spec's rerank stage: served ranking equals the local cross-encoder's."""
+    from bentoml import SyncHTTPClient
+
+    from ragship.components.remote import RemoteModels
+    from ragship.runtime import open_query_engine
     from ragship.serving.launch import bentoml_serve
+    from ragship.spec import default_spec
 
     docs = _corpus(tmp_path, 6)
     queue = _queue(env)
+    spec = default_spec(ranker_model=str(tiny_cross_encoder), top_k=3)
+    env["RAGSHIP_SERVING__SPEC"] = str(spec.save(tmp_path / "spec.yaml"))
     served_env = {**env, "BENTOML_HOME": str(tmp_path / "bentoml-embedder")}
     log = tmp_path / "embedder.log"
     with bentoml_serve("ragship.serving.embedder:Embedder", env=served_env, log=log, cwd=REPO) as url:
@@ -497,6 +508,14 @@ def test_workers_embed_through_the_embedder_service(
         job = _wait("the job to finish", lambda: (j := queue.job(job_id)).status.final and j)
         assert job.status == JobStatus.DONE and job.counts["added"] == 6, job
         assert _answered(url, "/embed_documents") >= 1
+
+        with SyncHTTPClient(url, timeout=60) as client:
+            served = RemoteModels(rank=lambda q, texts, scale: client.rank(query=q, texts=texts, scale=scale))
+            remote = open_query_engine(spec, env["RAGSHIP_STORE"], remote=served).retrieve("heron colony nests")
+        local = open_query_engine(spec, env["RAGSHIP_STORE"]).retrieve("heron colony nests")
+        assert len(remote) == 3 and [d.id for d in remote] == [d.id for d in local]
+        assert [d.score for d in remote] == pytest.approx([d.score for d in local], abs=1e-5)
+        assert _answered(url, "/rank") >= 1
     ids, per_source = _store_ids(env["RAGSHIP_STORE"])
     assert len(per_source) == 6 and len(ids) == len(set(ids))
 

@@ -10,7 +10,7 @@ import typer
 
 from ragship.cli.common import StoreOption, err, out, print_error
 from ragship.errors import RagshipError
-from ragship.settings import GeneratorKind, RetrievalMode, SplitBy
+from ragship.settings import FUSION_METHODS, GeneratorKind, RetrievalMode, SplitBy
 
 spec_app = typer.Typer(help="Create, show and validate pipeline specs.", no_args_is_help=True)
 
@@ -34,6 +34,18 @@ def spec_init(
     openai_model: Annotated[str | None, typer.Option(help="Model name at the endpoint.")] = None,
     openai_base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
     local_model: Annotated[str | None, typer.Option(help="Local Hugging Face causal LM directory.")] = None,
+    candidates: Annotated[int | None, typer.Option(min=1, help="Chunks each retriever branch returns (20).")] = None,
+    fusion: Annotated[
+        str | None,
+        typer.Option(help="reciprocal_rank_fusion (default), distribution_based_rank_fusion or merge (weighted)."),
+    ] = None,
+    fusion_weights: Annotated[
+        str | None, typer.Option(help="Branch weights, dense first, comma-separated (e.g. 0.7,0.3).")
+    ] = None,
+    rrf_k: Annotated[int | None, typer.Option(min=1, help="Reciprocal rank fusion's k (60).")] = None,
+    ranker_model: Annotated[
+        str | None, typer.Option(help="Cross-encoder (path or hub id) that reranks the fused candidates.")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write the default spec (both pipelines) to PATH."""
@@ -44,6 +56,14 @@ def spec_init(
         raise RagshipError(f"{path} exists; pass --force to overwrite it.")
     if split_overlap >= split_length:
         raise typer.BadParameter("must be smaller than --split-length", param_hint="--split-overlap")
+    try:
+        weights = [float(w) for w in fusion_weights.split(",")] if fusion_weights else None
+    except ValueError:
+        raise typer.BadParameter(
+            "give numbers separated by commas, e.g. 0.7,0.3", param_hint="--fusion-weights"
+        ) from None
+    if fusion and fusion not in FUSION_METHODS:
+        raise typer.BadParameter(f"one of {', '.join(FUSION_METHODS)}", param_hint="--fusion")
     spec = spec_from_settings(
         get_settings(),
         generator=generator.value,
@@ -56,6 +76,11 @@ def spec_init(
         openai_model=openai_model,
         openai_base_url=openai_base_url,
         local_model=local_model,
+        candidates=candidates,
+        fusion=fusion,
+        fusion_weights=weights,
+        rrf_k=rrf_k,
+        ranker_model=ranker_model,
     )
     spec.save(path)
     err.print(f"Wrote {spec.name} spec to {path} (hash {spec.hash}).")

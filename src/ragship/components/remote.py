@@ -22,6 +22,7 @@ from ragship.errors import ModelError, ModelServiceUnavailableError
 EmbedFn = Callable[[list[str]], list[list[float]]]
 GenerateFn = Callable[[list[dict[str, Any]]], str]
 StreamFn = Callable[[list[dict[str, Any]]], Iterable[str]]
+RankFn = Callable[[str, list[str], bool], list[float]]
 
 
 logger = logging.getLogger("ragship.serving")
@@ -62,12 +63,14 @@ class RemoteModels:
     :param embed_documents: Encodes chunk texts (the indexing pipeline's document embedder).
     :param generate: Answers chat messages (as ``ChatMessage.to_dict()``) with the reply text.
     :param stream: Like ``generate``, yielding the reply in pieces as they are produced.
+    :param rank: Scores (query, text) pairs with the rerank stage's cross-encoder (``scale``: sigmoid).
     """
 
     embed_queries: EmbedFn | None = None
     embed_documents: EmbedFn | None = None
     generate: GenerateFn | None = None
     stream: StreamFn | None = None
+    rank: RankFn | None = None
 
 
 class RemoteEmbeddingBackend:
@@ -88,6 +91,23 @@ class RemoteEmbeddingBackend:
         if len(vectors) != len(data):
             raise ModelError(f"The embedding service returned {len(vectors)} vectors for {len(data)} texts.")
         return [list(map(float, v)) for v in vectors]
+
+
+class RemoteCrossEncoder:
+    """Takes the place of sentence-transformers' CrossEncoder inside a ranker component: the ranker keeps
+    preparing its texts and ordering the documents; only the scoring crosses the network."""
+
+    def __init__(self, rank: RankFn) -> None:
+        self._rank = rank
+
+    def rank(self, query: str, documents: list[str], activation_fn: Any = None, **_: Any) -> list[dict[str, Any]]:
+        """CrossEncoder.rank's answer: ``corpus_id`` and ``score`` of every text, best first."""
+        scale = type(activation_fn).__name__ == "Sigmoid"
+        scores = call_service("rerank", self._rank, query, list(documents), scale)
+        if len(scores) != len(documents):
+            raise ModelError(f"The rerank service returned {len(scores)} scores for {len(documents)} texts.")
+        ranked = [{"corpus_id": i, "score": float(s)} for i, s in enumerate(scores)]
+        return sorted(ranked, key=lambda r: -r["score"])
 
 
 @component

@@ -12,10 +12,10 @@ from ragship.eval.datasets import BeirDataset
 from ragship.eval.retrieval import Progress, RetrievalEvaluation, evaluate_retrieval
 from ragship.runtime import store_for
 from ragship.settings import RetrievalMode, Settings, get_settings
-from ragship.spec import PipelineSpec
+from ragship.spec import JOINER_TYPE_SUFFIX, RANKER_TYPE_SUFFIX, PipelineSpec
 from ragship.tracking.runs import git_commit, init_mlflow, spec_file, spec_params
 
-GRID_KEYS = {"mode", "split_length", "split_overlap", "top_k"}
+GRID_KEYS = {"mode", "split_length", "split_overlap", "top_k", "candidates", "fusion", "fusion_weights", "rrf_k"}
 
 
 def run_tracked_eval(
@@ -86,8 +86,9 @@ def run_tracked_eval(
 
 
 def _joiner_top_k(spec: PipelineSpec) -> Any:
-    joiner = next(iter(spec.components_of("query", "DocumentJoiner").values()), {})
-    return joiner.get("init_parameters", {}).get("top_k")
+    """Sources returned: the reranker's top_k when the spec has one, else the joiner's."""
+    final = spec.components_of("query", RANKER_TYPE_SUFFIX) or spec.components_of("query", JOINER_TYPE_SUFFIX)
+    return next(iter(final.values()), {}).get("init_parameters", {}).get("top_k")
 
 
 def _start_tracing(n: int) -> None:
@@ -167,6 +168,10 @@ def run_grid(
                 split_length=combo.get("split_length"),
                 split_overlap=combo.get("split_overlap"),
                 top_k=combo.get("top_k"),
+                candidates=combo.get("candidates"),
+                fusion=combo.get("fusion"),
+                fusion_weights=combo.get("fusion_weights"),
+                rrf_k=combo.get("rrf_k"),
             )
             mode = combo.get("mode", spec.retrieval_mode)
             config = ", ".join(f"{k}={v}" for k, v in combo.items())

@@ -9,7 +9,8 @@ from haystack.core.errors import DeserializationError, PipelineError, PipelineRu
 
 import ragship.components  # registers our components on Haystack's deserialization allowlist
 from ragship.components.embedders import DocumentEmbedder, TextEmbedder
-from ragship.components.remote import RemoteChatGenerator, RemoteEmbeddingBackend, RemoteModels
+from ragship.components.rankers import CrossEncoderRanker
+from ragship.components.remote import RemoteChatGenerator, RemoteCrossEncoder, RemoteEmbeddingBackend, RemoteModels
 from ragship.components.retrievers import StoreBM25Retriever, StoreBound, StoreEmbeddingRetriever
 from ragship.errors import ConfigError, RagshipError, SpecError
 from ragship.settings import RetrievalMode, env_secret
@@ -73,6 +74,8 @@ def attach_models(pipeline: Pipeline, remote: RemoteModels | None) -> Pipeline:
             instance.embedding_backend = RemoteEmbeddingBackend(remote.embed_queries)  # type: ignore[assignment]
         elif isinstance(instance, DocumentEmbedder) and remote.embed_documents:
             instance.embedding_backend = RemoteEmbeddingBackend(remote.embed_documents)  # type: ignore[assignment]
+        elif isinstance(instance, CrossEncoderRanker) and remote.rank:
+            instance._cross_encoder = RemoteCrossEncoder(remote.rank)  # type: ignore[assignment]
         elif isinstance(instance, RemoteChatGenerator):
             instance.generate, instance.stream = remote.generate, remote.stream
     return pipeline

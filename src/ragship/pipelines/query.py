@@ -105,6 +105,8 @@ class QueryEngine:
         self.pipeline: Pipeline = attach_models(attach_store(load_pipeline(data, "query"), store), remote)
         self._answer_builder = find_component(self.pipeline, AnswerBuilder, "query")
         self._joiners = [n for n, c in self.pipeline.walk() if isinstance(c, DocumentJoiner)]
+        # The last ranking stage: what feeds the answer's documents (the joiner, or a reranker after it).
+        self._ranked = _sender_of(data, f"{self._answer_builder}.documents")
         self._retrievers = {
             n: c.top_k for n, c in self.pipeline.walk() if isinstance(c, StoreBM25Retriever | StoreEmbeddingRetriever)
         }
@@ -133,9 +135,9 @@ class QueryEngine:
     def retrieval_pipeline(self) -> Pipeline:
         """The query pipeline cut after its joiner: retrieval only, nothing generates."""
         if self._retrieval is None:
-            if len(self._joiners) != 1:
-                raise SpecError(f"query: retrieval needs exactly one DocumentJoiner, found {len(self._joiners)}.")
-            data = retrieval_only(self._retrieval_data, self._joiners[0])
+            if self._ranked is None:
+                raise SpecError(f"query: nothing is connected to {self._answer_builder}.documents.")
+            data = retrieval_only(self._retrieval_data, self._ranked)
             self._retrieval = attach_models(attach_store(load_pipeline(data, "query"), self.store), self.remote)
             self._retrieval.warm_up()
         return self._retrieval
@@ -156,7 +158,7 @@ class QueryEngine:
             if name in dict(pipeline.walk())
         }
         result = run_pipeline(pipeline, inputs)
-        return list(result[self._joiners[0]]["documents"])
+        return list(result[str(self._ranked)]["documents"])
 
     def _inputs(self, question: str, top_k: int | None, filters: dict[str, Any] | None) -> dict[str, Any]:
         data: dict[str, dict[str, Any]] = {}
@@ -170,8 +172,12 @@ class QueryEngine:
             if filters:
                 data[name]["filters"] = filters
         if top_k:
+            # The last stage returns top_k; a joiner before a reranker passes at least that many on.
             for name in self._joiners:
-                data.setdefault(name, {})["top_k"] = top_k
+                default = getattr(self.pipeline.get_component(name), "top_k", None)
+                data.setdefault(name, {})["top_k"] = top_k if name == self._ranked else max(top_k, default or 0)
+            if self._ranked and self._ranked not in self._joiners:
+                data.setdefault(self._ranked, {})["top_k"] = top_k
         return data
 
     @property
@@ -221,3 +227,9 @@ def _token_callback(on_token: Callable[[str], None]) -> Callable[[StreamingChunk
             on_token(chunk.content)
 
     return forward
+
+
+def _sender_of(data: dict[str, Any], receiver: str) -> str | None:
+    """The component whose output is connected to ``receiver`` (``component.socket``)."""
+    senders = [c["sender"].split(".")[0] for c in data.get("connections", []) if c["receiver"] == receiver]
+    return senders[0] if senders else None

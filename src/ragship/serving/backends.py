@@ -15,6 +15,7 @@ from typing import Any
 from haystack.dataclasses import ChatMessage, StreamingChunk
 
 from ragship.components.embedders import DocumentEmbedder, TextEmbedder
+from ragship.components.rankers import CrossEncoderRanker
 from ragship.components.remote import chat_generator_names
 from ragship.errors import ModelError, SpecError
 from ragship.pipelines import check_secrets, load_pipeline
@@ -49,6 +50,8 @@ class SpecEmbedders:
         self.spec = spec
         self.query = self._find(spec.query, TextEmbedder, "query")
         self.documents = self._find(spec.indexing, DocumentEmbedder, "indexing")
+        # The rerank stage's cross-encoder is the other GPU-heavy model of querying: served here too.
+        self.ranker = self._find(spec.query, CrossEncoderRanker, "query")
 
     @staticmethod
     def _find(part: dict[str, Any], kind: type, where: str) -> Any:
@@ -75,9 +78,25 @@ class SpecEmbedders:
 
     def warm_up(self) -> None:
         """Load the model(s); the device is chosen by Haystack (GPU when one is visible) unless the spec pins it."""
-        for component in (self.query, self.documents):
+        for component in (self.query, self.documents, self.ranker):
             if component is not None:
                 component.warm_up()
+
+    def rank(self, query: str, texts: list[str], scale: bool) -> list[float]:
+        """Cross-encoder scores of (query, text) pairs, in order (sigmoid-scaled when ``scale``); the texts
+        are prepared by the pipeline's ranker (meta fields, prefixes)."""
+        if self.ranker is None:
+            raise SpecError("query: the spec has no rerank stage, so there is nothing to rank with.")
+        if not texts:
+            return []
+        self.ranker.warm_up()
+        import torch
+
+        activation = torch.nn.Sigmoid() if scale else torch.nn.Identity()
+        scores = self.ranker._cross_encoder.predict(
+            [(query, t) for t in texts], batch_size=self.ranker.batch_size, activation_fn=activation
+        )
+        return [float(x) for x in scores]
 
     def embed_queries(self, texts: list[str]) -> list[list[float]]:
         """Vectors of query texts, encoded with the query embedder's options."""

@@ -42,6 +42,11 @@ class Embedder:
         return self.models.embed_documents(texts)
 
     @bentoml.api
+    def rank(self, query: str, texts: list[str], scale: bool = True) -> list[float]:
+        """Cross-encoder scores of (query, text) pairs for the spec's rerank stage, in order."""
+        return self.models.rank(query, texts, scale)
+
+    @bentoml.api
     def model_info(self) -> dict[str, str | bool]:
         """Model reference, torch device and whether requests are batched."""
         return {"model": self.models.model, "device": self.models.device, "batching": _SERVING.embedder_batching}

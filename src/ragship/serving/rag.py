@@ -103,6 +103,7 @@ class RAG:
             embed_documents=lambda texts: self.embedder.embed_documents(texts),
             generate=(lambda messages: self.generator.generate(messages)) if llm else None,
             stream=(lambda messages: self.generator.stream(messages)) if llm else None,
+            rank=lambda query, texts, scale: self.embedder.rank(query=query, texts=texts, scale=scale),
         )
         store = store_for(spec, settings=_SETTINGS)
         self.engine = open_query_engine(spec, store, settings=_SETTINGS, remote=remote)
