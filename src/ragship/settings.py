@@ -11,7 +11,7 @@ import os
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
@@ -59,6 +59,10 @@ class SyncMode(StrEnum):
     INCREMENTAL = "incremental"
     FULL = "full"
 
+
+#: How a user rates a served answer (``POST /feedback``'s ``rating``); a Literal, so the API schema lists the values.
+RatingName = Literal["up", "down"]
+RATINGS: tuple[RatingName, ...] = get_args(RatingName)
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # How the default spec fuses its bm25 and dense branches, and RRF's k (the original paper's constant).
@@ -447,8 +451,9 @@ def env_secret(name: str) -> str | None:
 
 
 def quiet_third_party_progress() -> None:
-    """Silence model-loading progress bars of Hugging Face libraries (ragship shows its own)."""
+    """Silence the progress bars of Hugging Face model loading and MLflow artifact downloads (ragship shows its own)."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

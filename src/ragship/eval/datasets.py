@@ -18,6 +18,8 @@ from ragship.errors import RagshipError
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 _DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+#: Key of the review fields on QA lines exported from users' ratings (``ragship feedback export``); not scored.
+FEEDBACK_FIELD = "feedback"
 
 
 class DatasetError(RagshipError):
@@ -190,6 +192,12 @@ def load_qa(path: str | Path) -> list[QAExample]:
         sources = record.get("sources", [])
         if not isinstance(question, str) or not question.strip():
             raise DatasetError(f"{path}:{line_no}: 'question' must be a non-empty string.")
+        if answers == [] and isinstance(record.get(FEEDBACK_FIELD), dict):
+            raise DatasetError(
+                f"{path}:{line_no}: no gold answer yet (exported from feedback, rated "
+                f"{record[FEEDBACK_FIELD].get('rating')!r}): write the correct answer into 'answers' and the files "
+                "that hold it into 'sources', or delete the line."
+            )
         if not isinstance(answers, list) or not answers or not all(isinstance(a, str) and a for a in answers):
             raise DatasetError(f"{path}:{line_no}: 'answers' must be a non-empty list of strings.")
         if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):

@@ -13,7 +13,7 @@ from ragship.eval.retrieval import Progress, RetrievalEvaluation, evaluate_retri
 from ragship.runtime import store_for
 from ragship.settings import RetrievalMode, Settings, get_settings
 from ragship.spec import JOINER_TYPE_SUFFIX, RANKER_TYPE_SUFFIX, PipelineSpec
-from ragship.tracking.runs import git_commit, init_mlflow, spec_file, spec_params
+from ragship.tracking.runs import KIND_TAG, git_commit, init_mlflow, spec_file, spec_params
 
 GRID_KEYS = {"mode", "split_length", "split_overlap", "top_k", "candidates", "fusion", "fusion_weights", "rrf_k"}
 
@@ -230,7 +230,7 @@ def run_tracked_qa(
     init_mlflow(settings)
     qa_hash = hashlib.sha256(Path(qa_path).read_bytes()).hexdigest()[:16]
     with mlflow.start_run(run_name=f"qa-{Path(qa_path).stem}") as run:
-        mlflow.set_tag("ragship.kind", "qa")
+        mlflow.set_tag(KIND_TAG, "qa")
         mlflow.log_params(
             {
                 **spec_params(spec),

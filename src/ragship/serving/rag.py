@@ -11,7 +11,7 @@ import asyncio
 import json
 from collections.abc import AsyncGenerator
 from dataclasses import asdict
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import anyio.to_thread
 import bentoml
@@ -27,8 +27,8 @@ from ragship.serving.generator import Generator
 from ragship.serving.http import guard, http_errors, public_error, response_for
 from ragship.serving.jobs import jobs_app, serve_jobs
 from ragship.serving.ui import ui_app
-from ragship.settings import get_settings
-from ragship.tracking.feedback import Feedback, FeedbackRecorder
+from ragship.settings import RatingName, get_settings
+from ragship.tracking.feedback import Feedback, FeedbackRecorder, rating_value
 
 _SETTINGS = get_settings()
 _SERVING = _SETTINGS.serving
@@ -178,7 +178,7 @@ class RAG:
     @http_errors
     def feedback(
         self,
-        rating: Literal["up", "down"],
+        rating: RatingName,
         question: Question,
         answer: ShortText = "",
         comment: Annotated[str, Field(max_length=5000)] = "",
@@ -186,7 +186,7 @@ class RAG:
     ) -> FeedbackResponse:
         """Record a rating of an answer in MLflow, against the champion when it is what is served."""
         feedback = Feedback(
-            rating=1 if rating == "up" else -1, question=question, answer=answer, comment=comment, sources=sources
+            rating=rating_value(rating), question=question, answer=answer, comment=comment, sources=sources
         )
         return FeedbackResponse(recorded=True, run_id=self.feedback_recorder.record(feedback))
 

@@ -2,14 +2,43 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ragship.errors import TrackingError
-from ragship.settings import Settings, get_settings
+from ragship.settings import RATINGS, RatingName, Settings, get_settings
 from ragship.spec import PipelineSpec
 from ragship.tracking.registry import champion
-from ragship.tracking.runs import init_mlflow
+from ragship.tracking.runs import KIND_TAG, init_mlflow
+
+UP, DOWN = RATINGS
+
+# What each feedback run holds: its tags, its metric, its artifact.
+KIND = "feedback"
+SERVED_TAG = "ragship.served"
+SPEC_HASH_TAG = "ragship.spec_hash"
+RATING_TAG = "ragship.rating"
+CHAMPION_VERSION_TAG = "ragship.champion_version"
+CHAMPION_RUN_TAG = "ragship.champion_run_id"
+COMMENT_TAG = "mlflow.note.content"  # MLflow shows it as the run's description
+RATING_METRIC = "rating"
+CHAMPION_METRIC = "feedback_rating"
+ARTIFACT = "feedback.json"
+
+
+def rating_value(rating: RatingName) -> int:
+    """The number a rating is recorded as: 1 for up, -1 for down."""
+    return 1 if rating == UP else -1
+
+
+def rating_name(value: float) -> RatingName:
+    """The name of a recorded rating value."""
+    return UP if value > 0 else DOWN
 
 
 @dataclass
@@ -73,22 +102,130 @@ class FeedbackRecorder:
 
     def _record(self, feedback: Feedback) -> str:
         client = self._connect()
-        rating = "up" if feedback.rating > 0 else "down"
-        tags = {
-            "ragship.kind": "feedback",
-            "ragship.served": self.served,
-            "ragship.spec_hash": self.spec.hash,
-            "ragship.rating": rating,
-        }
+        rating = rating_name(feedback.rating)
+        tags = {KIND_TAG: KIND, SERVED_TAG: self.served, SPEC_HASH_TAG: self.spec.hash, RATING_TAG: rating}
         if self._champion is not None:
-            tags["ragship.champion_version"] = str(self._champion["version"])
-            tags["ragship.champion_run_id"] = str(self._champion["run_id"])
+            tags[CHAMPION_VERSION_TAG] = str(self._champion["version"])
+            tags[CHAMPION_RUN_TAG] = str(self._champion["run_id"])
         if feedback.comment:
-            tags["mlflow.note.content"] = feedback.comment
-        run_id = str(client.create_run(self._experiment_id, tags=tags, run_name=f"feedback-{rating}").info.run_id)
-        client.log_metric(run_id, "rating", feedback.rating)
-        client.log_dict(run_id, asdict(feedback), "feedback.json")
+            tags[COMMENT_TAG] = feedback.comment
+        run_id = str(client.create_run(self._experiment_id, tags=tags, run_name=f"{KIND}-{rating}").info.run_id)
+        client.log_metric(run_id, RATING_METRIC, feedback.rating)
+        client.log_dict(run_id, asdict(feedback), ARTIFACT)
         client.set_terminated(run_id)
         if self._champion is not None:
-            client.log_metric(str(self._champion["run_id"]), "feedback_rating", feedback.rating)
+            client.log_metric(str(self._champion["run_id"]), CHAMPION_METRIC, feedback.rating)
         return run_id
+
+
+@dataclass
+class RecordedFeedback:
+    """One rating as recorded: what was asked, answered and shown, and the run that holds it.
+
+    :param time: When the rating was recorded (UTC).
+    """
+
+    run_id: str
+    time: datetime
+    rating: RatingName
+    question: str
+    answer: str
+    sources: list[str]
+    comment: str
+    served: str
+
+
+@dataclass
+class FeedbackRead:
+    """Ratings read back from MLflow, oldest first, and the runs that could not be read (``run id: why``)."""
+
+    ratings: list[RecordedFeedback] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+
+def read_feedback(
+    since: datetime,
+    rating: RatingName | None = None,
+    settings: Settings | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> FeedbackRead:
+    """The ratings recorded by :class:`FeedbackRecorder` from ``since`` on, optionally only ``rating`` ones.
+
+    Reads only the fields a rating is made of (never a run's tags wholesale).
+
+    :param since: Earliest recording time; a naive datetime is taken as UTC.
+    :param progress: Called with ``(done, total)`` as runs are read.
+    :raises TrackingError: when MLflow cannot be read.
+    """
+    settings = settings or get_settings()
+    try:
+        return _read(since, rating, settings, progress)
+    except TrackingError:
+        raise
+    except Exception as e:
+        raise TrackingError(f"Feedback could not be read from MLflow: {e}") from e
+
+
+def _read(
+    since: datetime, rating: RatingName | None, settings: Settings, progress: Callable[[int, int], None] | None
+) -> FeedbackRead:
+    from mlflow import MlflowClient
+
+    name = settings.serving.feedback_experiment
+    init_mlflow(settings, name)
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    assert experiment is not None  # init_mlflow created it
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    query = f"tags.`{KIND_TAG}` = '{KIND}' and attributes.start_time >= {int(since.timestamp() * 1000)}"
+    if rating is not None:
+        query += f" and tags.`{RATING_TAG}` = '{rating}'"
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment.experiment_id],
+            query,
+            order_by=["attributes.start_time ASC"],
+            max_results=1000,
+            page_token=token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    read = FeedbackRead()
+    with tempfile.TemporaryDirectory(prefix="ragship-feedback-") as tmp:
+        for done, run in enumerate(runs, start=1):
+            run_id = str(run.info.run_id)
+            try:
+                read.ratings.append(_recorded(client, run, Path(tmp) / run_id))
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                read.unreadable.append(f"{run_id}: {ARTIFACT} unreadable ({e})")
+            if progress is not None:
+                progress(done, len(runs))
+    return read
+
+
+def _recorded(client: Any, run: Any, folder: Path) -> RecordedFeedback:
+    run_id = str(run.info.run_id)
+    folder.mkdir()
+    data = json.loads(Path(client.download_artifacts(run_id, ARTIFACT, str(folder))).read_text(encoding="utf-8"))
+    sources = data.get("sources", [])
+    if not isinstance(data.get("question"), str) or not isinstance(sources, list):
+        raise ValueError("no question, or sources that are not a list")
+    tags = run.data.tags
+    recorded_rating = tags.get(RATING_TAG)
+    if recorded_rating not in RATINGS:
+        recorded_rating = rating_name(float(data["rating"]))
+    return RecordedFeedback(
+        run_id=run_id,
+        time=datetime.fromtimestamp(run.info.start_time / 1000, tz=UTC),
+        rating=recorded_rating,
+        question=data["question"],
+        answer=str(data.get("answer", "")),
+        sources=[str(s) for s in sources],
+        comment=str(data.get("comment", "")),
+        served=str(tags.get(SERVED_TAG, "")),
+    )

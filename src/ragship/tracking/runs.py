@@ -15,6 +15,9 @@ from ragship.errors import TrackingError
 from ragship.settings import Settings, SplitBy, configure_mlflow_client, get_settings
 from ragship.spec import SPLITTER_TYPE_SUFFIX, PipelineSpec
 
+#: The tag that says what a run is (``qa``, ``feedback``...), so searches can pick one kind.
+KIND_TAG = "ragship.kind"
+
 
 def git_commit(cwd: Path | None = None) -> str:
     """The current git commit of the working directory (``unknown`` outside a repository)."""
