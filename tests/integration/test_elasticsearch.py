@@ -49,8 +49,8 @@ def test_index_and_ask_in_every_mode(es_url: str, indexed: tuple[Syncer, str], m
     assert answer.sources[0].source == "docs/testing.md"
     assert answer.sources[0].cited and answer.answer
     # A broad question: getting-started.md and reindexing.md also say "run" and "tests" many times, and
-    # without a stemmer (this distribution lacks analysis-common) BM25 alone cannot tell them apart, so
-    # the broad check is for the modes that use embeddings (docs/stores.md explains the stemmer gap).
+    # BM25 alone (Porter-stemmed, docs/stores.md) ranks them above testing.md, so the broad check is for
+    # the modes that use embeddings.
     if mode != "bm25":
         broad = engine.ask("How do I run the tests?", top_k=3)
         assert "docs/testing.md" in [s.source for s in broad.sources]
