@@ -121,7 +121,9 @@ class ElasticsearchSettings(BaseModel):
     )
     retry_backoff_max_s: float = Field(8.0, gt=0, le=300, description="Longest wait between two write attempts.")
     analyzer: str | None = Field(
-        None, description="Analyzer of the content field (e.g. english); a portable standard+stopwords one when unset."
+        None,
+        description="Analyzer of the content field of new indices (e.g. english); unset: english where the cluster "
+        "has it, else the same Porter stemming done client-side into content_stemmed.",
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from elasticsearch import Elasticsearch
 from haystack import Document
 
 from ragship.errors import StoreError
@@ -16,8 +17,9 @@ from ragship.pipelines.query import QueryEngine
 from ragship.runtime import open_indexer, open_query_engine
 from ragship.settings import Settings, load_settings
 from ragship.spec import default_spec
-from ragship.stores import open_store
+from ragship.stores import es_layout, es_text, open_store
 from ragship.stores.elasticsearch import ElasticsearchStore
+from ragship.stores.es_text import TextAnalysis
 from ragship.sync import Syncer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,8 +49,8 @@ def test_index_and_ask_in_every_mode(es_url: str, indexed: tuple[Syncer, str], m
     assert answer.sources[0].source == "docs/testing.md"
     assert answer.sources[0].cited and answer.answer
     # A broad question: getting-started.md and reindexing.md also say "run" and "tests" many times, and
-    # without a stemmer (this distribution lacks analysis-common) BM25 alone cannot tell them apart, so
-    # the broad check is for the modes that use embeddings (docs/stores.md explains the stemmer gap).
+    # BM25 alone (Porter-stemmed, docs/stores.md) ranks them above testing.md, so the broad check is for
+    # the modes that use embeddings.
     if mode != "bm25":
         broad = engine.ask("How do I run the tests?", top_k=3)
         assert "docs/testing.md" in [s.source for s in broad.sources]
@@ -266,3 +268,39 @@ def test_an_evaluation_index_lives_beside_the_store(es_url: str, es_alias: str, 
         sibling.delete_index()
     local = open_store(f"file://{tmp_path / 'store'}").sibling("eval-demo")
     assert local.describe() == f"embedded store at {tmp_path / 'store-eval-demo'}"
+
+
+def test_bm25_stems_client_side_where_the_cluster_has_no_english_analyzer(es_url: str, es_alias: str) -> None:
+    store = ElasticsearchStore(es_url, es_alias)
+    # The local distribution lacks analysis-common: the observable decision is the client-side analysis.
+    assert not es_text.has_english_analyzer(store._call, store.client)
+    assert store.text_analysis == TextAnalysis("ragship_text", client_side=True)
+    store.write_documents(
+        [
+            Document(id="run", content="To run the test suite, call make."),
+            Document(id="other", content="Elasticsearch keeps an alias over each index."),
+        ]
+    )
+    hits = store.bm25_retrieval("running tests", top_k=5)
+    assert [d.id for d in hits] == ["run"]
+    assert hits[0].content == "To run the test suite, call make." and es_text.STEMMED_FIELD not in hits[0].meta
+    assert store.bm25_retrieval("the", top_k=5) == []  # stop words alone match nothing
+    # The choice lives in the index, and recording the eval fingerprint keeps it.
+    store.set_index_fingerprint("abc")
+    [index] = store.client.indices.get_alias(name=es_alias).body
+    meta = store.client.indices.get_mapping(index=index).body[index]["mappings"]["_meta"]
+    assert meta == {"ragship_analysis": "client_porter", "ragship_fingerprint": "abc"}
+    # A fresh store on the index (another process) queries it the same way.
+    assert [d.id for d in ElasticsearchStore(es_url, es_alias).bm25_retrieval("tested runs")] == ["run"]
+
+
+def test_an_index_built_before_the_analysis_record_is_queried_on_content(es_url: str, es_alias: str) -> None:
+    body = es_layout.index_body(None)
+    del body["mappings"]["_meta"]  # the layout of indices made before ragship recorded the analysis
+    with Elasticsearch(es_url) as client:
+        client.indices.create(index=f"{es_alias}-000001", aliases={es_alias: {}}, **body)
+    store = ElasticsearchStore(es_url, es_alias)
+    store.write_documents([Document(id="run", content="To run the test suite, call make.")])
+    assert store.text_analysis.query_field == "content"
+    assert [d.id for d in store.bm25_retrieval("run the test")] == ["run"]
+    assert store.bm25_retrieval("running tests") == []  # no stemmer on content, as before

@@ -44,7 +44,7 @@ def test_only_failures_of_a_cluster_in_motion_are_retried() -> None:
 def _scripted(outcomes: list[Any]) -> Any:
     """A stand-in for the store's guarded call: each bulk pass takes the next outcome (or raises it)."""
 
-    def call(fn: Any, client: Any, documents: list[Document], index: str, op_type: str) -> Any:
+    def call(fn: Any, client: Any, documents: list[Document], index: str, op_type: str, fields: Any = None) -> Any:
         outcome = outcomes.pop(0)
         if isinstance(outcome, Exception):
             raise outcome

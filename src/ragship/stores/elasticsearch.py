@@ -4,6 +4,9 @@
   alias atomically, so queries never see an empty or half-built index.
 - The mapping is explicit: ``content`` text, ``embedding`` dense_vector with ``dims`` from the model
   and cosine similarity (int8 HNSW), string metadata as keyword.
+- BM25 is English with Porter stemming: the ``english`` analyzer where the cluster has it, else the
+  same analysis done client-side into ``content_stemmed`` (:mod:`~ragship.stores.es_text`); the index
+  records which in its ``_meta`` and is queried that way.
 - Bulk writes report every rejected chunk with Elasticsearch's reason and write the rest; 429s are
   retried per item with backoff by the client's bulk helper; an unreachable cluster and chunks that
   meet a node going down are written again with backoff (``write_retries``).
@@ -27,11 +30,12 @@ from haystack.document_stores.types import DuplicatePolicy
 
 from ragship.errors import StoreError
 from ragship.settings import ElasticsearchSettings, Settings
-from ragship.stores import es_bulk, es_layout
+from ragship.stores import es_bulk, es_layout, es_text
 from ragship.stores.base import ManifestEntry, RetrievalStore, WriteResult
 from ragship.stores.es_client import auth_options, new_client, node_urls, tls_options, translated_errors
 from ragship.stores.es_filters import to_es_filter
-from ragship.stores.es_layout import MANIFEST_SUFFIX, TEXT_ANALYZER, index_body
+from ragship.stores.es_layout import MANIFEST_SUFFIX, index_body
+from ragship.stores.es_text import TEXT_ANALYZER, TextAnalysis
 from ragship.stores.registry import redact_url
 
 __all__ = ["MANIFEST_SUFFIX", "TEXT_ANALYZER", "ElasticsearchStore", "index_body", "open_location"]
@@ -59,7 +63,8 @@ class ElasticsearchStore:
     :param shards: Primary shards of new indices.
     :param replicas: Replicas of new indices (>0 for high availability); None: 1 on a cluster with more
         than one data node, else 0.
-    :param analyzer: Analyzer of ``content`` (e.g. ``english`` on clusters that have it).
+    :param analyzer: Analyzer of ``content`` for new indices; None: ``english`` where the cluster has it,
+        else Porter stemming client-side into ``content_stemmed``.
     :param request_timeout_s: Per-request timeout.
     :param physical_index: Target this concrete index instead of the alias (a staged rebuild).
     :param max_retries: Client retries of one request on another node.
@@ -103,6 +108,7 @@ class ElasticsearchStore:
         self._client: Elasticsearch | None = None
         self._ready = False
         self._mapped_dim: int | None = None  # cached so bulk writes need no mapping lookup
+        self._analysis: TextAnalysis | None = None  # the target index's, read from its _meta on first use
 
     @classmethod
     def from_settings(
@@ -131,7 +137,7 @@ class ElasticsearchStore:
         """A store on the same cluster with the same credentials and layout, for another alias or index."""
         derived = copy.copy(self)
         derived.alias, derived.physical_index = alias, physical_index
-        derived._client, derived._ready, derived._mapped_dim = None, False, None
+        derived._client, derived._ready, derived._mapped_dim, derived._analysis = None, False, None, None
         return derived
 
     def sibling(self, name: str) -> ElasticsearchStore:
@@ -186,8 +192,22 @@ class ElasticsearchStore:
                 f"'{self.alias}' at {redact_url(self.url)} is a concrete index, not an alias; ragship reads and writes "
                 "through an alias. Choose another RAGSHIP_ES__INDEX, or delete that index."
             )
-        body = index_body(self._embedding_dim, self.shards, self._replicas(), self.analyzer)
-        self._check_dimension(es_layout.create_first_index(self._call, es, self.alias, body))
+        self._check_dimension(es_layout.create_first_index(self._call, es, self.alias, self._new_index_body()))
+
+    def _new_index_body(self) -> dict[str, Any]:
+        """Settings and mappings of a new index, with the analysis this cluster allows."""
+        client = self._client if self._client is not None else self.client
+        analysis = es_text.choose(self._call, client, self.analyzer)
+        return index_body(self._embedding_dim, self.shards, self._replicas(), analysis=analysis)
+
+    @property
+    def text_analysis(self) -> TextAnalysis:
+        """How the target index analyses text (from its ``_meta``; an index without the record: ``content``)."""
+        if self._analysis is None:
+            index = self._live_index()
+            meta = es_layout.mapping_meta(self._call, self.client, index) if index else {}
+            self._analysis = TextAnalysis.from_meta(meta)
+        return self._analysis
 
     def _current_indices(self) -> list[str]:
         assert self._client is not None
@@ -303,6 +323,7 @@ class ElasticsearchStore:
             documents,
             target,
             op_type,
+            fields=self.text_analysis.fields,
             attempts=self.write_retries,
             backoff_max_s=self.retry_backoff_max_s,
         )
@@ -324,10 +345,13 @@ class ElasticsearchStore:
         return {h["_id"] for h in self._call(lambda: list(helpers.scan(self.client, index=self._target(), query=body)))}
 
     def bm25_retrieval(self, query: str, top_k: int = 10, filters: dict[str, Any] | None = None) -> list[Document]:
-        """BM25 over ``content``."""
-        if not query.strip():
+        """BM25 over ``content``, or over ``content_stemmed`` with the query stemmed alike where the index
+        is analysed client-side."""
+        analysis = self.text_analysis
+        text = analysis.query(query)
+        if not text.strip():
             return []
-        bool_query: dict[str, Any] = {"must": [{"match": {"content": {"query": query}}}]}
+        bool_query: dict[str, Any] = {"must": [{"match": {analysis.query_field: {"query": text}}}]}
         if filters:
             bool_query["filter"] = to_es_filter(filters)
         return self._search({"query": {"bool": bool_query}, "size": top_k})
@@ -361,15 +385,13 @@ class ElasticsearchStore:
         index = self._live_index()
         if index is None:
             return None
-        mapping = self._call(self.client.indices.get_mapping, index=index).body
-        meta = next(iter(mapping.values()))["mappings"].get("_meta", {})
-        return meta.get("ragship_fingerprint")
+        return es_layout.mapping_meta(self._call, self.client, index).get("ragship_fingerprint")
 
     def set_index_fingerprint(self, fingerprint: str) -> None:
         """Record what the live index was built from."""
         index = self._live_index()
         if index is not None:
-            self._call(self.client.indices.put_mapping, index=index, meta={"ragship_fingerprint": fingerprint})
+            es_layout.update_meta(self._call, self.client, index, {"ragship_fingerprint": fingerprint})
 
     # -- manifest: an index paired with the live index, so a rebuild swaps both at once -------------
     def _manifest_index(self) -> str | None:
@@ -410,10 +432,11 @@ class ElasticsearchStore:
     # -- rebuild through the alias ----------------------------------------------------------------
     def staged_rebuild(self) -> ElasticsearchStore:
         """Create an empty versioned index (not behind the alias) and return a store writing to it."""
-        body = index_body(self._embedding_dim, self.shards, self._replicas(), self.analyzer)
+        body = self._new_index_body()
         name = es_layout.create_staged_index(self._call, self.client, self.alias, body)
         staged = self._derived(self.alias, physical_index=name)
         staged._client, staged._ready = self.client, True
+        staged._analysis = TextAnalysis.from_meta(body["mappings"]["_meta"])
         return staged
 
     def promote(self, staged: RetrievalStore) -> None:
@@ -421,7 +444,7 @@ class ElasticsearchStore:
         if not isinstance(staged, ElasticsearchStore) or not staged.physical_index:
             raise StoreError("promote() needs a store returned by staged_rebuild().")
         es_layout.swap_alias(self._call, self.client, self.alias, staged.physical_index)
-        self._mapped_dim = None  # the new index may map another dimension
+        self._mapped_dim = self._analysis = None  # the new index may map another dimension and analysis
 
     def discard(self, staged: RetrievalStore) -> None:
         """Delete a staged index."""
@@ -433,7 +456,7 @@ class ElasticsearchStore:
         client = self._client or Elasticsearch(node_urls(self.url), **self._auth, **self._tls)
         for index in es_layout.current_indices(self._call, client, self.alias):
             es_layout.delete_with_manifest(self._call, client, index)
-        self._ready = False
+        self._ready, self._analysis = False, None
 
 
 def open_location(location: str, *, embedding_dim: int | None, settings: Settings) -> ElasticsearchStore:

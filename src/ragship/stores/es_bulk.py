@@ -20,6 +20,7 @@ from ragship.stores.base import Rejection, WriteResult
 from ragship.stores.es_client import TRANSIENT
 
 Call = Callable[..., Any]  # the store's guard: call(fn, *args, **kwargs) with client errors translated
+Fields = Callable[[str | None], dict[str, Any]]  # a chunk's content -> fields indexed beside its own
 
 _NULLABLE = ("embedding", "blob", "sparse_embedding")  # typed fields: ES rejects explicit nulls
 # Item failures of a cluster in motion (a node left, a replica not yet promoted, no elected master).
@@ -36,10 +37,15 @@ RETRY_ITEM_TYPES = frozenset(
 )
 
 
-def actions(documents: list[Document], index: str, op_type: str) -> Iterator[dict[str, Any]]:
-    """Bulk actions writing ``documents`` into ``index`` (``op_type`` ``index`` overwrites, ``create`` does not)."""
+def actions(
+    documents: list[Document], index: str, op_type: str, fields: Fields | None = None
+) -> Iterator[dict[str, Any]]:
+    """Bulk actions writing ``documents`` into ``index`` (``op_type`` ``index`` overwrites, ``create`` does not);
+    ``fields`` adds fields derived from the content (the client-side analysed text)."""
     for doc in documents:
         body = doc.to_dict(flatten=True)
+        if fields is not None:
+            body.update(fields(doc.content))
         body.pop("score", None)  # a retrieval score is not document data
         for key in _NULLABLE:
             if body.get(key) is None:
@@ -48,7 +54,7 @@ def actions(documents: list[Document], index: str, op_type: str) -> Iterator[dic
 
 
 def bulk_pass(
-    client: Elasticsearch, documents: list[Document], index: str, op_type: str
+    client: Elasticsearch, documents: list[Document], index: str, op_type: str, fields: Fields | None = None
 ) -> tuple[WriteResult, list[tuple[Document, Rejection]]]:
     """Write ``documents`` in one streaming bulk pass.
 
@@ -62,7 +68,7 @@ def bulk_pass(
     again: list[tuple[Document, Rejection]] = []
     for ok, item in helpers.streaming_bulk(
         client,
-        actions(documents, index, op_type),
+        actions(documents, index, op_type, fields),
         raise_on_error=False,
         raise_on_exception=False,
         max_retries=4,  # per-item retries of 429 (queue full) with exponential backoff
@@ -116,6 +122,7 @@ def write_with_retries(
     index: str,
     op_type: str,
     *,
+    fields: Fields | None = None,
     attempts: int,
     backoff_max_s: float,
 ) -> WriteResult:
@@ -134,7 +141,7 @@ def write_with_retries(
 
     def attempt() -> None:
         nonlocal pending, refusals
-        landed, again = call(bulk_pass, client(), pending, index, op_type)
+        landed, again = call(bulk_pass, client(), pending, index, op_type, fields)
         result.written += landed.written
         result.rejected.extend(landed.rejected)
         pending, refusals = [d for d, _ in again], [r for _, r in again]

@@ -4,7 +4,8 @@
   ``<alias>-<timestamp>`` after a rebuild); a rebuild fills a new index and swaps the alias atomically.
 - Each index has a manifest index beside it (``<index>-manifest``), so a rebuild swaps both at once.
 - The mapping is explicit: ``content`` text, ``embedding`` dense_vector with ``dims`` from the model and
-  cosine similarity (int8 HNSW), string metadata as keyword.
+  cosine similarity (int8 HNSW), string metadata as keyword; ``content_stemmed`` where the text is
+  analysed client-side (:mod:`~ragship.stores.es_text`), recorded in the mapping's ``_meta``.
 
 Every function takes ``call``, the store's guard that turns client failures into ragship errors.
 """
@@ -19,10 +20,10 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
 from ragship.errors import StoreError
+from ragship.stores.es_text import PORTABLE_ANALYZER, STEMMED_FIELD, TEXT_ANALYZER, TextAnalysis
 
 Call = Callable[..., Any]  # call(fn, *args, **kwargs) -> fn(*args, **kwargs), errors translated
 
-TEXT_ANALYZER = {"type": "standard", "stopwords": "_english_"}
 MANIFEST_SUFFIX = "-manifest"
 MANIFEST_MAPPING = {
     "dynamic": "strict",
@@ -42,9 +43,29 @@ def manifest_id(source: str) -> str:
 
 
 def index_body(
-    embedding_dim: int | None, shards: int = 1, replicas: int = 0, analyzer: str | None = None
+    embedding_dim: int | None,
+    shards: int = 1,
+    replicas: int = 0,
+    analyzer: str | None = None,
+    analysis: TextAnalysis | None = None,
 ) -> dict[str, Any]:
-    """Settings and mappings of a ragship index."""
+    """Settings and mappings of a ragship index.
+
+    :param analyzer: Analyzer of ``content`` (the portable ``ragship_text`` when None).
+    :param analysis: How the index analyses text (wins over ``analyzer``); recorded in ``_meta``.
+    """
+    analysis = analysis or TextAnalysis(analyzer or PORTABLE_ANALYZER)
+    properties: dict[str, Any] = {
+        "id": {"type": "keyword"},
+        "content": {"type": "text", "analyzer": analysis.content_analyzer},
+        "source": {"type": "keyword"},
+        "title": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 512}}},
+    }
+    mappings: dict[str, Any] = {"_meta": analysis.meta()}
+    if analysis.client_side:
+        # Terms already analysed by ragship: split on spaces only; indexed, never returned.
+        properties[STEMMED_FIELD] = {"type": "text", "analyzer": "whitespace"}
+        mappings["_source"] = {"excludes": [STEMMED_FIELD]}
     embedding: dict[str, Any] = {"type": "dense_vector", "index": True, "similarity": "cosine"}
     if embedding_dim:
         embedding["dims"] = embedding_dim
@@ -53,19 +74,14 @@ def index_body(
         "settings": {
             "number_of_shards": shards,
             "number_of_replicas": replicas,
-            "analysis": {"analyzer": {"ragship_text": TEXT_ANALYZER}},
+            "analysis": {"analyzer": {PORTABLE_ANALYZER: TEXT_ANALYZER}},
         },
         "mappings": {
+            **mappings,
             "dynamic_templates": [
                 {"strings": {"match_mapping_type": "string", "mapping": {"type": "keyword", "ignore_above": 2048}}}
             ],
-            "properties": {
-                "id": {"type": "keyword"},
-                "content": {"type": "text", "analyzer": analyzer or "ragship_text"},
-                "embedding": embedding,
-                "source": {"type": "keyword"},
-                "title": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 512}}},
-            },
+            "properties": {**properties, "embedding": embedding},
         },
     }
 
@@ -92,6 +108,17 @@ def mapped_dimension(call: Call, client: Elasticsearch, index: str) -> int | Non
     props = next(iter(mapping.values()))["mappings"].get("properties", {})
     dims = props.get("embedding", {}).get("dims")
     return int(dims) if dims is not None else None
+
+
+def mapping_meta(call: Call, client: Elasticsearch, index: str) -> dict[str, Any]:
+    """The ``_meta`` of ``index``'s mapping (empty when it has none)."""
+    mapping = call(client.indices.get_mapping, index=index).body
+    return dict(next(iter(mapping.values()))["mappings"].get("_meta", {}))
+
+
+def update_meta(call: Call, client: Elasticsearch, index: str, entries: dict[str, Any]) -> None:
+    """Set ``entries`` in ``index``'s ``_meta``, keeping the others (a mapping update replaces ``_meta`` whole)."""
+    call(client.indices.put_mapping, index=index, meta={**mapping_meta(call, client, index), **entries})
 
 
 def create_first_index(call: Call, client: Elasticsearch, alias: str, body: dict[str, Any]) -> str:
