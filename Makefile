@@ -46,9 +46,11 @@ $(UV):
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-# The stamp file makes setup a no-op until the lock file changes.
+# The stamp file makes setup a no-op until the lock file changes. Bytecode is compiled at install time:
+# where PYTHONDONTWRITEBYTECODE is set (CI runners, containers), every process would otherwise compile
+# torch, transformers and haystack from source at import, about 10 s per CLI call, worker or service.
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --extra dev
+	$(UV) sync --frozen --extra dev --compile-bytecode
 	touch $@
 
 setup: $(VENV)/.installed  ## create .venv with the locked dependencies

@@ -13,11 +13,11 @@ from ragship.spec import default_spec
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def docs_store(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> str:
-    """An embedded store with docs/ and README.md indexed (once per module)."""
+    """An embedded store with docs/ and README.md indexed once; tests only read it (reindexing adds nothing)."""
     store = tmp_path_factory.mktemp("docs") / "store"
     indexer = open_indexer(default_spec(), str(store))
     report = indexer.index([REPO / "docs", REPO / "README.md"])
