@@ -20,6 +20,25 @@ QUESTIONS = [
 ]
 
 
+def test_evaluation_ranks_like_serving_then_searches_deeper(docs_store: str) -> None:
+    from types import SimpleNamespace
+
+    from ragship.eval.retrieval import DEPTH, rank_documents
+
+    question = "How do I run the tests?"
+    engine = open_query_engine(default_spec(candidates=3), docs_store)
+    served = [d.id for d in engine.retrieve(question)]  # top 5 of at most 2 x 3 fused candidates
+    head = [d.id for d in engine.retrieve(question, top_k=2 * DEPTH, deepen_branches=False)]
+    assert 3 <= len(head) <= 6 and len(served) == min(5, len(head)) and head[: len(served)] == served
+    deepened = [d.id for d in engine.retrieve(question, top_k=2 * DEPTH)]
+    assert len(deepened) > 6
+
+    # the grid's `candidates` key must change what evaluation measures: the head is the served order
+    ranked = list(rank_documents(engine, SimpleNamespace(queries={"q": question}))["q"])  # type: ignore[arg-type]
+    assert ranked[: len(head)] == head and len(ranked) == DEPTH
+    assert set(ranked[len(head) :]) <= set(deepened)
+
+
 @pytest.mark.parametrize(("question", "expected"), QUESTIONS)
 def test_expected_source_is_cited_first(engine: QueryEngine, question: str, expected: str) -> None:
     answer = engine.ask(question)

@@ -143,10 +143,17 @@ class QueryEngine:
         return self._retrieval
 
     def retrieve(
-        self, question: str, top_k: int | None = None, filters: dict[str, Any] | None = None
+        self,
+        question: str,
+        top_k: int | None = None,
+        filters: dict[str, Any] | None = None,
+        deepen_branches: bool = True,
     ) -> list[Document]:
         """The ranked chunks for ``question``, without generating an answer.
 
+        :param deepen_branches: Let each retriever return at least ``top_k`` chunks. False keeps the spec's
+            per-branch depth (``candidates``), so the fused order is the one serving gives; fewer than
+            ``top_k`` chunks may come back.
         :raises InvalidRequestError: when the question is empty.
         """
         if not question or not question.strip():
@@ -154,28 +161,34 @@ class QueryEngine:
         pipeline = self.retrieval_pipeline
         inputs = {
             name: value
-            for name, value in self._inputs(question, top_k, filters).items()
+            for name, value in self._inputs(question, top_k, filters, deepen_branches).items()
             if name in dict(pipeline.walk())
         }
         result = run_pipeline(pipeline, inputs)
         return list(result[str(self._ranked)]["documents"])
 
-    def _inputs(self, question: str, top_k: int | None, filters: dict[str, Any] | None) -> dict[str, Any]:
+    def _inputs(
+        self, question: str, top_k: int | None, filters: dict[str, Any] | None, deepen_branches: bool = True
+    ) -> dict[str, Any]:
         data: dict[str, dict[str, Any]] = {}
         for component, socket in self._question_inputs:
             data.setdefault(component, {})[socket] = question
         for name, default_k in self._retrievers.items():
             if top_k or filters:
                 data.setdefault(name, {})
-            if top_k:
+            if top_k and deepen_branches:
                 data[name]["top_k"] = max(top_k, default_k)
             if filters:
                 data[name]["filters"] = filters
         if top_k:
-            # The last stage returns top_k; a joiner before a reranker passes at least that many on.
+            # The last stage returns top_k; a joiner before a reranker passes at least that many on
+            # (or, with the spec's depths kept, exactly what it passes when serving).
             for name in self._joiners:
                 default = getattr(self.pipeline.get_component(name), "top_k", None)
-                data.setdefault(name, {})["top_k"] = top_k if name == self._ranked else max(top_k, default or 0)
+                if name == self._ranked:
+                    data.setdefault(name, {})["top_k"] = top_k
+                elif deepen_branches or default is None:
+                    data.setdefault(name, {})["top_k"] = max(top_k, default or 0)
             if self._ranked and self._ranked not in self._joiners:
                 data.setdefault(self._ranked, {})["top_k"] = top_k
         return data
