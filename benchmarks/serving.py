@@ -97,6 +97,63 @@ def latency(url: str, requests: int) -> list[dict[str, object]]:
     return rows
 
 
+def retrieve_cells(label: str, url: str, requests: int) -> dict[str, object]:
+    """/retrieve alone (1 client: p50) and saturated (16 clients: req/s)."""
+
+    def call(http: httpx.Client, i: int) -> None:
+        http.post(f"{url}/retrieve", json={"question": QUESTIONS[i % len(QUESTIONS)]}).raise_for_status()
+
+    run_clients(4, 16, call)  # warm-up
+    alone, alone_wall = run_clients(1, requests, call)
+    _, busy_wall = run_clients(max(CLIENTS), requests, call)
+    row = {
+        "server": label,
+        "p50_ms_1_client": round(float(np.percentile(np.array(alone) * 1000, 50)), 1),
+        "req_per_s_1_client": round(requests / alone_wall, 1),
+        "req_per_s_16_clients": round(requests / busy_wall, 1),
+    }
+    console.print(row)
+    return row
+
+
+def in_process_cells(store: str, requests: int) -> dict[str, object]:
+    """The same retrieval pipeline's ``retrieve`` in this process, one request at a time: the floor."""
+    from ragship.runtime import open_query_engine
+    from ragship.spec import default_spec
+
+    engine = open_query_engine(default_spec(), store)
+    engine.warm_up()
+    for i in range(16):
+        engine.retrieve(QUESTIONS[i % len(QUESTIONS)])
+    seconds = []
+    started = time.perf_counter()
+    for i in range(requests):
+        start = time.perf_counter()
+        engine.retrieve(QUESTIONS[i % len(QUESTIONS)])
+        seconds.append(time.perf_counter() - start)
+    wall = time.perf_counter() - started
+    row = {
+        "server": "pipeline run() in process",
+        "p50_ms_1_client": round(float(np.percentile(np.array(seconds) * 1000, 50)), 1),
+        "req_per_s_1_client": round(requests / wall, 1),
+        "req_per_s_16_clients": None,
+    }
+    console.print(row)
+    return row
+
+
+def placements(env: dict[str, str], store: str, requests: int, work: Path) -> list[dict[str, object]]:
+    """/retrieve with the query embedder in the API process and in the Embedder service, and the in-process
+    floor, in one run: the figures behind ``serving.query_models: auto``."""
+    rows = []
+    for placement in ("api", "service"):
+        run_env = {**env, "RAGSHIP_SERVING__QUERY_MODELS": placement}
+        with bentoml_serve("bentos.query:RAG", env=run_env, log=work / f"rag-{placement}.log", cwd=REPO) as url:
+            rows.append(retrieve_cells(f"ragship /retrieve, query_models={placement}", url, requests))
+    rows.append(in_process_cells(store, requests))
+    return rows
+
+
 def chunk_texts(limit: int) -> list[str]:
     """~200-word windows over the project's docs (the default spec's chunk size)."""
     words = " ".join(p.read_text() for p in sorted((REPO / "docs").glob("*.md"))).split()
@@ -161,6 +218,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32, help="Concurrent clients of the throughput runs.")
     parser.add_argument("--out", type=Path, help="Write the results as JSON here.")
     parser.add_argument(
+        "--placements-only", action="store_true", help="Only compare where the query embedder runs (no capacity file)."
+    )
+    parser.add_argument(
         "--capacity",
         type=Path,
         default=default_capacity_file(),
@@ -174,8 +234,12 @@ def main() -> None:
         env = {**os.environ, "RAGSHIP_HOME": str(work), "RAGSHIP_STORE": store, "HF_HUB_OFFLINE": "1"}
         env["BENTOML_HOME"] = str(work / "bentoml")
         subprocess.run([RAGSHIP, "sync", "docs", "README.md", "--store", store], cwd=REPO, env=env, check=True)
+        if args.placements_only:
+            print_placements(placements(env, store, args.requests, work))
+            return
         with bentoml_serve("bentos.query:RAG", env=env, log=work / "rag.log", cwd=REPO) as url:
             latency_rows = latency(url, args.requests)
+        placement_rows = placements(env, store, args.requests, work)
         workloads = {
             "chunks (200 words)": ("embed_documents", chunk_texts(args.chunks)),
             "queries (short)": ("embed_queries", [QUESTIONS[i % len(QUESTIONS)] for i in range(args.chunks * 4)]),
@@ -188,6 +252,7 @@ def main() -> None:
     for row in latency_rows:
         table.add_row(*(str(row[c]) for c in ("route", "clients", "requests", "p50_ms", "p99_ms", "req_per_s")))
     console.print(table)
+    print_placements(placement_rows)
     table = Table(title="Embedder throughput (one text per request)")
     columns = ("workload", "adaptive_batching", "device", "clients", "texts", "texts_per_s", "p50_ms", "mean_batch")
     for column in columns:
@@ -199,8 +264,30 @@ def main() -> None:
         on, off = (float(str(r["texts_per_s"])) for r in throughput_rows if r["workload"] == workload)
         console.print(f"{workload}: adaptive batching gives {on / off:.2f}x the unbatched throughput")
     if args.out:
-        args.out.write_text(json.dumps({"latency": latency_rows, "embedder": throughput_rows}, indent=2))
+        results = {"latency": latency_rows, "placements": placement_rows, "embedder": throughput_rows}
+        args.out.write_text(json.dumps(results, indent=2))
     write_capacity(args.capacity, latency_rows, throughput_rows)
+
+
+def print_placements(placement_rows: list[dict[str, object]]) -> None:
+    """The placement table and its ratios."""
+    table = Table(title="/retrieve by where the query embedder runs, and the in-process floor")
+    placement_columns = ("server", "p50_ms_1_client", "req_per_s_1_client", "req_per_s_16_clients")
+    for column in placement_columns:
+        table.add_column(column)
+    for row in placement_rows:
+        table.add_row(*(str(row[c]) for c in placement_columns))
+    console.print(table)
+    api, service, floor = placement_rows
+
+    def ratio(a: dict[str, object], b: dict[str, object], key: str) -> float:
+        return float(str(a[key])) / float(str(b[key]))
+
+    console.print(
+        f"query embedder in the API vs in the Embedder: p50 {ratio(api, service, 'p50_ms_1_client'):.2f}x, "
+        f"16-client throughput {ratio(api, service, 'req_per_s_16_clients'):.2f}x; "
+        f"served p50 (api) / in-process p50: {ratio(api, floor, 'p50_ms_1_client'):.2f}x"
+    )
 
 
 def write_capacity(path: Path, latency_rows: list[dict[str, object]], throughput_rows: list[dict[str, object]]) -> None:

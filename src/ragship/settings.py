@@ -53,6 +53,16 @@ class SplitBy(StrEnum):
     PAGE = "page"
 
 
+class QueryModels(StrEnum):
+    """Where the served query API runs its query-time models (the query embedder and the rerank stage's
+    cross-encoder): in the API process, or one HTTP hop away in the Embedder service (adaptive batching,
+    GPU). ``auto``: in the API process on a host without a GPU, unless the Embedder has its own URL."""
+
+    AUTO = "auto"
+    API = "api"
+    SERVICE = "service"
+
+
 class SyncMode(StrEnum):
     """How a sync treats the index: touch only what changed, or rebuild it in a staged copy and swap."""
 
@@ -200,6 +210,11 @@ class ServingSettings(BaseModel):
         description="Adaptive batching: latency budget; BentoML sheds (503) requests it predicts would exceed it.",
     )
     embedder_batching: bool = Field(True, description="Adaptive batching of the embedder (off: one call per request).")
+    query_models: QueryModels = Field(
+        QueryModels.AUTO,
+        description="Where the query API runs the query embedder and cross-encoder: api (in process), service "
+        "(the Embedder), auto (api without a GPU unless embedder_url is set; benchmarks/README.md has the figures).",
+    )
     feedback_experiment: str = Field("ragship-feedback", description="MLflow experiment that receives feedback.")
     embedder_url: str | None = Field(
         None,

@@ -64,6 +64,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, es_url: str, tiny_causal_lm
         "RAGSHIP_SERVING__SPEC": str(spec_path),
         "RAGSHIP_SERVING__API_KEY": API_KEY,
         "RAGSHIP_SERVING__MAX_REQUEST_BYTES": str(1024 * 1024),
+        # Queries are embedded by the Embedder service here (the GPU deployment's path); the bento tests
+        # serve the CPU default, where the API process embeds them itself.
+        "RAGSHIP_SERVING__QUERY_MODELS": "service",
         "BENTOML_HOME": str(home / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "True",
         "HF_HUB_OFFLINE": "1",

@@ -167,6 +167,33 @@ def test_served_spec_prefers_the_serving_setting_then_falls_back_to_the_default(
     assert not (tmp_path / "mlflow.db").exists()
 
 
+def test_query_models_run_in_the_api_on_a_cpu_host_unless_set_or_deployed_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ragship.serving.common import query_models_in_api
+    from ragship.settings import get_settings
+
+    cases = [
+        ({"RAGSHIP_DEVICE": "cpu"}, True),  # auto, no GPU to use: one process, no HTTP hop
+        ({"RAGSHIP_DEVICE": "cpu", "RAGSHIP_SERVING__EMBEDDER_URL": "http://embedder:3000"}, False),
+        ({"RAGSHIP_SERVING__QUERY_MODELS": "service"}, False),
+        ({"RAGSHIP_SERVING__QUERY_MODELS": "api", "RAGSHIP_SERVING__EMBEDDER_URL": "http://embedder:3000"}, True),
+    ]
+    for env, in_api in cases:
+        for name in ("RAGSHIP_DEVICE", "RAGSHIP_SERVING__EMBEDDER_URL", "RAGSHIP_SERVING__QUERY_MODELS"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        assert query_models_in_api() is in_api, env
+    monkeypatch.setenv("RAGSHIP_SERVING__QUERY_MODELS", "gpu")
+    get_settings.cache_clear()
+    with pytest.raises(Exception, match="query_models"):
+        get_settings()
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
 # The services' dependency wiring, in a fresh interpreter: the URLs are read when the service modules are
 # imported (BentoML decides at import which services `bentoml serve` starts).
 _WIRING = """

@@ -6,7 +6,7 @@ import logging
 from functools import lru_cache
 from typing import Any
 
-from ragship.settings import disable_phone_home, get_settings, quiet_third_party_progress
+from ragship.settings import QueryModels, disable_phone_home, get_settings, quiet_third_party_progress
 from ragship.spec import PipelineSpec
 
 logger = logging.getLogger("ragship.serving")
@@ -36,6 +36,19 @@ def model_resources() -> dict[str, Any]:
     except Exception:  # a broken CUDA install means CPU, not a crash
         has_gpu = False
     return {"gpu": 1} if has_gpu else {}
+
+
+def query_models_in_api() -> bool:
+    """Whether the query API runs its query-time models itself (``serving.query_models``).
+
+    ``auto`` decides by measurement on CPU hosts (benchmarks/README.md, "Where the query embedder runs"):
+    a 20 ms query encode in process costs less than the HTTP hop and the second process competing for
+    the same cores. With a GPU, or an Embedder deployed on its own, the Embedder service runs them.
+    """
+    serving = get_settings().serving
+    if serving.query_models is not QueryModels.AUTO:
+        return serving.query_models is QueryModels.API
+    return serving.embedder_url is None and not model_resources()
 
 
 def store_ready(store: Any) -> bool:

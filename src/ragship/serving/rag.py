@@ -21,7 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from ragship.components.remote import RemoteModels, chat_generator_names
 from ragship.pipelines.query import Answer, Source
 from ragship.runtime import open_query_engine, store_for
-from ragship.serving.common import spec_and_origin, store_ready
+from ragship.serving.common import logger, query_models_in_api, spec_and_origin, store_ready
 from ragship.serving.embedder import Embedder
 from ragship.serving.generator import Generator
 from ragship.serving.http import guard, http_errors, public_error, response_for
@@ -97,13 +97,15 @@ class RAG:
     def __init__(self) -> None:
         spec, origin = spec_and_origin()
         llm = bool(chat_generator_names(spec.query))
+        in_api = query_models_in_api()
+        logger.info("query embedder and cross-encoder run in %s", "this process" if in_api else "the Embedder")
         # Dependency clients get their endpoints after __init__, so bind the calls late.
         remote = RemoteModels(
-            embed_queries=lambda texts: self.embedder.embed_queries(texts),
+            embed_queries=None if in_api else lambda texts: self.embedder.embed_queries(texts),
             embed_documents=lambda texts: self.embedder.embed_documents(texts),
             generate=(lambda messages: self.generator.generate(messages)) if llm else None,
             stream=(lambda messages: self.generator.stream(messages)) if llm else None,
-            rank=lambda query, texts, scale: self.embedder.rank(query=query, texts=texts, scale=scale),
+            rank=None if in_api else lambda q, texts, scale: self.embedder.rank(query=q, texts=texts, scale=scale),
         )
         store = store_for(spec, settings=_SETTINGS)
         self.engine = open_query_engine(spec, store, settings=_SETTINGS, remote=remote)
