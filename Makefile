@@ -184,8 +184,10 @@ integration: setup system-deps  ## the tests against real services (Elasticsearc
 bench: setup  ## retrieval latency of the embedded store at 1k/10k/50k chunks
 	$(VENV)/bin/python benchmarks/store_latency.py --sizes 1000 10000 50000
 
-bench-serving: setup  ## p50/p99 of /retrieve and /ask at 1 and 16 clients; embedder throughput with/without batching
-	$(VENV)/bin/python benchmarks/serving.py
+# Hayhooks (the `bench` extra) serves the same pipeline beside ragship's API; --inexact keeps the dev tools.
+bench-serving: setup  ## /retrieve and /ask at 1 and 16 clients, side by side with Hayhooks and in-process; embedder batching
+	$(UV) sync --frozen --extra dev --extra bench --inexact --compile-bytecode
+	$(VENV)/bin/python benchmarks/serving.py $(BENCH_ARGS)
 
 bench-reindex: setup  ## incremental (1% changed) vs full reindex of NFCorpus, one file per document
 	$(VENV)/bin/python benchmarks/reindex_incremental.py

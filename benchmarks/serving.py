@@ -7,22 +7,27 @@ adaptive batching.
    and off (RAGSHIP_SERVING__EMBEDDER_BATCHING); 32 clients each send one text per request (the
    traffic pattern batching exists for), first 200-word chunks, then short queries. The on/off ratio
    is the figure that matters; the mean batch size comes from BentoML's Prometheus histogram.
+3. Side by side, one run: /retrieve with the query embedder in the API process and in the Embedder
+   (``serving.query_models``), Hayhooks serving the same retrieval pipeline (benchmarks/hayhooks), and
+   the pipeline called in this process; the ratios are the figures to compare.
 
-    .venv/bin/python benchmarks/serving.py            # embedded store
-    .venv/bin/python benchmarks/serving.py --store http://127.0.0.1:9200
+    make bench-serving                                  # embedded store of the docs
+    make bench-serving BENCH_ARGS="--store http://127.0.0.1:9200"
+    make bench-serving BENCH_ARGS="--store .ragship/store-eval-nfcorpus --store-ready --side-by-side-only"
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -31,10 +36,12 @@ from rich.console import Console
 from rich.table import Table
 
 from ragship.capacity import default_capacity_file, update_capacity_file
+from ragship.local_process import free_port
 from ragship.serving.launch import bentoml_serve
 
 REPO = Path(__file__).resolve().parents[1]
 RAGSHIP = str(Path(sys.executable).parent / "ragship")
+HAYHOOKS_DIR = REPO / "benchmarks" / "hayhooks"
 QUESTIONS = [
     "How do I run the tests?",
     "How do I start a local Elasticsearch node?",
@@ -97,11 +104,11 @@ def latency(url: str, requests: int) -> list[dict[str, object]]:
     return rows
 
 
-def retrieve_cells(label: str, url: str, requests: int) -> dict[str, object]:
-    """/retrieve alone (1 client: p50) and saturated (16 clients: req/s)."""
+def retrieve_cells(label: str, url: str, requests: int, route: str = "/retrieve") -> dict[str, object]:
+    """``route`` alone (1 client: p50) and saturated (16 clients: req/s)."""
 
     def call(http: httpx.Client, i: int) -> None:
-        http.post(f"{url}/retrieve", json={"question": QUESTIONS[i % len(QUESTIONS)]}).raise_for_status()
+        http.post(f"{url}{route}", json={"question": QUESTIONS[i % len(QUESTIONS)]}).raise_for_status()
 
     run_clients(4, 16, call)  # warm-up
     alone, alone_wall = run_clients(1, requests, call)
@@ -142,14 +149,53 @@ def in_process_cells(store: str, requests: int) -> dict[str, object]:
     return row
 
 
-def placements(env: dict[str, str], store: str, requests: int, work: Path) -> list[dict[str, object]]:
-    """/retrieve with the query embedder in the API process and in the Embedder service, and the in-process
-    floor, in one run: the figures behind ``serving.query_models: auto``."""
+@contextlib.contextmanager
+def hayhooks_serve(env: dict[str, str], log: Path) -> Iterator[str]:
+    """Hayhooks (the `bench` extra) serving benchmarks/hayhooks/ragship_retrieve; yields its URL."""
+    port = free_port()
+    hayhooks = str(Path(sys.executable).parent / "hayhooks")
+    if not Path(hayhooks).exists():
+        raise SystemExit("Hayhooks is not installed: run `make bench-serving` (it installs the bench extra).")
+    args = [hayhooks, "run", "--host", "127.0.0.1", "--port", str(port), "--pipelines-dir", str(HAYHOOKS_DIR)]
+    args += ["--without-monitoring", "--without-tracing"]
+    with log.open("w") as out:
+        process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"hayhooks exited ({process.returncode}); see {log}")
+            try:
+                if httpx.get(f"{url}/status", timeout=5).json().get("pipelines"):
+                    break
+            except (httpx.HTTPError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"hayhooks did not deploy the pipeline in 600 s; see {log}")
+            time.sleep(1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def hayhooks_cells(env: dict[str, str], requests: int, work: Path) -> dict[str, object]:
+    """The same retrieval pipeline behind Hayhooks, measured like /retrieve."""
+    with hayhooks_serve(env, work / "hayhooks.log") as url:
+        return retrieve_cells("Hayhooks, same pipeline", url, requests, route="/ragship_retrieve/run")
+
+
+def side_by_side(env: dict[str, str], store: str, requests: int, work: Path) -> list[dict[str, object]]:
+    """The same retrieval pipeline, one run: ragship's /retrieve with the query embedder in the API process
+    and in the Embedder service (the figures behind ``serving.query_models: auto``), Hayhooks, and the
+    pipeline in this process (the floor)."""
     rows = []
     for placement in ("api", "service"):
         run_env = {**env, "RAGSHIP_SERVING__QUERY_MODELS": placement}
         with bentoml_serve("bentos.query:RAG", env=run_env, log=work / f"rag-{placement}.log", cwd=REPO) as url:
             rows.append(retrieve_cells(f"ragship /retrieve, query_models={placement}", url, requests))
+    rows.append(hayhooks_cells(env, requests, work))
     rows.append(in_process_cells(store, requests))
     return rows
 
@@ -218,7 +264,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32, help="Concurrent clients of the throughput runs.")
     parser.add_argument("--out", type=Path, help="Write the results as JSON here.")
     parser.add_argument(
-        "--placements-only", action="store_true", help="Only compare where the query embedder runs (no capacity file)."
+        "--store-ready", action="store_true", help="--store already holds a corpus (e.g. NFCorpus): index nothing."
+    )
+    parser.add_argument(
+        "--side-by-side-only", action="store_true", help="Only the /retrieve side by side (no capacity file)."
     )
     parser.add_argument(
         "--capacity",
@@ -233,13 +282,14 @@ def main() -> None:
         store = args.store or str(work / "store")
         env = {**os.environ, "RAGSHIP_HOME": str(work), "RAGSHIP_STORE": store, "HF_HUB_OFFLINE": "1"}
         env["BENTOML_HOME"] = str(work / "bentoml")
-        subprocess.run([RAGSHIP, "sync", "docs", "README.md", "--store", store], cwd=REPO, env=env, check=True)
-        if args.placements_only:
-            print_placements(placements(env, store, args.requests, work))
+        if not args.store_ready:
+            subprocess.run([RAGSHIP, "sync", "docs", "README.md", "--store", store], cwd=REPO, env=env, check=True)
+        if args.side_by_side_only:
+            print_placements(side_by_side(env, store, args.requests, work))
             return
         with bentoml_serve("bentos.query:RAG", env=env, log=work / "rag.log", cwd=REPO) as url:
             latency_rows = latency(url, args.requests)
-        placement_rows = placements(env, store, args.requests, work)
+        placement_rows = side_by_side(env, store, args.requests, work)
         workloads = {
             "chunks (200 words)": ("embed_documents", chunk_texts(args.chunks)),
             "queries (short)": ("embed_queries", [QUESTIONS[i % len(QUESTIONS)] for i in range(args.chunks * 4)]),
@@ -278,7 +328,7 @@ def print_placements(placement_rows: list[dict[str, object]]) -> None:
     for row in placement_rows:
         table.add_row(*(str(row[c]) for c in placement_columns))
     console.print(table)
-    api, service, floor = placement_rows
+    api, service, hayhooks, floor = placement_rows
 
     def ratio(a: dict[str, object], b: dict[str, object], key: str) -> float:
         return float(str(a[key])) / float(str(b[key]))
@@ -287,6 +337,10 @@ def print_placements(placement_rows: list[dict[str, object]]) -> None:
         f"query embedder in the API vs in the Embedder: p50 {ratio(api, service, 'p50_ms_1_client'):.2f}x, "
         f"16-client throughput {ratio(api, service, 'req_per_s_16_clients'):.2f}x; "
         f"served p50 (api) / in-process p50: {ratio(api, floor, 'p50_ms_1_client'):.2f}x"
+    )
+    console.print(
+        f"ragship (api) vs Hayhooks, same pipeline: p50 {ratio(api, hayhooks, 'p50_ms_1_client'):.2f}x, "
+        f"16-client throughput {ratio(api, hayhooks, 'req_per_s_16_clients'):.2f}x"
     )
 
 
