@@ -126,8 +126,11 @@ def retrieve_cells(label: str, url: str, requests: int, route: str = "/retrieve"
 def in_process_cells(store: str, requests: int) -> dict[str, object]:
     """The same retrieval pipeline's ``retrieve`` in this process, one request at a time: the floor."""
     from ragship.runtime import open_query_engine
+    from ragship.serving.common import limit_torch_threads
+    from ragship.settings import get_settings
     from ragship.spec import default_spec
 
+    limit_torch_threads(get_settings().serving.query_threads)  # as the query API does
     engine = open_query_engine(default_spec(), store)
     engine.warm_up()
     for i in range(16):

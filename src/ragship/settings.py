@@ -210,6 +210,12 @@ class ServingSettings(BaseModel):
         description="Adaptive batching: latency budget; BentoML sheds (503) requests it predicts would exceed it.",
     )
     embedder_batching: bool = Field(True, description="Adaptive batching of the embedder (off: one call per request).")
+    query_threads: int | None = Field(
+        1,
+        ge=1,
+        le=256,
+        description="torch intra-op threads of the query API process; unset: torch's default (one per core).",
+    )
     query_models: QueryModels = Field(
         QueryModels.AUTO,
         description="Where the query API runs the query embedder and cross-encoder: api (in process), service "

@@ -167,7 +167,7 @@ def test_served_spec_prefers_the_serving_setting_then_falls_back_to_the_default(
     assert not (tmp_path / "mlflow.db").exists()
 
 
-def test_query_models_run_in_the_api_on_a_cpu_host_unless_set_or_deployed_apart(
+def test_query_models_run_in_the_api_on_a_cpu_host_unless_set_or_deployed_apart_with_one_torch_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from ragship.serving.common import query_models_in_api
@@ -186,6 +186,16 @@ def test_query_models_run_in_the_api_on_a_cpu_host_unless_set_or_deployed_apart(
             monkeypatch.setenv(name, value)
         get_settings.cache_clear()
         assert query_models_in_api() is in_api, env
+    import torch
+
+    from ragship.serving.common import limit_torch_threads
+
+    before = torch.get_num_threads()
+    limit_torch_threads(None)  # unset: torch's own default stays
+    assert torch.get_num_threads() == before
+    limit_torch_threads(1)
+    assert torch.get_num_threads() == 1
+    torch.set_num_threads(before)
     monkeypatch.setenv("RAGSHIP_SERVING__QUERY_MODELS", "gpu")
     get_settings.cache_clear()
     with pytest.raises(Exception, match="query_models"):

@@ -51,6 +51,21 @@ def query_models_in_api() -> bool:
     return serving.embedder_url is None and not model_resources()
 
 
+def limit_torch_threads(threads: int | None) -> None:
+    """Cap torch's intra-op threads in this process (``serving.query_threads``).
+
+    A query encodes one short text: concurrency comes from requests, not from splitting one matrix
+    product over cores. With one thread per core, every forward pass waits at OpenMP barriers for a
+    thread the OS has given to another process (the Embedder, Elasticsearch, a second worker): on a
+    busy 2-core host the query encode took 5x longer (benchmarks/README.md).
+    """
+    if threads is None:
+        return
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def store_ready(store: Any) -> bool:
     """Whether the document store answers; the reason is logged, since /readyz only says 503."""
     try:

@@ -21,7 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from ragship.components.remote import RemoteModels, chat_generator_names
 from ragship.pipelines.query import Answer, Source
 from ragship.runtime import open_query_engine, store_for
-from ragship.serving.common import logger, query_models_in_api, spec_and_origin, store_ready
+from ragship.serving.common import limit_torch_threads, logger, query_models_in_api, spec_and_origin, store_ready
 from ragship.serving.embedder import Embedder
 from ragship.serving.generator import Generator
 from ragship.serving.http import guard, http_errors, public_error, response_for
@@ -98,6 +98,8 @@ class RAG:
         spec, origin = spec_and_origin()
         llm = bool(chat_generator_names(spec.query))
         in_api = query_models_in_api()
+        if in_api:
+            limit_torch_threads(_SERVING.query_threads)
         logger.info("query embedder and cross-encoder run in %s", "this process" if in_api else "the Embedder")
         # Dependency clients get their endpoints after __init__, so bind the calls late.
         remote = RemoteModels(
