@@ -16,7 +16,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 PORT ?= 3000
 
-.PHONY: setup run run-llm test lint unit integration bench bench-reindex bench-serving bench-queue bench-plan test-cluster clean system-deps es-start es-stop lab \
+.PHONY: setup run run-llm test lint unit integration bench bench-reindex bench-serving bench-soak bench-queue bench-plan test-cluster clean system-deps es-start es-stop lab \
 	strip-notebooks bento bento-requirements k8s-tools chart-test
 
 # The Helm chart's offline checks (tests/chart) need helm and kubeconform, built from source at pinned
@@ -188,6 +188,9 @@ bench: setup  ## retrieval latency of the embedded store at 1k/10k/50k chunks
 bench-serving: setup  ## /retrieve and /ask at 1 and 16 clients, side by side with Hayhooks and in-process; embedder batching
 	$(UV) sync --frozen --extra dev --extra bench --inexact --compile-bytecode
 	$(VENV)/bin/python benchmarks/serving.py $(BENCH_ARGS)
+
+bench-soak: setup  ## 10,000 /ask at 16 clients against `bentoml serve`: errors, p99, RSS growth of every process
+	$(VENV)/bin/python benchmarks/soak.py $(BENCH_ARGS)
 
 bench-reindex: setup  ## incremental (1% changed) vs full reindex of NFCorpus, one file per document
 	$(VENV)/bin/python benchmarks/reindex_incremental.py

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+from typing import Any
 
 # Words too common to help ranking; dropping them keeps keyword search from scoring most of a corpus.
 STOPWORDS = frozenset(
@@ -69,3 +71,20 @@ def content_words(text: str) -> list[str]:
         if word not in STOPWORDS:
             seen.setdefault(word, None)
     return list(seen)
+
+
+_THREAD_STEMMERS = threading.local()
+
+
+def stemmer(algorithm: str) -> Any:
+    """A Snowball stemmer (``"english"``, ``"porter"``, ...) of the calling thread.
+
+    A stemmer object holds the word it is stemming in its own fields, so one shared by the threads
+    of a server corrupts words (IndexError, wrong stems) under concurrent requests: each thread gets its own.
+    """
+    own: dict[str, Any] = _THREAD_STEMMERS.__dict__
+    if algorithm not in own:
+        import snowballstemmer
+
+        own[algorithm] = snowballstemmer.stemmer(algorithm)
+    return own[algorithm]

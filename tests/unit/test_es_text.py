@@ -43,3 +43,25 @@ def test_the_analysis_is_recorded_in_the_mapping_and_read_back() -> None:
     # An index built before the record: ``content`` with its own analyzer, queried as it is.
     assert TextAnalysis.from_meta({}) == TextAnalysis("ragship_text")
     assert TextAnalysis.from_meta({}).query("running tests") == "running tests"
+
+
+def test_stemming_is_safe_from_many_threads_at_once() -> None:
+    """Served queries and answers stem on many request threads; a shared Snowball stemmer corrupts words."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ragship.components.answerers import _terms
+    from ragship.text import stemmer
+
+    texts = [f"running indexes of {n} connected generators, promotions and evaluations" for n in range(400)]
+    expected = ([analyze(t) for t in texts], [_terms(t) for t in texts])
+    barrier = threading.Barrier(8)
+
+    def stem_all(_: int) -> tuple[list[list[str]], list[set[str]], int]:
+        barrier.wait()  # all threads stem at the same moment
+        return [analyze(t) for t in texts], [_terms(t) for t in texts], id(stemmer("porter"))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(stem_all, range(8)))
+    assert all((analyzed, terms) == expected for analyzed, terms, _ in results)
+    assert len({own for _, _, own in results}) == 8  # one stemmer per thread

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
@@ -14,7 +13,7 @@ from haystack.dataclasses import ChatMessage
 from ragship.blocks import Block, BlockKind, fenced, parse_blocks
 from ragship.components.converters import MARKDOWN_FILE_TYPES
 from ragship.sentences import split_sentences
-from ragship.text import content_words
+from ragship.text import content_words, stemmer
 
 NO_ANSWER = "I found nothing in the indexed documents that answers this question."
 # Questions about doing something get the command too, not only the sentences around it.
@@ -29,16 +28,9 @@ _TABLE_ROW_DAMPING = 1.25  # a row ties with a sentence only when it matches cle
 _TERMS_PER_POINT = 25  # content words a sentence may hold before its length starts to count against it
 
 
-@cache
-def _stemmer() -> Any:
-    import snowballstemmer
-
-    return snowballstemmer.stemmer("english")
-
-
 def _terms(text: str) -> set[str]:
     """Stemmed content words: "tests"/"testing" and "locally"/"local" match."""
-    return set(_stemmer().stemWords(content_words(text)))
+    return set(stemmer("english").stemWords(content_words(text)))
 
 
 @dataclass(frozen=True)

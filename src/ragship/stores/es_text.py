@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import snowballstemmer
 from elasticsearch import ApiError, Elasticsearch
+
+from ragship.text import stemmer
 
 Call = Callable[..., Any]  # the store's guard: call(fn, *args, **kwargs) with client errors translated
 
@@ -40,12 +41,11 @@ STOP_WORDS = frozenset({
 })  # fmt: skip
 _TOKEN = re.compile(r"\w+(?:['\u2019]\w+)*")
 _POSSESSIVE = re.compile(r"['\u2019][sS]$")
-_stemmer = snowballstemmer.stemmer("porter")
 
 
 @lru_cache(maxsize=65536)
 def _stem(token: str) -> str:
-    return str(_stemmer.stemWord(token))
+    return str(stemmer("porter").stemWord(token))
 
 
 def analyze(text: str) -> list[str]:
