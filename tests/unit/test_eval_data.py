@@ -57,6 +57,22 @@ def test_valid_dataset_loads_with_fingerprint(tmp_path: Path) -> None:
     assert data.limited(1) is data
 
 
+def test_every_split_of_a_corpus_shares_one_evaluation_index(tmp_path: Path) -> None:
+    from ragship.eval.retrieval import index_fingerprint
+    from ragship.spec import default_spec
+
+    path = _beir(tmp_path, GOOD_CORPUS, GOOD_QUERIES, "q1\td1\t2\n")
+    (path / "qrels" / "dev.tsv").write_text("q1\td2\t1\n")
+    test, dev = load_beir(path, split="test"), load_beir(path, split="dev")
+    assert test.fingerprint != dev.fingerprint  # runs on each split are told apart
+    spec = default_spec()
+    assert index_fingerprint(spec, test) == index_fingerprint(spec, dev) == index_fingerprint(spec, dev.limited(0))
+    (path / "corpus.jsonl").write_text("\n".join(GOOD_CORPUS[:1]) + "\n")
+    (path / "qrels" / "dev.tsv").write_text("q1\td1\t1\n")
+    assert index_fingerprint(spec, load_beir(path, split="dev")) != index_fingerprint(spec, dev)  # new corpus
+    assert index_fingerprint(default_spec(split_length=99), dev) != index_fingerprint(spec, dev)
+
+
 @pytest.mark.parametrize(
     ("corpus", "queries", "qrels", "message"),
     [

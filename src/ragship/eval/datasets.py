@@ -40,6 +40,7 @@ class BeirDataset:
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
     fingerprint: str
+    corpus_fingerprint: str  # the corpus alone: what an evaluation index depends on, whatever the split
 
     @property
     def corpus_file(self) -> Path:
@@ -59,6 +60,7 @@ class BeirDataset:
             {q: self.queries[q] for q in keep},
             {q: self.qrels[q] for q in keep},
             f"{self.fingerprint}-q{limit}",
+            self.corpus_fingerprint,
         )
 
 
@@ -141,7 +143,8 @@ def load_beir(source: str | Path, split: str = "test", cache_dir: Path | None = 
     if not queries:
         raise DatasetError(f"{qrels_path}: no judged queries.")
     fingerprint = _sha256(path / "corpus.jsonl", path / "queries.jsonl", qrels_path)
-    return BeirDataset(path.name, path, split, corpus_ids, queries, qrels, fingerprint)
+    corpus = _sha256(path / "corpus.jsonl")
+    return BeirDataset(path.name, path, split, corpus_ids, queries, qrels, fingerprint, corpus)
 
 
 def download_beir(name: str, cache_dir: Path) -> Path:

@@ -48,8 +48,8 @@ class RetrievalEvaluation:
 
 
 def index_fingerprint(spec: PipelineSpec, dataset: BeirDataset) -> str:
-    """What an evaluation index depends on: the indexing pipeline and the corpus."""
-    payload = json.dumps({"indexing": spec.indexing_hash, "corpus": dataset.fingerprint.split("-q")[0]}, sort_keys=True)
+    """What an evaluation index depends on: the indexing pipeline and the corpus (not the split or its queries)."""
+    payload = json.dumps({"indexing": spec.indexing_hash, "corpus": dataset.corpus_fingerprint}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
