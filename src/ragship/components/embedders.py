@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import threading
 from typing import Any
 
 from haystack import component
@@ -10,20 +13,53 @@ from haystack_integrations.components.embedders.sentence_transformers import (
     SentenceTransformersDocumentEmbedder,
     SentenceTransformersTextEmbedder,
 )
+from haystack_integrations.components.embedders.sentence_transformers.embedding_backend.backend import (
+    _SentenceTransformersEmbeddingBackend,
+)
 
+from ragship.errors import SpecError
 from ragship.models import resolve_embedding_model
+from ragship.settings import EmbeddingBackend
+
+logger = logging.getLogger(__name__)
+
+# ONNX-backed models, shared by every embedder of the same export and options (as Haystack shares torch ones).
+_onnx_backends: dict[str, _SentenceTransformersEmbeddingBackend] = {}
+_onnx_lock = threading.Lock()
+
+
+def parse_backend(value: object) -> EmbeddingBackend:
+    """``value`` as an :class:`EmbeddingBackend`, or a :class:`SpecError` naming the field and the choices."""
+    try:
+        return EmbeddingBackend(str(value))
+    except ValueError:
+        choices = ", ".join(m.value for m in EmbeddingBackend)
+        raise SpecError(f"embedder init_parameters.backend: {value!r} is not one of {choices}.") from None
 
 
 class _ResolvesModel:
     """Keeps the spec portable: the model name is resolved only when the model loads, and an
     unpinned device stays unpinned (so the same spec uses the GPU wherever one exists).
+
+    ``backend`` is ``torch`` or, on the CPU, ONNX Runtime from an export of the model made on this machine
+    (``onnx``: float32; ``onnx-int8``: int8 weights), cached by ``ragship.onnx_models``.
     """
 
     model: str
+    backend: str
+    embedding_backend: _SentenceTransformersEmbeddingBackend | None
+    tokenizer_kwargs: dict[str, Any] | None
 
-    def __init__(self, *args: Any, device: ComponentDevice | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        device: ComponentDevice | None = None,
+        backend: EmbeddingBackend | str = EmbeddingBackend.TORCH,
+        **kwargs: Any,
+    ) -> None:
+        chosen = parse_backend(backend)
         parent: Any = super()
-        parent.__init__(*args, device=device, **kwargs)
+        parent.__init__(*args, device=device, backend=chosen.value, **kwargs)
         self._device_pinned = device is not None
 
     def to_dict(self) -> dict[str, Any]:
@@ -35,7 +71,11 @@ class _ResolvesModel:
         return data
 
     def warm_up(self) -> None:
-        """Load the model once; Haystack shares the backend between embedders of the same model."""
+        """Load the model once; embedders of the same model and backend share it."""
+        if self.backend != EmbeddingBackend.TORCH:
+            if self.embedding_backend is None:
+                self.embedding_backend = self._onnx_backend(resolve_embedding_model(self.model))
+            return
         declared = self.model
         self.model = resolve_embedding_model(declared)
         try:
@@ -43,6 +83,33 @@ class _ResolvesModel:
             parent.warm_up()
         finally:
             self.model = declared
+
+    def _onnx_backend(self, model_dir: str) -> _SentenceTransformersEmbeddingBackend:
+        from ragship.onnx_models import onnx_model_path, use_onnx
+
+        me: Any = self
+        if self._device_pinned and not me.device.to_torch_str().startswith("cpu"):
+            logger.warning("backend %s runs on the CPU; device %s is not used", self.backend, me.device)
+        path = onnx_model_path(model_dir, EmbeddingBackend(self.backend))
+        options = {
+            "trust_remote_code": me.trust_remote_code,
+            "truncate_dim": me.truncate_dim,
+            "model_kwargs": me.model_kwargs,
+            "tokenizer_kwargs": me.tokenizer_kwargs,
+            "config_kwargs": me.config_kwargs,
+        }
+        key = json.dumps({"path": str(path), **options}, sort_keys=True, default=str)
+        with _onnx_lock:
+            loaded = _onnx_backends.get(key)
+            if loaded is None:
+                loaded = _SentenceTransformersEmbeddingBackend(
+                    model=model_dir, device="cpu", local_files_only=True, backend="torch", **options
+                )
+                use_onnx(loaded.model, path)
+                _onnx_backends[key] = loaded
+        if self.tokenizer_kwargs and self.tokenizer_kwargs.get("model_max_length"):
+            loaded.model.max_seq_length = self.tokenizer_kwargs["model_max_length"]
+        return loaded
 
 
 @component

@@ -82,6 +82,13 @@ def _embedding_problems(spec: PipelineSpec, store: RetrievalStore | None) -> lis
     if len(set(models.values())) > 1:
         listing = ", ".join(f"{k}.init_parameters.model={v!r}" for k, v in models.items())
         return [f"embedders disagree ({listing}); documents and queries must use the same model."]
+    backends = spec.embedding_backends()
+    if len(set(backends.values())) > 1:
+        listing = ", ".join(f"{k}.init_parameters.backend={v!r}" for k, v in backends.items())
+        return [
+            f"embedders disagree ({listing}); documents and queries must use the same backend "
+            "(onnx-int8 embeddings differ from float ones): set the same value in both."
+        ]
     if not models or store is None:
         return []
     key, model = next(iter(models.items()))
