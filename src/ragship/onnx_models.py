@@ -132,7 +132,7 @@ def _export_fp32(model_dir: Path, out: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True, backend="torch")
-    transformer = st[0]
+    transformer: Any = st[0]
     model = transformer.model.eval()
     tokenizer = transformer.tokenizer
     sample = tokenizer(["an example sentence to trace", "another"], padding=True, return_tensors="pt")
@@ -207,7 +207,7 @@ def _onnx_transformer(path: Path, config: Any) -> Any:
 
 def use_onnx(st: SentenceTransformer, path: Path) -> None:
     """Run ``st``'s transformer through ONNX Runtime from ``path``; tokenizer, pooling, normalizing stay."""
-    transformer = st[0]
+    transformer: Any = st[0]
     onnx_model = _onnx_transformer(path, transformer.model.config)
     # sentence-transformers filters the features by the forward's parameters; the ONNX model takes **kwargs.
     transformer.model_forward_params = None

@@ -46,7 +46,7 @@ CHUNK_FORMAT_VERSION = 2
 SPLITTER_TYPE_SUFFIX = "Splitter"
 JOINER_TYPE_SUFFIX = "Joiner"
 RANKER_TYPE_SUFFIX = "Ranker"
-_Choice = TypeVar("_Choice", RetrievalMode, GeneratorKind, SplitBy)
+_Choice = TypeVar("_Choice", RetrievalMode, GeneratorKind, SplitBy, EmbeddingBackend)
 TOP_LEVEL_KEYS = {"ragship_spec", "name", "description", "indexing", "query"}
 
 DEFAULT_SYSTEM_PROMPT = (

@@ -40,26 +40,13 @@ def parse_backend(value: object) -> EmbeddingBackend:
 class _ResolvesModel:
     """Keeps the spec portable: the model name is resolved only when the model loads, and an
     unpinned device stays unpinned (so the same spec uses the GPU wherever one exists).
-
-    ``backend`` is ``torch`` or, on the CPU, ONNX Runtime from an export of the model made on this machine
-    (``onnx``: float32; ``onnx-int8``: int8 weights), cached by ``ragship.onnx_models``.
     """
 
     model: str
-    backend: str
-    embedding_backend: _SentenceTransformersEmbeddingBackend | None
-    tokenizer_kwargs: dict[str, Any] | None
 
-    def __init__(
-        self,
-        *args: Any,
-        device: ComponentDevice | None = None,
-        backend: EmbeddingBackend | str = EmbeddingBackend.TORCH,
-        **kwargs: Any,
-    ) -> None:
-        chosen = parse_backend(backend)
+    def __init__(self, *args: Any, device: ComponentDevice | None = None, **kwargs: Any) -> None:
         parent: Any = super()
-        parent.__init__(*args, device=device, backend=chosen.value, **kwargs)
+        parent.__init__(*args, device=device, **kwargs)
         self._device_pinned = device is not None
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,11 +58,7 @@ class _ResolvesModel:
         return data
 
     def warm_up(self) -> None:
-        """Load the model once; embedders of the same model and backend share it."""
-        if self.backend != EmbeddingBackend.TORCH:
-            if self.embedding_backend is None:
-                self.embedding_backend = self._onnx_backend(resolve_embedding_model(self.model))
-            return
+        """Load the model once; Haystack shares the backend between embedders of the same model."""
         declared = self.model
         self.model = resolve_embedding_model(declared)
         try:
@@ -84,13 +67,32 @@ class _ResolvesModel:
         finally:
             self.model = declared
 
+
+class _ChoosesBackend(_ResolvesModel):
+    """Adds ragship's ``backend`` to the embedders: ``torch``, or ONNX Runtime on the CPU from an export of
+    the model made on this machine (``onnx``: float32; ``onnx-int8``: int8 weights), cached by
+    ``ragship.onnx_models``. Embedders of the same export and options share one loaded model.
+    """
+
+    def __init__(self, *args: Any, backend: EmbeddingBackend | str = EmbeddingBackend.TORCH, **kwargs: Any) -> None:
+        chosen = parse_backend(backend)
+        super().__init__(*args, backend=chosen.value, **kwargs)
+
+    def warm_up(self) -> None:
+        """Load the model once: torch through Haystack's shared backends, ONNX through ragship's."""
+        me: Any = self
+        if me.backend == EmbeddingBackend.TORCH:
+            super().warm_up()
+        elif me.embedding_backend is None:
+            me.embedding_backend = self._onnx_backend(resolve_embedding_model(self.model))
+
     def _onnx_backend(self, model_dir: str) -> _SentenceTransformersEmbeddingBackend:
         from ragship.onnx_models import onnx_model_path, use_onnx
 
         me: Any = self
         if self._device_pinned and not me.device.to_torch_str().startswith("cpu"):
-            logger.warning("backend %s runs on the CPU; device %s is not used", self.backend, me.device)
-        path = onnx_model_path(model_dir, EmbeddingBackend(self.backend))
+            logger.warning("backend %s runs on the CPU; device %s is not used", me.backend, me.device)
+        path = onnx_model_path(model_dir, EmbeddingBackend(me.backend))
         options = {
             "trust_remote_code": me.trust_remote_code,
             "truncate_dim": me.truncate_dim,
@@ -107,16 +109,16 @@ class _ResolvesModel:
                 )
                 use_onnx(loaded.model, path)
                 _onnx_backends[key] = loaded
-        if self.tokenizer_kwargs and self.tokenizer_kwargs.get("model_max_length"):
-            loaded.model.max_seq_length = self.tokenizer_kwargs["model_max_length"]
+        if me.tokenizer_kwargs and me.tokenizer_kwargs.get("model_max_length"):
+            loaded.model.max_seq_length = me.tokenizer_kwargs["model_max_length"]
         return loaded
 
 
 @component
-class DocumentEmbedder(_ResolvesModel, SentenceTransformersDocumentEmbedder):
+class DocumentEmbedder(_ChoosesBackend, SentenceTransformersDocumentEmbedder):
     """Embeds chunks with a sentence-transformers model."""
 
 
 @component
-class TextEmbedder(_ResolvesModel, SentenceTransformersTextEmbedder):
+class TextEmbedder(_ChoosesBackend, SentenceTransformersTextEmbedder):
     """Embeds a query with a sentence-transformers model."""
