@@ -191,6 +191,9 @@ def _onnx_transformer(path: Path, config: Any) -> Any:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             threads = torch.get_num_threads()
             options.intra_op_num_threads = threads
+            # Idle threads sleep instead of spinning: spinning ORT threads starve torch and the other
+            # processes (API, store, neighbours) that share the few cores of a CPU host.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             self.input_names = [i.name for i in self.session.get_inputs()]
             self.config = config
