@@ -63,6 +63,16 @@ class QueryModels(StrEnum):
     SERVICE = "service"
 
 
+class EmbeddingBackend(StrEnum):
+    """How the embedders run their model: torch, or ONNX Runtime from an export made on this machine
+    (``onnx``: the same float32 weights; ``onnx-int8``: weights quantized to int8 for this CPU's kernels).
+    The export is cached under the ``onnx_cache`` setting (``ragship.onnx_models``)."""
+
+    TORCH = "torch"
+    ONNX = "onnx"
+    ONNX_INT8 = "onnx-int8"
+
+
 class SyncMode(StrEnum):
     """How a sync treats the index: touch only what changed, or rebuild it in a staged copy and swap."""
 
@@ -75,6 +85,8 @@ RatingName = Literal["up", "down"]
 RATINGS: tuple[RatingName, ...] = get_args(RatingName)
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# The built-in spec's embedder backend (figures behind the choice: docs/indexing.md, benchmarks/README.md).
+DEFAULT_EMBEDDING_BACKEND = EmbeddingBackend.TORCH
 # How the default spec fuses its bm25 and dense branches, and RRF's k (the original paper's constant).
 FUSION_METHODS = ("reciprocal_rank_fusion", "distribution_based_rank_fusion", "merge")
 DEFAULT_FUSION = FUSION_METHODS[0]
@@ -92,6 +104,11 @@ def _default_es_home() -> Path:
         return Path("/var/cache/ragship/elasticsearch")
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "ragship" / "elasticsearch"
+
+
+def _default_onnx_cache() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "ragship" / "onnx"
 
 
 def _config_file() -> Path:
@@ -363,6 +380,10 @@ class Settings(BaseSettings):
     spec: Path | None = Field(None, description="Pipeline spec YAML; the built-in default when unset.")
     embedding_model: str = Field(DEFAULT_EMBEDDING_MODEL, description="Sentence-transformers path or hub id.")
     device: str | None = Field(None, description="Torch device for models (cuda, cpu); auto when unset.")
+    onnx_cache: Path = Field(
+        default_factory=_default_onnx_cache,
+        description="Where the embedders' ONNX exports are cached (backend onnx / onnx-int8), one folder per model.",
+    )
     mode: RetrievalMode = Field(
         RetrievalMode.HYBRID,
         description="Retrieval mode of the built-in spec and `ragship spec init` (a spec file keeps its own).",

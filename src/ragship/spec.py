@@ -23,12 +23,14 @@ import yaml
 
 from ragship.errors import SpecError
 from ragship.settings import (
+    DEFAULT_EMBEDDING_BACKEND,
     DEFAULT_EMBEDDING_MODEL,
     DEFAULT_FUSION,
     DEFAULT_MAX_FILE_BYTES,
     DEFAULT_OPENAI_KEY_ENV,
     DEFAULT_OPENAI_MODEL,
     DEFAULT_RRF_K,
+    EmbeddingBackend,
     GeneratorKind,
     RetrievalMode,
     Settings,
@@ -44,7 +46,7 @@ CHUNK_FORMAT_VERSION = 2
 SPLITTER_TYPE_SUFFIX = "Splitter"
 JOINER_TYPE_SUFFIX = "Joiner"
 RANKER_TYPE_SUFFIX = "Ranker"
-_Choice = TypeVar("_Choice", RetrievalMode, GeneratorKind, SplitBy)
+_Choice = TypeVar("_Choice", RetrievalMode, GeneratorKind, SplitBy, EmbeddingBackend)
 TOP_LEVEL_KEYS = {"ragship_spec", "name", "description", "indexing", "query"}
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -162,13 +164,23 @@ class PipelineSpec:
 
     def embedding_models(self) -> dict[str, str]:
         """``pipeline.components.name`` -> embedding model, for every embedder in the spec."""
+        return self._embedder_parameter("model", None)
+
+    def embedding_backends(self) -> dict[str, str]:
+        """``pipeline.components.name`` -> backend (torch when unset), for every embedder with a model."""
+        models = self.embedding_models()
+        return {
+            k: v for k, v in self._embedder_parameter("backend", EmbeddingBackend.TORCH.value).items() if k in models
+        }
+
+    def _embedder_parameter(self, parameter: str, default: str | None) -> dict[str, str]:
         found: dict[str, str] = {}
         for pipeline in ("indexing", "query"):
             for suffix in ("DocumentEmbedder", "TextEmbedder"):
                 for name, comp in self.components_of(pipeline, suffix).items():
-                    model = (comp.get("init_parameters") or {}).get("model")
-                    if model:
-                        found[f"{pipeline}.components.{name}"] = str(model)
+                    value = (comp.get("init_parameters") or {}).get(parameter, default)
+                    if value:
+                        found[f"{pipeline}.components.{name}"] = str(value)
         return found
 
     @property
@@ -234,6 +246,7 @@ def default_spec(
     *,
     generator: GeneratorKind | str = GeneratorKind.EXTRACTIVE,
     embedding_model: str = DEFAULT_EMBEDDING_MODEL,
+    embedding_backend: EmbeddingBackend | str = DEFAULT_EMBEDDING_BACKEND,
     split_by: SplitBy | str = SplitBy.SECTION,
     split_length: int = 200,
     split_overlap: int = 40,
@@ -274,6 +287,7 @@ def default_spec(
     generator = _member(GeneratorKind, generator, "generator")
     mode = parse_mode(mode)
     split_by = _member(SplitBy, split_by, "split_by")
+    backend = _member(EmbeddingBackend, embedding_backend, "embedding_backend")
 
     indexing = Pipeline(metadata={"ragship_role": "indexing"})
     indexing.add_component("converter", FileConverter(max_file_bytes=max_file_bytes))
@@ -296,7 +310,9 @@ def default_spec(
     # The title and heading path give a mid-document chunk the context its own words lack.
     indexing.add_component(
         "embedder",
-        DocumentEmbedder(model=embedding_model, progress_bar=False, meta_fields_to_embed=["title", "section"]),
+        DocumentEmbedder(
+            model=embedding_model, backend=backend, progress_bar=False, meta_fields_to_embed=["title", "section"]
+        ),
     )
     indexing.add_component("writer", StoreWriter())
     indexing.connect("splitter.documents", "ids.documents")
@@ -304,7 +320,7 @@ def default_spec(
     indexing.connect("embedder.documents", "writer.documents")
 
     query = Pipeline(metadata={"ragship_role": "query", "retrieval_mode": mode.value})
-    query.add_component("query_embedder", TextEmbedder(model=embedding_model, progress_bar=False))
+    query.add_component("query_embedder", TextEmbedder(model=embedding_model, backend=backend, progress_bar=False))
     query.add_component("dense_retriever", StoreEmbeddingRetriever(top_k=candidates))
     query.add_component("bm25_retriever", StoreBM25Retriever(top_k=candidates))
     joiner = FusionJoiner(

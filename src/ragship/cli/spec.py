@@ -10,7 +10,14 @@ import typer
 
 from ragship.cli.common import StoreOption, err, out, print_error
 from ragship.errors import RagshipError
-from ragship.settings import FUSION_METHODS, GeneratorKind, RetrievalMode, SplitBy
+from ragship.settings import (
+    DEFAULT_EMBEDDING_BACKEND,
+    FUSION_METHODS,
+    EmbeddingBackend,
+    GeneratorKind,
+    RetrievalMode,
+    SplitBy,
+)
 
 spec_app = typer.Typer(help="Create, show and validate pipeline specs.", no_args_is_help=True)
 
@@ -23,6 +30,10 @@ def spec_init(
         RetrievalMode | None, typer.Option(help="Retrieval mode (default: the mode setting, hybrid).")
     ] = None,
     embedding_model: Annotated[str | None, typer.Option(help="Sentence-transformers path or hub id.")] = None,
+    embedding_backend: Annotated[
+        EmbeddingBackend,
+        typer.Option(help="torch, or ONNX Runtime on the CPU from a cached export: onnx (float32), onnx-int8."),
+    ] = DEFAULT_EMBEDDING_BACKEND,
     split_by: Annotated[
         SplitBy, typer.Option(help="section: along headings and blocks; or a unit count that ignores structure.")
     ] = SplitBy.SECTION,
@@ -75,6 +86,7 @@ def spec_init(
         generator=generator.value,
         mode=mode,
         embedding_model=embedding_model,
+        embedding_backend=embedding_backend,
         split_by=split_by,
         split_length=split_length,
         split_overlap=split_overlap,

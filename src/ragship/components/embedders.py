@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import threading
 from typing import Any
 
 from haystack import component
@@ -10,8 +13,28 @@ from haystack_integrations.components.embedders.sentence_transformers import (
     SentenceTransformersDocumentEmbedder,
     SentenceTransformersTextEmbedder,
 )
+from haystack_integrations.components.embedders.sentence_transformers.embedding_backend.backend import (
+    _SentenceTransformersEmbeddingBackend,
+)
 
+from ragship.errors import SpecError
 from ragship.models import resolve_embedding_model
+from ragship.settings import EmbeddingBackend
+
+logger = logging.getLogger(__name__)
+
+# ONNX-backed models, shared by every embedder of the same export and options (as Haystack shares torch ones).
+_onnx_backends: dict[str, _SentenceTransformersEmbeddingBackend] = {}
+_onnx_lock = threading.Lock()
+
+
+def parse_backend(value: object) -> EmbeddingBackend:
+    """``value`` as an :class:`EmbeddingBackend`, or a :class:`SpecError` naming the field and the choices."""
+    try:
+        return EmbeddingBackend(str(value))
+    except ValueError:
+        choices = ", ".join(m.value for m in EmbeddingBackend)
+        raise SpecError(f"embedder init_parameters.backend: {value!r} is not one of {choices}.") from None
 
 
 class _ResolvesModel:
@@ -45,11 +68,57 @@ class _ResolvesModel:
             self.model = declared
 
 
+class _ChoosesBackend(_ResolvesModel):
+    """Adds ragship's ``backend`` to the embedders: ``torch``, or ONNX Runtime on the CPU from an export of
+    the model made on this machine (``onnx``: float32; ``onnx-int8``: int8 weights), cached by
+    ``ragship.onnx_models``. Embedders of the same export and options share one loaded model.
+    """
+
+    def __init__(self, *args: Any, backend: EmbeddingBackend | str = EmbeddingBackend.TORCH, **kwargs: Any) -> None:
+        chosen = parse_backend(backend)
+        super().__init__(*args, backend=chosen.value, **kwargs)
+
+    def warm_up(self) -> None:
+        """Load the model once: torch through Haystack's shared backends, ONNX through ragship's."""
+        me: Any = self
+        if me.backend == EmbeddingBackend.TORCH:
+            super().warm_up()
+        elif me.embedding_backend is None:
+            me.embedding_backend = self._onnx_backend(resolve_embedding_model(self.model))
+
+    def _onnx_backend(self, model_dir: str) -> _SentenceTransformersEmbeddingBackend:
+        from ragship.onnx_models import onnx_model_path, use_onnx
+
+        me: Any = self
+        if self._device_pinned and not me.device.to_torch_str().startswith("cpu"):
+            logger.warning("backend %s runs on the CPU; device %s is not used", me.backend, me.device)
+        path = onnx_model_path(model_dir, EmbeddingBackend(me.backend))
+        options = {
+            "trust_remote_code": me.trust_remote_code,
+            "truncate_dim": me.truncate_dim,
+            "model_kwargs": me.model_kwargs,
+            "tokenizer_kwargs": me.tokenizer_kwargs,
+            "config_kwargs": me.config_kwargs,
+        }
+        key = json.dumps({"path": str(path), **options}, sort_keys=True, default=str)
+        with _onnx_lock:
+            loaded = _onnx_backends.get(key)
+            if loaded is None:
+                loaded = _SentenceTransformersEmbeddingBackend(
+                    model=model_dir, device="cpu", local_files_only=True, backend="torch", **options
+                )
+                use_onnx(loaded.model, path)
+                _onnx_backends[key] = loaded
+        if me.tokenizer_kwargs and me.tokenizer_kwargs.get("model_max_length"):
+            loaded.model.max_seq_length = me.tokenizer_kwargs["model_max_length"]
+        return loaded
+
+
 @component
-class DocumentEmbedder(_ResolvesModel, SentenceTransformersDocumentEmbedder):
+class DocumentEmbedder(_ChoosesBackend, SentenceTransformersDocumentEmbedder):
     """Embeds chunks with a sentence-transformers model."""
 
 
 @component
-class TextEmbedder(_ResolvesModel, SentenceTransformersTextEmbedder):
+class TextEmbedder(_ChoosesBackend, SentenceTransformersTextEmbedder):
     """Embeds a query with a sentence-transformers model."""

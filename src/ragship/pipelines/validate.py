@@ -52,6 +52,10 @@ def _component_problems(where: str, section: dict[str, Any]) -> list[str]:
         try:
             load_pipeline({"components": {name: comp}, "connections": []}, key)
         except SpecError as e:
+            own = _own_cause(e)
+            if own is not None:  # a ragship component refused a parameter: its message names the field
+                problems.append(f"{key}: {own}")
+                continue
             detail = str(e).split(": ", 1)[-1].splitlines()[0]
             problems.append(f"{key}.type: cannot load component type {comp['type']!r}: {detail}")
     names = set(section["components"])
@@ -63,6 +67,16 @@ def _component_problems(where: str, section: dict[str, Any]) -> list[str]:
                     f"{where}.connections[{i}].{end}: {target!r} names no component; known: {sorted(names)}."
                 )
     return problems
+
+
+def _own_cause(error: BaseException) -> RagshipError | None:
+    """The ragship error a component raised while Haystack deserialized it, if that is what failed."""
+    cause = error.__cause__ or error.__context__
+    while cause is not None:
+        if isinstance(cause, RagshipError):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _unconnected_inputs(where: str, pipeline: Pipeline) -> list[str]:
@@ -82,6 +96,13 @@ def _embedding_problems(spec: PipelineSpec, store: RetrievalStore | None) -> lis
     if len(set(models.values())) > 1:
         listing = ", ".join(f"{k}.init_parameters.model={v!r}" for k, v in models.items())
         return [f"embedders disagree ({listing}); documents and queries must use the same model."]
+    backends = spec.embedding_backends()
+    if len(set(backends.values())) > 1:
+        listing = ", ".join(f"{k}.init_parameters.backend={v!r}" for k, v in backends.items())
+        return [
+            f"embedders disagree ({listing}); documents and queries must use the same backend "
+            "(onnx-int8 embeddings differ from float ones): set the same value in both."
+        ]
     if not models or store is None:
         return []
     key, model = next(iter(models.items()))
