@@ -288,7 +288,10 @@ def main() -> None:
         if not args.store_ready:
             subprocess.run([RAGSHIP, "sync", "docs", "README.md", "--store", store], cwd=REPO, env=env, check=True)
         if args.side_by_side_only:
-            print_placements(side_by_side(env, store, args.requests, work))
+            rows = side_by_side(env, store, args.requests, work)
+            print_placements(rows)
+            if args.out:
+                args.out.write_text(json.dumps({"side_by_side": rows}, indent=2))
             return
         with bentoml_serve("bentos.query:RAG", env=env, log=work / "rag.log", cwd=REPO) as url:
             latency_rows = latency(url, args.requests)
