@@ -37,7 +37,7 @@ from rich.table import Table
 
 from ragship.capacity import default_capacity_file, update_capacity_file
 from ragship.local_process import free_port
-from ragship.serving.launch import bentoml_serve
+from ragship.serving.launch import bentoml_serve, serving
 
 REPO = Path(__file__).resolve().parents[1]
 RAGSHIP = str(Path(sys.executable).parent / "ragship")
@@ -154,33 +154,17 @@ def in_process_cells(store: str, requests: int) -> dict[str, object]:
 
 @contextlib.contextmanager
 def hayhooks_serve(env: dict[str, str], log: Path) -> Iterator[str]:
-    """Hayhooks (the `bench` extra) serving benchmarks/hayhooks/ragship_retrieve; yields its URL."""
+    """Hayhooks (the `bench` extra) serving benchmarks/hayhooks/ragship_retrieve; yields its URL once deployed."""
     port = free_port()
     hayhooks = str(Path(sys.executable).parent / "hayhooks")
     if not Path(hayhooks).exists():
         raise SystemExit("Hayhooks is not installed: run `make bench-serving` (it installs the bench extra).")
-    args = [hayhooks, "run", "--host", "127.0.0.1", "--port", str(port), "--pipelines-dir", str(HAYHOOKS_DIR)]
-    args += ["--without-monitoring", "--without-tracing"]
-    with log.open("w") as out:
-        process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    command = [hayhooks, "run", "--host", "127.0.0.1", "--port", str(port), "--pipelines-dir", str(HAYHOOKS_DIR)]
+    command += ["--without-monitoring", "--without-tracing"]
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"hayhooks exited ({process.returncode}); see {log}")
-            try:
-                if httpx.get(f"{url}/status", timeout=5).json().get("pipelines"):
-                    break
-            except (httpx.HTTPError, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"hayhooks did not deploy the pipeline in 600 s; see {log}")
-            time.sleep(1)
+    # /status/<name> answers 200 only once the wrapper's setup() has loaded the pipeline
+    with serving(command, env=env, log=log, cwd=REPO, url=url, timeout_s=600, ready_path="/status/ragship_retrieve"):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
 
 
 def hayhooks_cells(env: dict[str, str], requests: int, work: Path) -> dict[str, object]:

@@ -19,8 +19,10 @@ from ragship.local_process import free_port
 BENTOML = str(Path(sys.executable).parent / "bentoml")
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 300) -> None:
-    """Block until ``url``/readyz answers 200.
+def wait_ready(
+    url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 300, ready_path: str = "/readyz"
+) -> None:
+    """Block until ``url`` + ``ready_path`` answers 200.
 
     :raises RagshipError: when the process exits or the timeout passes, with the end of its log.
     """
@@ -29,7 +31,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: fl
         if proc.poll() is not None:
             raise RagshipError(f"`{proc.args!s}` exited with {proc.returncode}:\n{_tail(log)}")
         try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=5) as response:
+            with urllib.request.urlopen(f"{url}{ready_path}", timeout=5) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, OSError):
@@ -63,14 +65,16 @@ def serving(
     cwd: Path,
     url: str,
     timeout_s: float = 300,
+    ready_path: str = "/readyz",
 ) -> Iterator[str]:
-    """Run ``command`` (a `bentoml serve ...` or `make run`) until the block ends; yields ``url`` once ready."""
+    """Run ``command`` (a `bentoml serve ...`, `make run`, another HTTP server) until the block ends; yields
+    ``url`` once ``ready_path`` answers 200."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
             list(command), cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        wait_ready(url, proc, log, timeout_s)
+        wait_ready(url, proc, log, timeout_s, ready_path)
         yield url
     finally:
         stop(proc)
