@@ -218,20 +218,33 @@ class ServingSettings(BaseModel):
     timeout_s: float = Field(60.0, gt=0, le=3600, description="Per-request timeout of the query API.")
     max_concurrency: int = Field(64, ge=1, le=10_000, description="Requests in flight per query worker; more get 503.")
     threads: int = Field(16, ge=1, le=512, description="Threads running pipelines per query worker.")
-    workers: int = Field(1, ge=1, le=64, description="Worker processes of the query API.")
-    embedder_max_batch_size: int = Field(64, ge=2, le=4096, description="Adaptive batching: largest batch.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Worker processes of the query API (one already fills 2 cores: concurrent questions share "
+        "model calls; benchmarks/README.md).",
+    )
+    embedder_max_batch_size: int = Field(
+        64, ge=2, le=4096, description="Adaptive batching: largest batch (texts), in the Embedder and the query API."
+    )
     embedder_max_latency_ms: int = Field(
         10_000,
         ge=1,
         le=60_000,
         description="Adaptive batching: latency budget; BentoML sheds (503) requests it predicts would exceed it.",
     )
-    embedder_batching: bool = Field(True, description="Adaptive batching of the embedder (off: one call per request).")
+    embedder_batching: bool = Field(
+        True,
+        description="Adaptive batching of embedding: the Embedder merges concurrent requests, and a query API that "
+        "runs the query models itself (query_models) encodes concurrent questions together (off: one call each).",
+    )
     query_threads: int | None = Field(
         1,
         ge=1,
         le=256,
-        description="torch intra-op threads of the query API process; unset: torch's default (one per core).",
+        description="Intra-op threads of torch and of numpy's BLAS in the query API process; unset: their "
+        "defaults (one per core).",
     )
     query_models: QueryModels = Field(
         QueryModels.AUTO,

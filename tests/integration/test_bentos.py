@@ -8,6 +8,7 @@ locked environment), never from a tool that happens to be on a developer's PATH.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import shutil
 import subprocess
@@ -109,4 +110,31 @@ def test_the_built_query_bento_serves_answers(env: dict[str, str]) -> None:
     log = Path(env["BENTOML_HOME"]).parent / "bento-serve.log"
     with bentoml_serve("ragship-query:latest", env={**env, "RAGSHIP_STORE": str(store)}, log=log, cwd=REPO) as url:
         _answers(url)
+        _concurrent_questions_get_their_own_results(url)
     assert "decoy" not in log.read_text()
+    assert "query embedder and cross-encoder run in this process" in log.read_text()  # the CPU default
+
+
+def _concurrent_questions_get_their_own_results(url: str) -> None:
+    """On a CPU host the API encodes concurrent questions in shared batches: each still gets its own ranking."""
+    questions = [
+        "How do I run the tests?",
+        "Where does the embedded store keep its data?",
+        "How do I start a local Elasticsearch node?",
+        "What does the reindex notebook do?",
+        "How are indexing workers scaled on Kubernetes?",
+        "Which metrics does the query API export?",
+        "How is a spec promoted to champion?",
+        "What does ragship plan print?",
+    ] * 2
+
+    def top(question: str) -> str:
+        response = httpx.post(f"{url}/retrieve", json={"question": question, "top_k": 1}, timeout=120)
+        assert response.status_code == 200, response.text
+        return str(response.json()["documents"][0]["id"])
+
+    alone = [top(q) for q in questions]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(questions)) as pool:
+        together = list(pool.map(top, questions))
+    assert together == alone
+    assert len(set(alone)) > 3  # distinct questions, distinct answers: a mix-up between callers would show

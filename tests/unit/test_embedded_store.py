@@ -83,6 +83,10 @@ def test_dense_retrieval_matches_brute_force(store: EmbeddedDocumentStore) -> No
     expected = np.argsort(-(normed @ (query / np.linalg.norm(query))))[:5]
     assert [h.id for h in hits] == [f"d{i}" for i in expected]
     assert hits[0].score == pytest.approx(float((normed @ (query / np.linalg.norm(query)))[expected[0]]), rel=1e-5)
+    # retrieval leaves the vectors in the store, as Elasticsearch does; filter_documents still returns them
+    assert all(h.embedding is None for h in hits)
+    assert all(d.embedding is None for d in store.bm25_retrieval("doc", top_k=3))
+    assert store.filter_documents()[0].embedding is not None
 
 
 def test_filters_apply_to_both_retrievals(store: EmbeddedDocumentStore) -> None:

@@ -188,14 +188,19 @@ def test_query_models_run_in_the_api_on_a_cpu_host_unless_set_or_deployed_apart_
         assert query_models_in_api() is in_api, env
     import torch
 
-    from ragship.serving.common import limit_torch_threads
+    from ragship.serving.common import limit_compute_threads
 
     before = torch.get_num_threads()
-    limit_torch_threads(None)  # unset: torch's own default stays
+    limit_compute_threads(None)  # unset: torch's own default stays
     assert torch.get_num_threads() == before
-    limit_torch_threads(1)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    blas_before = threadpool_limits(limits=None)  # records the current limits, changes nothing
+    limit_compute_threads(1)
     assert torch.get_num_threads() == 1
+    assert {pool["num_threads"] for pool in threadpool_info()} == {1}  # numpy's BLAS too (dense search)
     torch.set_num_threads(before)
+    blas_before.restore_original_limits()
     monkeypatch.setenv("RAGSHIP_SERVING__QUERY_MODELS", "gpu")
     get_settings.cache_clear()
     with pytest.raises(Exception, match="query_models"):
@@ -258,3 +263,30 @@ def test_service_urls_must_be_bare_http_origins(url: str) -> None:
 
     with pytest.raises(ConfigError, match=r"serving\.embedder_url"):
         load_settings(serving={"embedder_url": url})
+
+
+def test_the_api_encodes_questions_itself_in_batches_as_the_pipeline_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from ragship.batching import Coalescer
+    from ragship.components.remote import RemoteModels
+    from ragship.pipelines import load_pipeline
+    from ragship.serving.backends import in_process_query_models
+    from ragship.settings import load_settings
+    from ragship.spec import default_spec
+
+    spec = default_spec()
+    service_calls: list[list[str]] = []
+    remote = RemoteModels(embed_queries=lambda texts: service_calls.append(texts) or [], embed_documents=None)
+    local = in_process_query_models(spec, remote, load_settings().serving)
+    assert isinstance(local.embed_queries, Coalescer) and local.rank is None  # no rerank stage in the default
+    questions = ["How do I run the tests?", "Where is the store kept?"]
+    # the model a query pipeline of this spec loads by itself gives the same vectors, one text at a time
+    embedder = load_pipeline(spec.query, "query").get_component("query_embedder")
+    embedder.warm_up()
+    expected = [embedder.run(text=q)["embedding"] for q in questions]
+    assert np.allclose(local.embed_queries(questions), expected, atol=1e-5)
+    assert service_calls == []
+    without = in_process_query_models(spec, remote, load_settings(serving={"embedder_batching": False}).serving)
+    assert not isinstance(without.embed_queries, Coalescer)
+    assert np.allclose(without.embed_queries(questions[:1]), expected[:1], atol=1e-5)

@@ -13,6 +13,7 @@ from ragship.components.rankers import CrossEncoderRanker
 from ragship.components.remote import RemoteChatGenerator, RemoteCrossEncoder, RemoteEmbeddingBackend, RemoteModels
 from ragship.components.retrievers import StoreBM25Retriever, StoreBound, StoreEmbeddingRetriever
 from ragship.errors import ConfigError, RagshipError, SpecError
+from ragship.pipelines import copying
 from ragship.settings import RetrievalMode, env_secret
 from ragship.stores.base import RetrievalStore
 
@@ -29,6 +30,7 @@ __all__ = [
 ]
 
 _ = ragship.components
+copying.install()  # every pipeline this package builds copies its inputs fast (see copying)
 # The retriever branches each retrieval mode keeps; the spec holds all of them and a mode prunes the rest.
 BRANCHES_OF_MODE: dict[RetrievalMode, frozenset[type]] = {
     RetrievalMode.BM25: frozenset({StoreBM25Retriever}),

@@ -51,19 +51,22 @@ def query_models_in_api() -> bool:
     return serving.embedder_url is None and not model_resources()
 
 
-def limit_torch_threads(threads: int | None) -> None:
-    """Cap torch's intra-op threads in this process (``serving.query_threads``).
+def limit_compute_threads(threads: int | None) -> None:
+    """Cap the intra-op threads of torch and of the BLAS under numpy in this process (``serving.query_threads``).
 
-    A query encodes one short text: concurrency comes from requests, not from splitting one matrix
-    product over cores. With one thread per core, every forward pass waits at OpenMP barriers for a
-    thread the OS has given to another process (the Embedder, Elasticsearch, a second worker): on a
-    busy 2-core host the query encode took 5x longer (benchmarks/README.md).
+    A query encodes one short text and scores one vector against the store's matrix: concurrency comes from
+    requests, not from splitting one small product over cores. With one thread per core, every forward pass
+    and every matrix-vector product waits at a barrier for a thread the OS has given to another process or
+    request: on a busy 2-core host the query encode took 5x longer, and under 16 clients OpenBLAS's threads
+    took most of the API's CPU on a 7,464-chunk store (benchmarks/README.md).
     """
     if threads is None:
         return
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
+    threadpool_limits(limits=threads)  # applies until the process ends (no context manager)
 
 
 def store_ready(store: Any) -> bool:

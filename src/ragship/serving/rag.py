@@ -21,7 +21,14 @@ from starlette.responses import Response, StreamingResponse
 from ragship.components.remote import RemoteModels, chat_generator_names
 from ragship.pipelines.query import Answer, Source
 from ragship.runtime import open_query_engine, store_for
-from ragship.serving.common import limit_torch_threads, logger, query_models_in_api, spec_and_origin, store_ready
+from ragship.serving.backends import in_process_query_models
+from ragship.serving.common import (
+    limit_compute_threads,
+    logger,
+    query_models_in_api,
+    spec_and_origin,
+    store_ready,
+)
 from ragship.serving.embedder import Embedder
 from ragship.serving.generator import Generator
 from ragship.serving.http import guard, http_errors, public_error, response_for
@@ -98,17 +105,18 @@ class RAG:
         spec, origin = spec_and_origin()
         llm = bool(chat_generator_names(spec.query))
         in_api = query_models_in_api()
-        if in_api:
-            limit_torch_threads(_SERVING.query_threads)
+        limit_compute_threads(_SERVING.query_threads)  # dense search runs here in every placement
         logger.info("query embedder and cross-encoder run in %s", "this process" if in_api else "the Embedder")
         # Dependency clients get their endpoints after __init__, so bind the calls late.
         remote = RemoteModels(
-            embed_queries=None if in_api else lambda texts: self.embedder.embed_queries(texts),
+            embed_queries=lambda texts: self.embedder.embed_queries(texts),
             embed_documents=lambda texts: self.embedder.embed_documents(texts),
             generate=(lambda messages: self.generator.generate(messages)) if llm else None,
             stream=(lambda messages: self.generator.stream(messages)) if llm else None,
-            rank=None if in_api else lambda q, texts, scale: self.embedder.rank(query=q, texts=texts, scale=scale),
+            rank=lambda q, texts, scale: self.embedder.rank(query=q, texts=texts, scale=scale),
         )
+        if in_api:
+            remote = in_process_query_models(spec, remote, _SERVING)
         store = store_for(spec, settings=_SETTINGS)
         self.engine = open_query_engine(spec, store, settings=_SETTINGS, remote=remote)
         self.engine.warm_up()

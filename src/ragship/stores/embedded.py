@@ -315,6 +315,9 @@ class EmbeddedDocumentStore:
             rows = self._connect().execute("SELECT id FROM documents WHERE source = ?", (source,)).fetchall()
         return {r[0] for r in rows}
 
+    # Retrieval returns chunks without their embeddings, as Elasticsearch does: nothing downstream reads them,
+    # and Haystack deep-copies every component's inputs, so 384 floats per chunk cost more than encoding the
+    # question (py-spy on /retrieve, benchmarks/README.md).
     def bm25_retrieval(self, query: str, top_k: int = 10, filters: dict[str, Any] | None = None) -> list[Document]:
         """BM25 over chunk content (FTS5, Porter stemming)."""
         match = fts_query(query)
@@ -328,7 +331,7 @@ class EmbeddedDocumentStore:
                 rows = (
                     self._connect()
                     .execute(
-                        "SELECT d.id, d.content, d.meta, d.embedding, -bm25(documents_fts) AS score "
+                        "SELECT d.id, d.content, d.meta, NULL, -bm25(documents_fts) AS score "
                         "FROM documents_fts JOIN documents d ON d.rowid = documents_fts.rowid "
                         "WHERE documents_fts MATCH ? ORDER BY bm25(documents_fts) LIMIT ?",
                         (match, limit),
@@ -393,7 +396,7 @@ class EmbeddedDocumentStore:
             rows = (
                 self._connect()
                 .execute(
-                    f"SELECT rowid, id, content, meta, embedding FROM documents WHERE rowid IN ({marks})",
+                    f"SELECT rowid, id, content, meta, NULL FROM documents WHERE rowid IN ({marks})",
                     rowids,
                 )
                 .fetchall()

@@ -1,0 +1,61 @@
+"""Haystack's per-component input copies: the fast path ragship installs keeps their meaning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import haystack.core.pipeline.pipeline as haystack_pipeline
+import haystack.core.pipeline.utils as haystack_utils
+from haystack import Document, Pipeline, component
+
+import ragship.pipelines  # noqa: F401 (installs the fast path)
+from ragship.pipelines import copying
+
+
+@component
+class _Mutator:
+    """Changes what it is given in place, so a missing copy would show in the caller's objects."""
+
+    @component.output_types(total=float)
+    def run(self, vector: list[float], documents: list[Document]) -> dict[str, Any]:
+        total = sum(vector)
+        vector.append(99.0)
+        vector[0] = -1.0
+        documents[0].meta["touched"] = True
+        documents.append(Document(content="added"))
+        return {"total": total}
+
+
+def test_pipeline_run_uses_the_fast_copy() -> None:
+    assert copying.install() is True  # idempotent: installing twice keeps one wrapper
+    fast = haystack_pipeline._deepcopy_with_exceptions
+    assert fast is haystack_utils._deepcopy_with_exceptions
+    assert getattr(fast, "haystack_copy", None) is not None
+    assert not hasattr(fast.haystack_copy, "haystack_copy")
+
+
+def test_components_still_get_copies_the_caller_never_sees_changed() -> None:
+    vector = [0.5, 0.25, 0.25]
+    documents = [Document(content="one", meta={"blocks": [1, 2]})]
+    pipeline = Pipeline()
+    pipeline.add_component("mutator", _Mutator())
+    result = pipeline.run({"mutator": {"vector": vector, "documents": documents}})
+    assert result["mutator"]["total"] == 1.0
+    assert vector == [0.5, 0.25, 0.25]
+    assert len(documents) == 1 and "touched" not in documents[0].meta
+
+
+def test_only_lists_of_scalars_take_the_shortcut() -> None:
+    fast = haystack_utils._deepcopy_with_exceptions
+    scalars = [1.0, 2, "three", None, True]
+    copied = fast(scalars)
+    assert copied == scalars and copied is not scalars
+    nested = [[1.0], {"a": [2.0]}]
+    copied_nested = fast(nested)
+    assert copied_nested == nested and copied_nested[0] is not nested[0] and copied_nested[1]["a"] is not nested[1]["a"]
+
+    class _Floats(list):  # a subclass may carry state of its own: Haystack's own copy handles it
+        pass
+
+    sub = _Floats([1.0])
+    assert type(fast(sub)) is _Floats
