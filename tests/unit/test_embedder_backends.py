@@ -128,3 +128,18 @@ def test_query_and_document_embedders_must_share_the_backend() -> None:
     assert "indexing.components.embedder.init_parameters.backend='torch'" in problem
     assert "query.components.query_embedder.init_parameters.backend='onnx-int8'" in problem
     assert "same backend" in problem
+
+
+def test_the_exports_run_fused_attention_and_int8_attention(onnx_cache: Path) -> None:
+    # The fusion is what takes int8 past 2x torch's throughput (benchmarks/README.md); an exporter change
+    # that breaks the pattern would silently keep embeddings right and lose the speed.
+    import onnx
+
+    model_dir = resolve_embedding_model(DEFAULT_EMBEDDING_MODEL)
+    ops = {
+        backend: {node.op_type for node in onnx.load(str(onnx_models.onnx_model_path(model_dir, backend))).graph.node}
+        for backend in (EmbeddingBackend.ONNX, EmbeddingBackend.ONNX_INT8)
+    }
+    assert {"Attention", "SkipLayerNormalization", "BiasGelu"} <= ops[EmbeddingBackend.ONNX]
+    assert {"QAttention", "MatMulInteger"} <= ops[EmbeddingBackend.ONNX_INT8]
+    assert "Softmax" not in ops[EmbeddingBackend.ONNX_INT8]

@@ -10,6 +10,9 @@ from ragship.settings import QueryModels, disable_phone_home, get_settings, quie
 from ragship.spec import PipelineSpec
 
 logger = logging.getLogger("ragship.serving")
+# BentoML's server logging keeps the root logger at WARNING: without a level of its own, what the services say
+# at start (the spec served, where the query models run) and the requests they refuse would never reach ops.
+logger.setLevel(logging.INFO)
 
 disable_phone_home()
 quiet_third_party_progress()
