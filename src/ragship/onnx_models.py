@@ -225,8 +225,16 @@ def _quantize(fp32: Path, out: Path) -> None:
     )
 
 
-def _onnx_transformer(path: Path, config: Any) -> Any:
-    """A torch module that stands in for the Hugging Face model inside sentence-transformers' Transformer."""
+def _onnx_transformer(path: Path, config: Any, row_by_row: bool) -> Any:
+    """A torch module that stands in for the Hugging Face model inside sentence-transformers' Transformer.
+
+    ``row_by_row`` runs each text of a batch alone, cut to its own length. Dynamic int8 quantization scales
+    the activations of the whole input tensor, so a text's embedding would depend on the texts (and the
+    padding) batched with it: cosine 0.989 to itself alone on NFCorpus queries. Alone, a question gets the
+    same vector whatever else the API is encoding, and a chunk the same vector whatever its batch; on this
+    CPU a 200-word chunk costs the same either way (benchmarks/README.md).
+    """
+    import numpy as np
     import onnxruntime as ort
     import torch
 
@@ -249,16 +257,28 @@ def _onnx_transformer(path: Path, config: Any) -> Any:
             feeds = {name: features[name].cpu().numpy() for name in self.input_names if name in features}
             if "token_type_ids" in self.input_names and "token_type_ids" not in feeds:
                 feeds["token_type_ids"] = torch.zeros_like(features["input_ids"]).numpy()
-            (hidden,) = self.session.run(["last_hidden_state"], feeds)
-            return {"last_hidden_state": torch.from_numpy(hidden)}
+            if not row_by_row or len(feeds["input_ids"]) == 1:
+                (hidden,) = self.session.run(["last_hidden_state"], feeds)
+                return {"last_hidden_state": torch.from_numpy(hidden)}
+            mask = features["attention_mask"].cpu().numpy().astype(bool)
+            batch, length = mask.shape
+            out = np.zeros((batch, length, config.hidden_size), dtype=np.float32)
+            for row in range(batch):
+                # Padding sits anywhere the mask is 0 (either side): keep exactly the row's own tokens.
+                keep = mask[row]
+                (hidden,) = self.session.run(
+                    ["last_hidden_state"], {n: v[row : row + 1, keep] for n, v in feeds.items()}
+                )
+                out[row, keep] = hidden[0]
+            return {"last_hidden_state": torch.from_numpy(out)}
 
     return OnnxTransformer()
 
 
-def use_onnx(st: SentenceTransformer, path: Path) -> None:
+def use_onnx(st: SentenceTransformer, path: Path, backend: EmbeddingBackend) -> None:
     """Run ``st``'s transformer through ONNX Runtime from ``path``; tokenizer, pooling, normalizing stay."""
     transformer: Any = st[0]
-    onnx_model = _onnx_transformer(path, transformer.model.config)
+    onnx_model = _onnx_transformer(path, transformer.model.config, row_by_row=backend is EmbeddingBackend.ONNX_INT8)
     # sentence-transformers filters the features by the forward's parameters; the ONNX model takes **kwargs.
     transformer.model_forward_params = None
     transformer._declared_forward_params = set()

@@ -32,7 +32,9 @@ def spec_init(
     embedding_model: Annotated[str | None, typer.Option(help="Sentence-transformers path or hub id.")] = None,
     embedding_backend: Annotated[
         EmbeddingBackend,
-        typer.Option(help="torch, or ONNX Runtime on the CPU from a cached export: onnx (float32), onnx-int8."),
+        typer.Option(
+            help="onnx-int8 or onnx (float32): ONNX Runtime on the CPU, from a cached export; torch: uses a GPU."
+        ),
     ] = DEFAULT_EMBEDDING_BACKEND,
     split_by: Annotated[
         SplitBy, typer.Option(help="section: along headings and blocks; or a unit count that ignores structure.")

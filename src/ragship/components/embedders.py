@@ -92,6 +92,12 @@ class _ChoosesBackend(_ResolvesModel):
         me: Any = self
         if self._device_pinned and not me.device.to_torch_str().startswith("cpu"):
             logger.warning("backend %s runs on the CPU; device %s is not used", me.backend, me.device)
+        elif not self._device_pinned and _gpu_visible():
+            logger.warning(
+                "backend %s runs on the CPU although a GPU is visible: a spec with backend torch uses the GPU"
+                " (ragship spec init SPEC --embedding-backend torch)",
+                me.backend,
+            )
         path = onnx_model_path(model_dir, EmbeddingBackend(me.backend))
         options = {
             "trust_remote_code": me.trust_remote_code,
@@ -107,11 +113,17 @@ class _ChoosesBackend(_ResolvesModel):
                 loaded = _SentenceTransformersEmbeddingBackend(
                     model=model_dir, device="cpu", local_files_only=True, backend="torch", **options
                 )
-                use_onnx(loaded.model, path)
+                use_onnx(loaded.model, path, EmbeddingBackend(me.backend))
                 _onnx_backends[key] = loaded
         if me.tokenizer_kwargs and me.tokenizer_kwargs.get("model_max_length"):
             loaded.model.max_seq_length = me.tokenizer_kwargs["model_max_length"]
         return loaded
+
+
+def _gpu_visible() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 @component
