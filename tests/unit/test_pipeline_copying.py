@@ -59,3 +59,31 @@ def test_only_lists_of_scalars_take_the_shortcut() -> None:
 
     sub = _Floats([1.0])
     assert type(fast(sub)) is _Floats
+
+
+def test_documents_are_copied_as_deeply_as_haystack_copies_them() -> None:
+    import numpy as np
+    from haystack.dataclasses import ByteStream, SparseEmbedding
+
+    fast = haystack_utils._deepcopy_with_exceptions
+    original = Document(
+        content="chunk",
+        meta={"source": "a.md", "section": ["Guide", "Setup"], "nested": {"k": [1, 2]}, "n": 3},
+        embedding=[0.1, 0.2],
+        score=0.7,
+        blob=ByteStream(data=b"raw"),
+        sparse_embedding=SparseEmbedding(indices=[1], values=[0.5]),
+    )
+    copied = fast([original])[0]
+    assert copied == fast.haystack_copy(original) == original and copied.id == original.id
+    for name in ("meta", "embedding", "blob", "sparse_embedding"):
+        assert getattr(copied, name) is not getattr(original, name)
+    assert copied.meta["section"] is not original.meta["section"]
+    assert copied.meta["nested"]["k"] is not original.meta["nested"]["k"]
+    copied.meta["section"].append("changed")
+    copied.meta["nested"]["k"].append(3)
+    assert original.meta == {"source": "a.md", "section": ["Guide", "Setup"], "nested": {"k": [1, 2]}, "n": 3}
+    plain = Document(content="no vectors", meta={"arr": np.arange(3)})
+    assert (
+        np.array_equal(fast(plain).meta["arr"], plain.meta["arr"]) and fast(plain).meta["arr"] is not plain.meta["arr"]
+    )
