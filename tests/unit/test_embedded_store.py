@@ -153,3 +153,24 @@ def test_the_registry_picks_the_backend_by_scheme_and_names_unknown_ones(tmp_pat
     with pytest.raises(ConfigError) as refused:
         open_store("s3://user:secret@bucket/store")
     assert "secret" not in str(refused.value)  # credentials never reach messages
+
+
+def test_searches_from_many_threads_at_once_see_every_write(store: EmbeddedDocumentStore, tmp_path: Path) -> None:
+    # BM25 reads through one connection per thread, outside the store's lock: concurrent searches must give
+    # what one search alone gives, and see writes made by this store and by another connection.
+    import concurrent.futures
+
+    store.write_documents([_doc(i, f"apple banana {'cherry ' * i}") for i in range(1, 9)])
+    questions = ["cherry", "banana", "apple cherry"] * 8
+    alone = [[d.id for d in store.bm25_retrieval(q, top_k=3)] for q in questions]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        together = list(pool.map(lambda q: [d.id for d in store.bm25_retrieval(q, top_k=3)], questions))
+    assert together == alone and alone[0][0] == "d8"
+
+    store.write_documents([_doc(20, "durian")])
+    EmbeddedDocumentStore(tmp_path / "store").write_documents([_doc(21, "durian durian")])
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        seen = list(pool.map(lambda _: [d.id for d in store.bm25_retrieval("durian", top_k=5)], range(8)))
+    assert all(ids == ["d21", "d20"] for ids in seen), seen
+    store.close()
+    assert [d.id for d in store.bm25_retrieval("durian", top_k=1)] == ["d21"]  # reopens after close

@@ -91,6 +91,11 @@ class EmbeddedDocumentStore:
         self._configured_dim = embedding_dim
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        # Searches read through one connection per thread, outside the lock: SQLite releases the GIL while it
+        # searches and WAL lets readers run beside each other and beside a writer, so concurrent requests'
+        # BM25 searches use every core instead of queueing on the lock (py-spy, benchmarks/README.md).
+        self._thread = threading.local()
+        self._readers: list[sqlite3.Connection] = []
         self._dense: DenseIndex | None = None
         self._dense_version: tuple[int, int] | None = None
         self._local_writes = 0
@@ -137,7 +142,24 @@ class EmbeddedDocumentStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
+            self._thread = threading.local()
             self._dense = None
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection (the schema exists once the main connection has opened)."""
+        reader: sqlite3.Connection | None = getattr(self._thread, "reader", None)
+        if reader is None:
+            with self._lock:
+                self._connect()
+                reader = sqlite3.connect(
+                    f"file:{self.path / DB_FILE}?mode=ro", uri=True, check_same_thread=False, timeout=30
+                )
+                self._readers.append(reader)
+                self._thread.reader = reader
+        return reader
 
     def _meta_value(self, conn: sqlite3.Connection, key: str) -> str | None:
         row = conn.execute("SELECT value FROM store_meta WHERE key = ?", (key,)).fetchone()
@@ -327,17 +349,16 @@ class EmbeddedDocumentStore:
             _check_filters(filters)
         limit = top_k if not filters else top_k * 10
         while True:
-            with self._lock:
-                rows = (
-                    self._connect()
-                    .execute(
-                        "SELECT d.id, d.content, d.meta, NULL, -bm25(documents_fts) AS score "
-                        "FROM documents_fts JOIN documents d ON d.rowid = documents_fts.rowid "
-                        "WHERE documents_fts MATCH ? ORDER BY bm25(documents_fts) LIMIT ?",
-                        (match, limit),
-                    )
-                    .fetchall()
+            rows = (
+                self._reader()
+                .execute(
+                    "SELECT d.id, d.content, d.meta, NULL, -bm25(documents_fts) AS score "
+                    "FROM documents_fts JOIN documents d ON d.rowid = documents_fts.rowid "
+                    "WHERE documents_fts MATCH ? ORDER BY bm25(documents_fts) LIMIT ?",
+                    (match, limit),
                 )
+                .fetchall()
+            )
             docs = [self._row_to_document(row[0], row[1], row[2], row[3], score=float(row[4])) for row in rows]
             if filters:
                 docs = [d for d in docs if document_matches_filter(filters, d)]
