@@ -85,7 +85,7 @@ RatingName = Literal["up", "down"]
 RATINGS: tuple[RatingName, ...] = get_args(RatingName)
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-# The built-in spec's embedder backend: int8 ONNX Runtime, 2.27x torch's chunks/s and 4.1x lower query latency on
+# The built-in spec's embedder backend: int8 ONNX Runtime, 2.19x torch's chunks/s and 4.7x lower query latency on
 # the 2-core CPU at the same NFCorpus nDCG@10 (docs/indexing.md, benchmarks/README.md). A spec that omits the
 # backend still means torch (EmbeddingBackend.TORCH in the components), so older specs keep their indexes.
 DEFAULT_EMBEDDING_BACKEND = EmbeddingBackend.ONNX_INT8

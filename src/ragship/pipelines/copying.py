@@ -30,10 +30,14 @@ _SCALARS = frozenset({float, int, str, bool, bytes, type(None)})
 _MODULES = (haystack_utils, haystack_pipeline, haystack_base)
 
 
+def _is_scalar_list(value: Any) -> bool:
+    return type(value) is list and all(type(v) in _SCALARS for v in value)
+
+
 def _copy_value(value: Any) -> Any:
     if type(value) in _SCALARS:
         return value
-    if type(value) is list and all(type(v) in _SCALARS for v in value):
+    if _is_scalar_list(value):
         return value.copy()
     return copy.deepcopy(value)
 
@@ -49,10 +53,9 @@ def _copy_document(doc: Document) -> Document:
 
 def _make_fast(haystack_copy: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def copy_inputs(obj: Any) -> Any:
-        kind = type(obj)
-        if kind is list and all(type(v) in _SCALARS for v in obj):
+        if _is_scalar_list(obj):
             return obj.copy()
-        if kind is Document:
+        if type(obj) is Document:
             return _copy_document(obj)
         return haystack_copy(obj)
 

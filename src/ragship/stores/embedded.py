@@ -154,9 +154,9 @@ class EmbeddedDocumentStore:
         if reader is None:
             with self._lock:
                 self._connect()
-                reader = sqlite3.connect(
-                    f"file:{self.path / DB_FILE}?mode=ro", uri=True, check_same_thread=False, timeout=30
-                )
+                # as_uri() percent-encodes the path: a '?' or '#' in a directory name cannot end it early.
+                uri = f"{(self.path / DB_FILE).resolve().as_uri()}?mode=ro"
+                reader = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
                 self._readers.append(reader)
                 self._thread.reader = reader
         return reader
