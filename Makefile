@@ -16,7 +16,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 PORT ?= 3000
 
-.PHONY: setup run run-llm test lint unit integration bench bench-embedders bench-reindex bench-serving bench-soak bench-queue bench-plan test-cluster clean system-deps es-start es-stop lab \
+.PHONY: setup run run-llm test lint unit integration bench bench-specs bench-embedders bench-reindex bench-serving bench-soak bench-queue bench-plan test-cluster clean system-deps es-start es-stop lab \
 	strip-notebooks bento bento-requirements k8s-tools chart-test
 
 # The Helm chart's offline checks (tests/chart) need helm and kubeconform, built from source at pinned
@@ -183,6 +183,9 @@ integration: setup system-deps  ## the tests against real services (Elasticsearc
 
 bench: setup  ## retrieval latency of the embedded store at 1k/10k/50k chunks
 	$(VENV)/bin/python benchmarks/store_latency.py --sizes 1000 10000 50000
+
+bench-specs: setup  ## per-question retrieval cost of specs side by side (BENCH_ARGS: --store URL --spec builtin --spec FILE)
+	$(VENV)/bin/python benchmarks/retrieval_specs.py $(BENCH_ARGS)
 
 bench-embedders: setup  ## torch vs onnx vs onnx-int8 embedders: 200-word chunks/s and query p50, side by side
 	$(VENV)/bin/python benchmarks/embedders.py --chunks 256 --queries 100 --rounds 3

@@ -25,10 +25,13 @@ from ragship.errors import SpecError
 from ragship.settings import (
     DEFAULT_EMBEDDING_BACKEND,
     DEFAULT_EMBEDDING_MODEL,
+    DEFAULT_FEEDBACK_DOCS,
+    DEFAULT_FEEDBACK_TERMS,
     DEFAULT_FUSION,
     DEFAULT_MAX_FILE_BYTES,
     DEFAULT_OPENAI_KEY_ENV,
     DEFAULT_OPENAI_MODEL,
+    DEFAULT_ORIGINAL_QUERY_WEIGHT,
     DEFAULT_RRF_K,
     EmbeddingBackend,
     GeneratorKind,
@@ -262,12 +265,16 @@ def default_spec(
     fusion_weights: list[float] | None = None,
     rrf_k: int = DEFAULT_RRF_K,
     ranker_model: str | None = None,
+    feedback_docs: int = DEFAULT_FEEDBACK_DOCS,
+    feedback_terms: int = DEFAULT_FEEDBACK_TERMS,
+    original_query_weight: float = DEFAULT_ORIGINAL_QUERY_WEIGHT,
 ) -> PipelineSpec:
     """The default spec: convert -> split (by section) -> ids -> embed -> write, and
     bm25 + dense -> fusion [-> cross-encoder rerank] -> answer (extractive, OpenAI-compatible or local model).
 
     ``candidates`` is each retriever branch's top_k; with ``ranker_model`` the joiner passes that many fused
-    candidates to the ranker, which keeps ``top_k``.
+    candidates to the ranker, which keeps ``top_k``. ``feedback_docs`` above 0 widens the bm25 branch's question
+    with the words of its first ``feedback_docs`` hits (pseudo-relevance feedback, RM3).
     """
     from haystack import Pipeline
     from haystack.components.builders import AnswerBuilder, ChatPromptBuilder
@@ -322,7 +329,15 @@ def default_spec(
     query = Pipeline(metadata={"ragship_role": "query", "retrieval_mode": mode.value})
     query.add_component("query_embedder", TextEmbedder(model=embedding_model, backend=backend, progress_bar=False))
     query.add_component("dense_retriever", StoreEmbeddingRetriever(top_k=candidates))
-    query.add_component("bm25_retriever", StoreBM25Retriever(top_k=candidates))
+    query.add_component(
+        "bm25_retriever",
+        StoreBM25Retriever(
+            top_k=candidates,
+            feedback_docs=feedback_docs,
+            feedback_terms=feedback_terms,
+            original_query_weight=original_query_weight,
+        ),
+    )
     joiner = FusionJoiner(
         join_mode=fusion, weights=fusion_weights, rrf_k=rrf_k, top_k=candidates if ranker_model else top_k
     )
@@ -410,9 +425,12 @@ def with_overrides(
     fusion: str | None = None,
     fusion_weights: list[float] | None = None,
     rrf_k: int | None = None,
+    feedback_docs: int | None = None,
+    feedback_terms: int | None = None,
+    original_query_weight: float | None = None,
 ) -> PipelineSpec:
-    """A copy of ``spec`` with chunking, retrieval depth (``candidates`` per branch), fusion or the number of
-    returned sources changed (for experiment grids)."""
+    """A copy of ``spec`` with chunking, retrieval depth (``candidates`` per branch), fusion, the bm25 branch's
+    pseudo-relevance feedback or the number of returned sources changed (for experiment grids)."""
     import copy
 
     indexing, query = copy.deepcopy(spec.indexing), copy.deepcopy(spec.query)
@@ -440,4 +458,8 @@ def with_overrides(
         for suffix in ("StoreBM25Retriever", "StoreEmbeddingRetriever"):
             for comp in out.components_of("query", suffix).values():
                 comp.setdefault("init_parameters", {})["top_k"] = candidates
+    feedback: dict[str, float | None] = {"feedback_docs": feedback_docs, "feedback_terms": feedback_terms}
+    feedback["original_query_weight"] = original_query_weight
+    for comp in out.components_of("query", "StoreBM25Retriever").values():
+        comp.setdefault("init_parameters", {}).update({k: v for k, v in feedback.items() if v is not None})
     return out

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -111,6 +112,10 @@ def test_spec_init_show_validate(tmp_path: Path, cli) -> None:
     shown = cli("spec", "show", "spec.yaml", cwd=tmp_path)
     assert shown.stdout == (tmp_path / "spec.yaml").read_text()
     assert cli("spec", "validate", "spec.yaml", cwd=tmp_path).returncode == 0
+    tuned = cli("spec", "init", "rm3.yaml", "--feedback-docs", "10", "--original-query-weight", "0.7", cwd=tmp_path)
+    assert tuned.returncode == 0, tuned.stderr
+    bm25 = yaml.safe_load((tmp_path / "rm3.yaml").read_text())["query"]["components"]["bm25_retriever"]
+    assert (bm25["init_parameters"]["feedback_docs"], bm25["init_parameters"]["original_query_weight"]) == (10, 0.7)
 
     text = (tmp_path / "spec.yaml").read_text().replace("ragship.components.writers.StoreWriter", "ragship.nope.Writer")
     (tmp_path / "bad.yaml").write_text(text)

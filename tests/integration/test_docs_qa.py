@@ -199,3 +199,16 @@ def test_a_reranked_spec_round_trips_and_names_the_model(tmp_path: Path, tiny_cr
     ranker = again.query["components"]["ranker"]
     assert ranker["type"] == "ragship.components.rankers.CrossEncoderRanker"
     assert ranker["init_parameters"]["model"] == str(tiny_cross_encoder) and "reranked by" in spec.description
+
+
+def test_the_first_fusion_weight_is_the_bm25_branchs(docs_store: str) -> None:
+    """The joiner's weights follow the order the branches' lists arrive, which the docs promise is bm25 first."""
+    question = "Which store should I use in production?"
+    ranked = {
+        mode: [d.id for d in open_query_engine(default_spec(), docs_store, mode=mode).retrieve(question, top_k=5)]
+        for mode in ("bm25", "dense")
+    }
+    assert ranked["bm25"] != ranked["dense"]  # otherwise the weights could not show
+    for weights, branch in (([0.99, 0.01], "bm25"), ([0.01, 0.99], "dense")):
+        engine = open_query_engine(default_spec(fusion_weights=weights), docs_store)
+        assert [d.id for d in engine.retrieve(question, top_k=5)] == ranked[branch], weights

@@ -304,3 +304,27 @@ def test_an_index_built_before_the_analysis_record_is_queried_on_content(es_url:
     assert store.text_analysis.query_field == "content"
     assert [d.id for d in store.bm25_retrieval("run the test")] == ["run"]
     assert store.bm25_retrieval("running tests") == []  # no stemmer on content, as before
+
+
+def test_weighted_search_and_query_expansion_on_elasticsearch(es_url: str, es_alias: str) -> None:
+    from ragship.components.retrievers import StoreBM25Retriever
+
+    store = ElasticsearchStore(es_url, es_alias)
+    store.write_documents(
+        [
+            Document(id="sun", content="The sunshine vitamin is vitamin D, also called calciferol."),
+            Document(id="winter", content="Calciferol supplements help in winter, when daylight is short."),
+            Document(id="tea", content="Green tea holds catechins."),
+        ]
+    )
+    alone = {q: {d.id: d.score for d in store.bm25_retrieval(q)} for q in ("vitamins", "calciferol winter")}
+    both = store.weighted_bm25_retrieval([("vitamins", 0.25), ("calciferol winter", 2.0), ("tea", 0.0)])
+    expected = {
+        doc: 0.25 * alone["vitamins"].get(doc, 0.0) + 2.0 * alone["calciferol winter"].get(doc, 0.0)
+        for doc in ("sun", "winter")
+    }
+    assert {d.id: d.score for d in both} == pytest.approx(expected, rel=1e-5)  # stemmed, boosted, summed
+    widened = StoreBM25Retriever(top_k=3, feedback_docs=1, feedback_terms=5)
+    widened.document_store = store
+    assert [d.id for d in store.bm25_retrieval("sunshine vitamin", top_k=3)] == ["sun"]
+    assert [d.id for d in widened.run(query="sunshine vitamin")["documents"]] == ["sun", "winter"]

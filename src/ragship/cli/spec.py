@@ -59,11 +59,23 @@ def spec_init(
         typer.Option(help="reciprocal_rank_fusion (default), distribution_based_rank_fusion or merge (weighted)."),
     ] = None,
     fusion_weights: Annotated[
-        str | None, typer.Option(help="Branch weights, dense first, comma-separated (e.g. 0.7,0.3).")
+        str | None, typer.Option(help="Branch weights, bm25 first, comma-separated (e.g. 0.6,0.4).")
     ] = None,
     rrf_k: Annotated[int | None, typer.Option(min=1, help="Reciprocal rank fusion's k (60).")] = None,
     ranker_model: Annotated[
         str | None, typer.Option(help="Cross-encoder (path or hub id) that reranks the fused candidates.")
+    ] = None,
+    feedback_docs: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Pseudo-relevance feedback (RM3): the bm25 branch searches again with the words of its first "
+            "N hits added (0, off).",
+        ),
+    ] = None,
+    feedback_terms: Annotated[int | None, typer.Option(min=1, help="Words the feedback adds (20).")] = None,
+    original_query_weight: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="The question's share of the feedback search (0.5).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
@@ -101,6 +113,9 @@ def spec_init(
         fusion_weights=weights,
         rrf_k=rrf_k,
         ranker_model=ranker_model,
+        feedback_docs=feedback_docs,
+        feedback_terms=feedback_terms,
+        original_query_weight=original_query_weight,
     )
     spec.save(path)
     err.print(f"Wrote {spec.name} spec to {path} (hash {spec.hash}).")

@@ -22,8 +22,9 @@ class FusionJoiner(DocumentJoiner):
     - ``merge``: the weighted sum of the raw scores (weights matter: BM25 and cosine scales differ).
 
     :param join_mode: One of the three above (``concatenate`` works too, but does not fuse).
-    :param weights: One weight per incoming list, in connection order (dense first, then bm25, in the default
-        spec).
+    :param weights: One weight per incoming list, in the order the lists arrive: the order their retrievers
+        ran. Haystack runs the components that are ready by name, so in the built-in spec bm25 comes first
+        (``bm25_retriever`` needs no embedder), then dense.
     :param rrf_k: RRF's ``k``: larger values flatten the difference between top and lower ranks.
     :param top_k: Documents returned.
     """

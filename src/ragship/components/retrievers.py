@@ -7,6 +7,8 @@ from typing import Any
 from haystack import Document, component, default_from_dict, default_to_dict
 
 from ragship.errors import StoreError
+from ragship.relevance_feedback import expanded_query
+from ragship.settings import DEFAULT_FEEDBACK_TERMS, DEFAULT_ORIGINAL_QUERY_WEIGHT
 from ragship.stores.base import RetrievalStore
 
 
@@ -46,17 +48,62 @@ class _Retriever(StoreBound):
 
 @component
 class StoreBM25Retriever(_Retriever):
-    """Keyword (BM25) retrieval from the attached store.
+    """Keyword (BM25) retrieval from the attached store, optionally widened by pseudo-relevance feedback.
 
     :param top_k: Documents returned.
     :param filters: Haystack metadata filters applied to every query.
+    :param feedback_docs: With more than 0, search twice: the second search adds the words of the first one's
+        top ``feedback_docs`` chunks to the question (RM3, :mod:`ragship.relevance_feedback`).
+    :param feedback_terms: How many words the feedback adds.
+    :param original_query_weight: The question's share of the second search's weight (0 to 1).
     """
+
+    def __init__(
+        self,
+        top_k: int = 10,
+        filters: dict[str, Any] | None = None,
+        feedback_docs: int = 0,
+        feedback_terms: int = DEFAULT_FEEDBACK_TERMS,
+        original_query_weight: float = DEFAULT_ORIGINAL_QUERY_WEIGHT,
+    ) -> None:
+        _Retriever.__init__(self, top_k=top_k, filters=filters)  # @component rebuilds the class: no bare super()
+        if feedback_docs < 0:
+            raise ValueError(f"feedback_docs must be >= 0 (0 turns feedback off), got {feedback_docs}")
+        if feedback_terms < 1:
+            raise ValueError(f"feedback_terms must be >= 1, got {feedback_terms}")
+        if not 0 <= original_query_weight <= 1:
+            raise ValueError(f"original_query_weight must be between 0 and 1, got {original_query_weight}")
+        self.feedback_docs = feedback_docs
+        self.feedback_terms = feedback_terms
+        self.original_query_weight = original_query_weight
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize (without the store)."""
+        return default_to_dict(
+            self,
+            top_k=self.top_k,
+            filters=self.filters,
+            feedback_docs=self.feedback_docs,
+            feedback_terms=self.feedback_terms,
+            original_query_weight=self.original_query_weight,
+        )
 
     @component.output_types(documents=list[Document])
     def run(self, query: str, top_k: int | None = None, filters: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Retrieve documents matching ``query``'s words."""
-        docs = self._store().bm25_retrieval(query, top_k=top_k or self.top_k, filters=filters or self.filters)
-        return {"documents": docs}
+        """Retrieve documents matching ``query``'s words (and, with feedback, those of its best hits)."""
+        store, top_k, filters = self._store(), top_k or self.top_k, filters or self.filters
+        if not self.feedback_docs:
+            return {"documents": store.bm25_retrieval(query, top_k=top_k, filters=filters)}
+        hits = store.bm25_retrieval(query, top_k=self.feedback_docs, filters=filters)
+        if not hits:
+            return {"documents": []}
+        clauses = expanded_query(
+            query,
+            [(doc.content or "", doc.score or 0.0) for doc in hits],
+            terms=self.feedback_terms,
+            original_query_weight=self.original_query_weight,
+        )
+        return {"documents": store.weighted_bm25_retrieval(clauses, top_k=top_k, filters=filters)}
 
 
 @component

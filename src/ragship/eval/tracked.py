@@ -15,7 +15,19 @@ from ragship.settings import RetrievalMode, Settings, get_settings
 from ragship.spec import JOINER_TYPE_SUFFIX, RANKER_TYPE_SUFFIX, PipelineSpec
 from ragship.tracking.runs import KIND_TAG, git_commit, init_mlflow, spec_file, spec_params
 
-GRID_KEYS = {"mode", "split_length", "split_overlap", "top_k", "candidates", "fusion", "fusion_weights", "rrf_k"}
+GRID_KEYS = {
+    "mode",
+    "split_length",
+    "split_overlap",
+    "top_k",
+    "candidates",
+    "fusion",
+    "fusion_weights",
+    "rrf_k",
+    "feedback_docs",
+    "feedback_terms",
+    "original_query_weight",
+}
 
 
 def run_tracked_eval(
@@ -172,6 +184,9 @@ def run_grid(
                 fusion=combo.get("fusion"),
                 fusion_weights=combo.get("fusion_weights"),
                 rrf_k=combo.get("rrf_k"),
+                feedback_docs=combo.get("feedback_docs"),
+                feedback_terms=combo.get("feedback_terms"),
+                original_query_weight=combo.get("original_query_weight"),
             )
             mode = combo.get("mode", spec.retrieval_mode)
             config = ", ".join(f"{k}={v}" for k, v in combo.items())

@@ -104,16 +104,32 @@ def with_retrieval_mode(data: dict[str, Any], mode: RetrievalMode) -> dict[str, 
         if not orphaned:
             break
         removed |= orphaned
+    kept = {n: _without_removed_weights(n, c, connections, removed) for n, c in components.items() if n not in removed}
     return {
         **data,
         "metadata": {**(data.get("metadata") or {}), "retrieval_mode": str(mode)},
-        "components": {n: c for n, c in components.items() if n not in removed},
+        "components": kept,
         "connections": [
             c
             for c in connections
             if c["sender"].split(".")[0] not in removed and c["receiver"].split(".")[0] not in removed
         ],
     }
+
+
+def _without_removed_weights(
+    name: str, comp: dict[str, Any], connections: list[dict[str, str]], removed: set[str]
+) -> dict[str, Any]:
+    """A joiner's dict without its weights when a branch feeding it is pruned.
+
+    Its weights are one per incoming list, so they no longer fit; in the built-in spec one branch is left,
+    and one list fuses to itself whatever its weight.
+    """
+    params = comp.get("init_parameters") or {}
+    pruned = any(c["receiver"].split(".")[0] == name and c["sender"].split(".")[0] in removed for c in connections)
+    if not params.get("weights") or not pruned:
+        return comp
+    return {**comp, "init_parameters": {**params, "weights": None}}
 
 
 def check_secrets(data: dict[str, Any], where: str) -> None:

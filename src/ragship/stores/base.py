@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from haystack import Document
 from haystack.document_stores.types import DocumentStore
+
+# A keyword query and its weight: a weighted search scores each clause's text as BM25 does and sums
+# the scores times the weights (how query expansion gives its new words less say than the question's).
+WeightedClause = tuple[str, float]
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,12 @@ class RetrievalStore(DocumentStore, Protocol):
 
     def bm25_retrieval(self, query: str, top_k: int = 10, filters: dict[str, Any] | None = None) -> list[Document]:
         """Keyword (BM25) search; scores are higher-is-better."""
+        ...
+
+    def weighted_bm25_retrieval(
+        self, clauses: Sequence[WeightedClause], top_k: int = 10, filters: dict[str, Any] | None = None
+    ) -> list[Document]:
+        """Keyword search scoring each chunk by the weighted sum of its BM25 score for each clause's text."""
         ...
 
     def embedding_retrieval(

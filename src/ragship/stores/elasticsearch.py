@@ -20,7 +20,7 @@ The store class lives here, with document operations, retrieval and the manifest
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from elasticsearch import Elasticsearch, helpers
@@ -31,7 +31,7 @@ from haystack.document_stores.types import DuplicatePolicy
 from ragship.errors import StoreError
 from ragship.settings import ElasticsearchSettings, Settings
 from ragship.stores import es_bulk, es_layout, es_text
-from ragship.stores.base import ManifestEntry, RetrievalStore, WriteResult
+from ragship.stores.base import ManifestEntry, RetrievalStore, WeightedClause, WriteResult
 from ragship.stores.es_client import auth_options, new_client, node_urls, tls_options, translated_errors
 from ragship.stores.es_filters import to_es_filter
 from ragship.stores.es_layout import MANIFEST_SUFFIX, index_body
@@ -347,11 +347,21 @@ class ElasticsearchStore:
     def bm25_retrieval(self, query: str, top_k: int = 10, filters: dict[str, Any] | None = None) -> list[Document]:
         """BM25 over ``content``, or over ``content_stemmed`` with the query stemmed alike where the index
         is analysed client-side."""
+        return self.weighted_bm25_retrieval([(query, 1.0)], top_k=top_k, filters=filters)
+
+    def weighted_bm25_retrieval(
+        self, clauses: Sequence[WeightedClause], top_k: int = 10, filters: dict[str, Any] | None = None
+    ) -> list[Document]:
+        """One ``match`` per clause, boosted by its weight: Elasticsearch sums the scores of the clauses."""
         analysis = self.text_analysis
-        text = analysis.query(query)
-        if not text.strip():
+        should = [
+            {"match": {analysis.query_field: {"query": text, "boost": weight}}}
+            for text, weight in ((analysis.query(t), w) for t, w in clauses)
+            if weight > 0 and text.strip()
+        ]
+        if not should or top_k <= 0:
             return []
-        bool_query: dict[str, Any] = {"must": [{"match": {analysis.query_field: {"query": text}}}]}
+        bool_query: dict[str, Any] = {"should": should, "minimum_should_match": 1}
         if filters:
             bool_query["filter"] = to_es_filter(filters)
         return self._search({"query": {"bool": bool_query}, "size": top_k})

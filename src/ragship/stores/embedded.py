@@ -14,7 +14,7 @@ import json
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +28,7 @@ from haystack.utils.filters import document_matches_filter
 
 from ragship.errors import StoreError
 from ragship.settings import Settings
-from ragship.stores.base import ManifestEntry, RetrievalStore, WriteResult
+from ragship.stores.base import ManifestEntry, RetrievalStore, WeightedClause, WriteResult
 from ragship.stores.embedded_dense import DenseIndex, from_blob, to_blob
 from ragship.text import content_words
 
@@ -342,23 +342,46 @@ class EmbeddedDocumentStore:
     # question (py-spy on /retrieve, benchmarks/README.md).
     def bm25_retrieval(self, query: str, top_k: int = 10, filters: dict[str, Any] | None = None) -> list[Document]:
         """BM25 over chunk content (FTS5, Porter stemming)."""
-        match = fts_query(query)
-        if not match or top_k <= 0:
+        return self.weighted_bm25_retrieval([(query, 1.0)], top_k=top_k, filters=filters)
+
+    def weighted_bm25_retrieval(
+        self, clauses: Sequence[WeightedClause], top_k: int = 10, filters: dict[str, Any] | None = None
+    ) -> list[Document]:
+        """FTS5's BM25 of each clause, weighted and summed per chunk in one SQL statement.
+
+        FTS5 has no per-term boost; its ``bm25()`` of an OR-query is the sum over its terms, so each clause
+        is its own MATCH and SQLite adds them up.
+        """
+        matches = [(fts_query(text), weight) for text, weight in clauses if weight > 0]
+        matches = [(match, weight) for match, weight in matches if match]
+        if not matches or top_k <= 0:
             return []
         if filters:
             _check_filters(filters)
+        if len(matches) == 1:  # a plain search: no grouping, so SQLite ranks inside FTS5
+            sql = (
+                "SELECT d.id, d.content, d.meta, NULL, -bm25(documents_fts) * ? AS score "
+                "FROM documents_fts JOIN documents d ON d.rowid = documents_fts.rowid "
+                "WHERE documents_fts MATCH ? ORDER BY bm25(documents_fts) LIMIT ?"
+            )
+        else:
+            per_clause = " UNION ALL ".join(
+                "SELECT rowid, -bm25(documents_fts) * ? AS score FROM documents_fts WHERE documents_fts MATCH ?"
+                for _ in matches
+            )
+            # Ranked and cut before the join, so only the chunks returned are read from the table.
+            best = (
+                f"SELECT rowid, SUM(score) AS score FROM ({per_clause}) "
+                "GROUP BY rowid ORDER BY score DESC, rowid LIMIT ?"
+            )
+            sql = (
+                f"SELECT d.id, d.content, d.meta, NULL, s.score FROM ({best}) s "
+                "JOIN documents d ON d.rowid = s.rowid ORDER BY s.score DESC, d.rowid"
+            )
+        params: list[Any] = [value for match, weight in matches for value in (weight, match)]
         limit = top_k if not filters else top_k * 10
         while True:
-            rows = (
-                self._reader()
-                .execute(
-                    "SELECT d.id, d.content, d.meta, NULL, -bm25(documents_fts) AS score "
-                    "FROM documents_fts JOIN documents d ON d.rowid = documents_fts.rowid "
-                    "WHERE documents_fts MATCH ? ORDER BY bm25(documents_fts) LIMIT ?",
-                    (match, limit),
-                )
-                .fetchall()
-            )
+            rows = self._reader().execute(sql, (*params, limit)).fetchall()
             docs = [self._row_to_document(row[0], row[1], row[2], row[3], score=float(row[4])) for row in rows]
             if filters:
                 docs = [d for d in docs if document_matches_filter(filters, d)]

@@ -48,14 +48,19 @@ def _stem(token: str) -> str:
     return str(stemmer("porter").stemWord(token))
 
 
-def analyze(text: str) -> list[str]:
-    """The terms of ``text``: word tokens, possessive ``'s`` stripped, lowercased, stop words out, Porter-stemmed."""
-    terms = []
+def analyze_words(text: str) -> list[tuple[str, str]]:
+    """Each term of ``text`` with the lowercased word it came from (``("run", "running")``), in order."""
+    pairs = []
     for token in _TOKEN.findall(text):
         word = _POSSESSIVE.sub("", token).lower()
         if word and word not in STOP_WORDS:
-            terms.append(_stem(word))
-    return terms
+            pairs.append((_stem(word), word))
+    return pairs
+
+
+def analyze(text: str) -> list[str]:
+    """The terms of ``text``: word tokens, possessive ``'s`` stripped, lowercased, stop words out, Porter-stemmed."""
+    return [term for term, _ in analyze_words(text)]
 
 
 def stem_text(text: str) -> str:
