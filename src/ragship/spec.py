@@ -458,8 +458,11 @@ def with_overrides(
         for suffix in ("StoreBM25Retriever", "StoreEmbeddingRetriever"):
             for comp in out.components_of("query", suffix).values():
                 comp.setdefault("init_parameters", {})["top_k"] = candidates
-    feedback: dict[str, float | None] = {"feedback_docs": feedback_docs, "feedback_terms": feedback_terms}
-    feedback["original_query_weight"] = original_query_weight
+    feedback = {
+        "feedback_docs": feedback_docs,
+        "feedback_terms": feedback_terms,
+        "original_query_weight": original_query_weight,
+    }
     for comp in out.components_of("query", "StoreBM25Retriever").values():
         comp.setdefault("init_parameters", {}).update({k: v for k, v in feedback.items() if v is not None})
     return out

@@ -352,8 +352,7 @@ class EmbeddedDocumentStore:
         FTS5 has no per-term boost; its ``bm25()`` of an OR-query is the sum over its terms, so each clause
         is its own MATCH and SQLite adds them up.
         """
-        matches = [(fts_query(text), weight) for text, weight in clauses if weight > 0]
-        matches = [(match, weight) for match, weight in matches if match]
+        matches = [(match, weight) for text, weight in clauses if weight > 0 and (match := fts_query(text))]
         if not matches or top_k <= 0:
             return []
         if filters:
