@@ -3,7 +3,7 @@
 One run serves `bentos.query:RAG` (RAG API + Embedder + Generator, default extractive spec) over the
 project's docs, measures the replica's profile the way `make bench-serving` does (/ask alone: mean and
 p95; saturated by 16 clients: requests per second), and then, for two offered loads (fractions of the
-saturation rate), predicts the p95 with `ragship.capacity` and measures it with open-loop Poisson
+saturation rate), predicts the p95 with `ragship.planning.capacity` and measures it with open-loop Poisson
 arrivals (requests are sent on a fixed random schedule whatever the server's pace; latency counts from
 the scheduled send, so a late client counts against the server, as a real user would).
 
@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 from serving import QUESTIONS, REPO, run_clients  # benchmarks/ is the script directory
 
-from ragship.capacity import ServiceProfile
+from ragship.planning.capacity import ServiceProfile
 from ragship.serving.launch import bentoml_serve
 
 RAGSHIP = str(Path(sys.executable).parent / "ragship")

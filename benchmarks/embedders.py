@@ -28,8 +28,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ragship.components.embedders import DocumentEmbedder, TextEmbedder
-from ragship.onnx_models import cpu_int8_profile
-from ragship.settings import DEFAULT_EMBEDDING_MODEL, EmbeddingBackend
+from ragship.enums import EmbeddingBackend
+from ragship.models.onnx import cpu_int8_profile
+from ragship.settings import DEFAULT_EMBEDDING_MODEL
 
 NFCORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "nfcorpus"
 CHUNK_WORDS = 200

@@ -36,11 +36,11 @@ from reindex_incremental import NFCORPUS, write_corpus  # benchmarks/ is the scr
 from rich.console import Console
 from rich.table import Table
 
-from ragship.capacity import default_capacity_file, update_capacity_file
-from ragship.local_process import poll, stop_groups
-from ragship.local_redis import LocalRedis
+from ragship.local.process import poll, stop_groups
+from ragship.local.redis_server import LocalRedis
+from ragship.planning.capacity import default_capacity_file, update_capacity_file
 from ragship.queue.client import JobQueue
-from ragship.queue.jobs import JobStatus
+from ragship.queue.job_state import JobStatus
 from ragship.settings import Settings, load_settings
 
 RAGSHIP = str(Path(sys.executable).parent / "ragship")
@@ -91,7 +91,7 @@ class Config:
 
 
 def run_direct(config: Config, files: list[Path], warm_dir: Path) -> float:
-    from ragship.runtime import open_indexer, served_spec
+    from ragship.assembly import open_indexer, served_spec
 
     settings = config.settings()
     spec, _ = served_spec(settings)  # what a worker resolves with the same settings

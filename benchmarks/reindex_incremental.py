@@ -24,7 +24,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ragship.runtime import store_for
+from ragship.assembly import store_for
 from ragship.spec import default_spec
 from ragship.sync import Syncer
 

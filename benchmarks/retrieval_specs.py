@@ -16,8 +16,8 @@ import statistics
 import time
 from pathlib import Path
 
+from ragship.assembly import open_query_engine, resolve_spec
 from ragship.eval.datasets import load_beir
-from ragship.runtime import open_query_engine, resolve_spec
 from ragship.stores.registry import redact_url
 
 NFCORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "nfcorpus"

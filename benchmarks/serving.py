@@ -35,8 +35,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ragship.capacity import default_capacity_file, update_capacity_file
-from ragship.local_process import free_port
+from ragship.local.process import free_port
+from ragship.planning.capacity import default_capacity_file, update_capacity_file
 from ragship.serving.launch import bentoml_serve, serving
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,7 +125,7 @@ def retrieve_cells(label: str, url: str, requests: int, route: str = "/retrieve"
 
 def in_process_cells(store: str, requests: int) -> dict[str, object]:
     """The same retrieval pipeline's ``retrieve`` in this process, one request at a time: the floor."""
-    from ragship.runtime import open_query_engine
+    from ragship.assembly import open_query_engine
     from ragship.serving.common import limit_compute_threads
     from ragship.settings import get_settings
     from ragship.spec import default_spec

@@ -75,7 +75,7 @@ def make_docx(tmp_path: Path):
 @pytest.fixture(scope="session")
 def es_node() -> Iterator[Any]:
     """The session's local Elasticsearch node, or None when RAGSHIP_TEST_ES_URL points elsewhere."""
-    from ragship.local_es import LocalElasticsearch
+    from ragship.local.es_node import LocalElasticsearch
     from ragship.settings import load_settings
 
     if os.environ.get("RAGSHIP_TEST_ES_URL"):

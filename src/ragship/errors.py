@@ -90,7 +90,7 @@ class TrackingError(RagshipError):
 class QueueError(RagshipError):
     """The job queue could not take, find or run a job (broker down, queue full, job too large).
 
-    The queue's own subclasses (``ragship.queue.jobs``) set the status each deserves.
+    The queue's own subclasses (``ragship.queue.job_state``) set the status each deserves.
     """
 
     http_status = 503

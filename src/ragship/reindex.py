@@ -17,8 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ragship.enums import SyncMode
 from ragship.errors import ConfigError, RagshipError
-from ragship.settings import Settings, SyncMode, get_settings
+from ragship.settings import Settings, get_settings
 
 REINDEX_EXPERIMENT = "reindex"
 SUMMARY_TAG = "summary"
@@ -82,7 +83,7 @@ def run_reindex(**params: Any) -> dict[str, Any]:
     """
     from tqdm.auto import tqdm
 
-    from ragship.runtime import resolve_spec, store_for
+    from ragship.assembly import resolve_spec, store_for
     from ragship.stores import redact_url
     from ragship.sync import Syncer
 

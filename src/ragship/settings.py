@@ -8,10 +8,9 @@ by ``RAGSHIP_CONFIG_FILE``), and the defaults below.
 from __future__ import annotations
 
 import os
-from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
@@ -21,68 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from ragship.enums import EmbeddingBackend, QueryModels, RetrievalMode
 from ragship.errors import ConfigError
-
-
-class RetrievalMode(StrEnum):
-    """How the query pipeline finds sources. Each mode maps to the retriever branches it keeps
-    (``ragship.pipelines.BRANCHES_OF_MODE``): adding a mode means a member here and a row there."""
-
-    BM25 = "bm25"
-    DENSE = "dense"
-    HYBRID = "hybrid"
-
-
-class GeneratorKind(StrEnum):
-    """How answers are written: extractive (no LLM), an OpenAI-compatible endpoint, a local HF model."""
-
-    EXTRACTIVE = "extractive"
-    OPENAI = "openai"
-    LOCAL = "local"
-
-
-class SplitBy(StrEnum):
-    """How chunks are cut: along sections and blocks (``SectionSplitter``), or by Haystack's
-    ``DocumentSplitter`` unit counts, which ignore structure."""
-
-    SECTION = "section"
-    WORD = "word"
-    SENTENCE = "sentence"
-    PASSAGE = "passage"
-    LINE = "line"
-    PAGE = "page"
-
-
-class QueryModels(StrEnum):
-    """Where the served query API runs its query-time models (the query embedder and the rerank stage's
-    cross-encoder): in the API process, or one HTTP hop away in the Embedder service (adaptive batching,
-    GPU). ``auto``: in the API process on a host without a GPU, unless the Embedder has its own URL."""
-
-    AUTO = "auto"
-    API = "api"
-    SERVICE = "service"
-
-
-class EmbeddingBackend(StrEnum):
-    """How the embedders run their model: torch, or ONNX Runtime from an export made on this machine
-    (``onnx``: the same float32 weights; ``onnx-int8``: weights quantized to int8 for this CPU's kernels).
-    The export is cached under the ``onnx_cache`` setting (``ragship.onnx_models``)."""
-
-    TORCH = "torch"
-    ONNX = "onnx"
-    ONNX_INT8 = "onnx-int8"
-
-
-class SyncMode(StrEnum):
-    """How a sync treats the index: touch only what changed, or rebuild it in a staged copy and swap."""
-
-    INCREMENTAL = "incremental"
-    FULL = "full"
-
-
-#: How a user rates a served answer (``POST /feedback``'s ``rating``); a Literal, so the API schema lists the values.
-RatingName = Literal["up", "down"]
-RATINGS: tuple[RatingName, ...] = get_args(RatingName)
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # The built-in spec's embedder backend: int8 ONNX Runtime, 2.19x torch's chunks/s and 4.7x lower query latency on
@@ -501,38 +440,3 @@ def load_settings(**overrides: Any) -> Settings:
 def get_settings() -> Settings:
     """Process-wide settings, read once."""
     return load_settings()
-
-
-def hub_offline() -> bool:
-    """Whether Hugging Face hub access is switched off (HF_HUB_OFFLINE)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
-
-
-def env_secret(name: str) -> str | None:
-    """Read a secret from the environment by variable name (used for endpoint keys)."""
-    return os.environ.get(name) or None
-
-
-def quiet_third_party_progress() -> None:
-    """Silence the progress bars of Hugging Face model loading and MLflow artifact downloads (ragship shows its own)."""
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def disable_phone_home() -> None:
-    """Switch off third-party usage telemetry unless the user explicitly opted in.
-
-    ragship runs in private networks; libraries must not send usage data anywhere by default.
-    """
-    os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-
-
-def configure_mlflow_client(timeout_s: int) -> None:
-    """Bound MLflow's HTTP calls so a missing server fails fast instead of hanging."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(timeout_s))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")

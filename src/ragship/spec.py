@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from ragship.enums import EmbeddingBackend, GeneratorKind, RetrievalMode, SplitBy
 from ragship.errors import SpecError
 from ragship.settings import (
     DEFAULT_EMBEDDING_BACKEND,
@@ -33,11 +34,7 @@ from ragship.settings import (
     DEFAULT_OPENAI_MODEL,
     DEFAULT_ORIGINAL_QUERY_WEIGHT,
     DEFAULT_RRF_K,
-    EmbeddingBackend,
-    GeneratorKind,
-    RetrievalMode,
     Settings,
-    SplitBy,
 )
 
 SPEC_VERSION = 1

@@ -28,8 +28,8 @@ from haystack.dataclasses import ByteStream
 
 from ragship.components.converters import FileFailure, source_name
 from ragship.components.remote import RemoteModels
+from ragship.enums import SyncMode
 from ragship.pipelines.indexing import IndexingPipeline, SourceData, discover_files
-from ragship.settings import SyncMode
 from ragship.spec import PipelineSpec
 from ragship.stores.base import ManifestEntry, RetrievalStore, staged
 

@@ -12,8 +12,8 @@ import yaml
 from chart_helpers import RELEASE, Result, one
 from typer.testing import CliRunner
 
-from ragship.capacity import Capacity, Load, ServiceProfile, plan
 from ragship.cli import app
+from ragship.planning.capacity import Capacity, Load, ServiceProfile, plan
 
 CAPACITY = Capacity(
     api=ServiceProfile(mean_ms=25, p95_ms=45, max_rps=40), embedder_queries_per_s=240, worker_docs_per_s=4

@@ -28,7 +28,7 @@ from cluster_kube import ClusterError, Kube, kubeconfig, wait_for
 from cluster_netns import NetNs
 from cluster_pki import Pki, make_pki
 
-from ragship.local_process import free_port
+from ragship.local.process import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "deploy" / "cluster" / "build.py"

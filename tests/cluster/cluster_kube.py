@@ -15,7 +15,7 @@ import httpx
 import yaml
 from cluster_pki import Pki
 
-from ragship.local_process import poll
+from ragship.local.process import poll
 
 
 class ClusterError(RuntimeError):

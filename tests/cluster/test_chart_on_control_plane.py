@@ -19,8 +19,8 @@ import yaml
 from cluster_harness import CHART, RESULTS, ControlPlane
 from cluster_kube import Kube, wait_for
 
-from ragship.capacity import Capacity, Load, ServiceProfile, plan
-from ragship.capacity_values import chart_values as plan_values
+from ragship.planning.capacity import Capacity, Load, ServiceProfile, plan
+from ragship.planning.capacity_values import chart_values as plan_values
 
 pytestmark = pytest.mark.cluster  # its only marker: `-m slow` must not start a control plane
 

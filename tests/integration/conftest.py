@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from ragship.assembly import open_indexer, open_query_engine
 from ragship.pipelines.query import QueryEngine
-from ragship.runtime import open_indexer, open_query_engine
 from ragship.spec import default_spec
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from ragship.assembly import open_indexer, open_query_engine
 from ragship.pipelines.query import QueryEngine
-from ragship.runtime import open_indexer, open_query_engine
 from ragship.spec import default_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,7 +103,7 @@ FIRST_ANSWERS = [
 
 
 def _doc_headings() -> set[str]:
-    from ragship.blocks import parse_blocks
+    from ragship.text.blocks import parse_blocks
 
     docs = [*REPO.joinpath("docs").glob("*.md"), REPO / "README.md"]
     return {title for path in docs for b in parse_blocks(path.read_text(), markdown=True) for title in b.section}

@@ -12,9 +12,9 @@ import pytest
 from elasticsearch import Elasticsearch
 from haystack import Document
 
+from ragship.assembly import open_indexer, open_query_engine
 from ragship.errors import StoreError
 from ragship.pipelines.query import QueryEngine
-from ragship.runtime import open_indexer, open_query_engine
 from ragship.settings import Settings, load_settings
 from ragship.spec import default_spec
 from ragship.stores import es_layout, es_text, open_store

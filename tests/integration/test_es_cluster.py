@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import pytest
 from haystack import Document
 
-from ragship.local_es_cluster import LocalCluster
+from ragship.local.es_cluster import LocalCluster
 from ragship.settings import load_settings
 from ragship.stores.elasticsearch import ElasticsearchStore
 

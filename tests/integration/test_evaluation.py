@@ -156,7 +156,7 @@ def test_champion_model_answers_in_a_fresh_process(settings: Settings, grid: dic
     store = str(tmp_path / "answers")
     doc = tmp_path / "fact.md"
     doc.write_text("# Fact\n\nThe champion model answers from the pelican archive.\n")
-    from ragship.runtime import open_indexer
+    from ragship.assembly import open_indexer
 
     open_indexer(default_spec(), store, settings).index([doc])
     code = (

@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 
 import pytest
 
+from ragship.assembly import open_query_engine
 from ragship.errors import ConfigError
-from ragship.runtime import open_query_engine
 from ragship.spec import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_PROMPT, default_spec
 
 QUESTION = "How do I run the tests?"

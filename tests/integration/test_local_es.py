@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ragship.local_es import LocalElasticsearch
+from ragship.local.es_node import LocalElasticsearch
 from ragship.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 
-from ragship.local_process import poll, stop_groups
-from ragship.local_rabbitmq import LocalRabbitmq
-from ragship.local_redis import LocalRedis
+from ragship.local.process import poll, stop_groups
+from ragship.local.rabbitmq_server import LocalRabbitmq
+from ragship.local.redis_server import LocalRedis
 from ragship.queue.client import JobQueue
-from ragship.queue.jobs import Job, JobStatus, QueueUnavailableError
+from ragship.queue.job_state import Job, JobStatus, QueueUnavailableError
 from ragship.settings import load_settings
 
 RAGSHIP = str(Path(sys.executable).parent / "ragship")
@@ -270,7 +270,7 @@ def test_kill_a_worker_mid_job_loses_and_duplicates_nothing(
         assert job.counts["added"] + job.counts["updated"] + job.counts["unchanged"] == 10, job
 
     # Exactly the chunks an uninterrupted, single-process run produces: none lost, none twice.
-    from ragship.runtime import open_indexer
+    from ragship.assembly import open_indexer
 
     reference = str(tmp_path / "reference")
     report = open_indexer(None, reference).index_documents(uploads)
@@ -362,7 +362,7 @@ def test_broker_down_is_a_clear_error_and_recovers_without_restarts(
 def test_a_submission_the_broker_refuses_leaves_no_job_state(broker: str, env: dict[str, str]) -> None:
     import pika
 
-    from ragship.queue.jobs import QueueConfigError
+    from ragship.queue.job_state import QueueConfigError
 
     queue = _queue(env)
     # The queue exists already as a classic queue (say, from an older deployment): its length can be read,
@@ -490,8 +490,8 @@ def test_workers_embed_through_the_embedder_service(
     same service scores the spec's rerank stage: served ranking equals the local cross-encoder's."""
     from bentoml import SyncHTTPClient
 
+    from ragship.assembly import open_query_engine
     from ragship.components.remote import RemoteModels
-    from ragship.runtime import open_query_engine
     from ragship.serving.launch import bentoml_serve
     from ragship.spec import default_spec
 

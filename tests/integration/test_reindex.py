@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from ragship.assembly import store_for
 from ragship.errors import StoreUnavailableError
-from ragship.runtime import store_for
 from ragship.spec import default_spec
 from ragship.stores.base import RetrievalStore
 from ragship.stores.elasticsearch import ElasticsearchStore

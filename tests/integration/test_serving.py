@@ -23,8 +23,8 @@ import httpx
 import pytest
 from page_helpers import DESKTOP, PHONE, PNG_MAGIC, assert_on_screen, chromium_path, page_app_without_auth
 
-from ragship.local_redis import LocalRedis
-from ragship.runtime import open_indexer
+from ragship.assembly import open_indexer
+from ragship.local.redis_server import LocalRedis
 from ragship.serving.launch import bentoml_serve
 from ragship.settings import load_settings
 from ragship.spec import default_spec

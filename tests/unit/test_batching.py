@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ragship.batching import Coalescer
+from ragship.serving.batching import Coalescer
 
 
 class _GatedDouble:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ragship.capacity import Capacity, Load, ServiceProfile, plan, update_capacity_file
 from ragship.errors import InvalidRequestError
+from ragship.planning.capacity import Capacity, Load, ServiceProfile, plan, update_capacity_file
 
 pytestmark = pytest.mark.unit
 

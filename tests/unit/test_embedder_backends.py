@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 from haystack import Document
 
-import ragship.onnx_models as onnx_models
+import ragship.models.onnx as onnx_models
 from ragship.components.embedders import DocumentEmbedder, TextEmbedder
+from ragship.enums import EmbeddingBackend
 from ragship.errors import SpecError
-from ragship.models import resolve_embedding_model
+from ragship.models.resolve import resolve_embedding_model
 from ragship.pipelines import load_pipeline
 from ragship.pipelines.validate import validate_spec
-from ragship.settings import DEFAULT_EMBEDDING_MODEL, EmbeddingBackend, get_settings
+from ragship.settings import DEFAULT_EMBEDDING_MODEL, get_settings
 from ragship.spec import PipelineSpec, default_spec, load_spec
 
 TEXTS = [

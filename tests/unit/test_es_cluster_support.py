@@ -10,7 +10,7 @@ from elasticsearch import ConnectionError as ESConnectionError
 from haystack import Document
 
 from ragship.errors import ConfigError, StoreUnavailableError
-from ragship.local_es import ClusterMembership, LocalElasticsearch
+from ragship.local.es_node import ClusterMembership, LocalElasticsearch
 from ragship.settings import load_settings
 from ragship.stores import redact_url
 from ragship.stores.base import Rejection, WriteResult
@@ -90,7 +90,7 @@ def test_bad_credentials_are_not_retried() -> None:
 
 
 def test_cluster_nodes_bootstrap_only_on_their_first_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("ragship.local_es.free_port", lambda: 9400)
+    monkeypatch.setattr("ragship.local.es_node.free_port", lambda: 9400)
     settings = load_settings(local_es={"home": tmp_path}).local_es
     membership = ClusterMembership("ragship-c", 9301, ("127.0.0.1:9300", "127.0.0.1:9301"), ("c-1", "c-2"))
     node = LocalElasticsearch(settings, name="c-2", cluster=membership)

@@ -51,7 +51,7 @@ def test_stemming_is_safe_from_many_threads_at_once() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from ragship.components.answerers import _terms
-    from ragship.text import stemmer
+    from ragship.text.analysis import stemmer
 
     texts = [f"running indexes of {n} connected generators, promotions and evaluations" for n in range(400)]
     expected = ([analyze(t) for t in texts], [_terms(t) for t in texts])

@@ -12,8 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from ragship.cli import app
+from ragship.enums import RatingName
 from ragship.eval.datasets import DatasetError, load_qa
-from ragship.settings import RatingName, Settings, get_settings, load_settings
+from ragship.settings import Settings, get_settings, load_settings
 from ragship.spec import PipelineSpec
 from ragship.tracking.feedback import Feedback, FeedbackRecorder, rating_value
 

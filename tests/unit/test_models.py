@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ragship.errors import ModelError
-from ragship.models import LocalLLM, bundled_smollm2_path, resolve_local_llm
+from ragship.models.resolve import LocalLLM, bundled_smollm2_path, resolve_local_llm
 from ragship.spec import default_spec, load_spec
 
 

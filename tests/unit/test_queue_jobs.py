@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from ragship.errors import ConfigError
-from ragship.local_redis import LocalRedis
+from ragship.local.redis_server import LocalRedis
 from ragship.queue.broker import Keys
 from ragship.queue.client import JobQueue, redacted_url
-from ragship.queue.jobs import (
+from ragship.queue.job_state import (
     Job,
     JobNotFoundError,
     JobStatus,

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from haystack import Document
 
+from ragship.components.query_expansion import expanded_query
 from ragship.components.retrievers import StoreBM25Retriever
 from ragship.errors import SpecError
 from ragship.eval.tracked import load_grid
 from ragship.pipelines import load_pipeline, with_retrieval_mode
-from ragship.relevance_feedback import expanded_query
 from ragship.spec import default_spec, with_overrides
 from ragship.stores import EmbeddedDocumentStore
 

@@ -154,7 +154,7 @@ def test_bento_requirements_match_the_lock_file() -> None:
 
 
 def test_served_spec_prefers_the_serving_setting_then_falls_back_to_the_default(tmp_path: Path) -> None:
-    from ragship.runtime import served_spec
+    from ragship.assembly import served_spec
     from ragship.settings import load_settings
 
     custom = default_spec(split_length=99)
@@ -268,10 +268,10 @@ def test_service_urls_must_be_bare_http_origins(url: str) -> None:
 def test_the_api_encodes_questions_itself_in_batches_as_the_pipeline_would(monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
 
-    from ragship.batching import Coalescer
     from ragship.components.remote import RemoteModels
     from ragship.pipelines import load_pipeline
     from ragship.serving.backends import in_process_query_models
+    from ragship.serving.batching import Coalescer
     from ragship.settings import load_settings
     from ragship.spec import default_spec
 

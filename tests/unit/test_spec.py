@@ -121,7 +121,7 @@ def test_bad_retrieval_mode_in_metadata(tmp_path: Path) -> None:
 
 
 def test_the_built_in_spec_takes_mode_and_top_k_from_the_settings(tmp_path: Path) -> None:
-    from ragship.runtime import resolve_spec
+    from ragship.assembly import resolve_spec
     from ragship.settings import load_settings
 
     shaped = resolve_spec(None, load_settings(home=tmp_path, mode="bm25", top_k=3))
@@ -134,8 +134,8 @@ def test_the_built_in_spec_takes_mode_and_top_k_from_the_settings(tmp_path: Path
 
 
 def test_every_retrieval_mode_has_one_row_in_the_branch_table_and_bad_modes_name_the_choices() -> None:
+    from ragship.enums import RetrievalMode
     from ragship.pipelines import BRANCHES_OF_MODE
-    from ragship.settings import RetrievalMode
 
     assert set(BRANCHES_OF_MODE) == set(RetrievalMode)
     with pytest.raises(SpecError, match=r"retrieval mode: 'sideways' is not one of \['bm25', 'dense', 'hybrid'\]"):

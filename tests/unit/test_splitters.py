@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from haystack import Document
 
-from ragship.blocks import BlockKind, parse_blocks
 from ragship.components.converters import FileConverter
 from ragship.components.splitters import SectionSplitter
+from ragship.text.blocks import BlockKind, parse_blocks
 
 GUIDE = """# Guide
 

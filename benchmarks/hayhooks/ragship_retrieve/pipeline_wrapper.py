@@ -10,8 +10,8 @@ import os
 
 from hayhooks import BasePipelineWrapper
 
+from ragship.assembly import open_query_engine
 from ragship.pipelines.query import QueryEngine
-from ragship.runtime import open_query_engine
 from ragship.spec import default_spec
 
 

@@ -16,8 +16,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ragship.enums import RetrievalMode
+from ragship.environment import quiet_third_party_progress
 from ragship.errors import RagshipError
-from ragship.settings import RetrievalMode, quiet_third_party_progress
 
 # Results go to stdout, everything else (progress, notes, errors) to stderr, so output can be piped.
 out = Console()

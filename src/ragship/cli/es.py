@@ -12,8 +12,8 @@ from ragship.cli.common import JsonOption, SpecOption, err, out, print_json
 from ragship.errors import RagshipError
 
 if TYPE_CHECKING:
-    from ragship.local_es import LocalElasticsearch
-    from ragship.local_es_cluster import ClusterStatus, LocalCluster
+    from ragship.local.es_cluster import ClusterStatus, LocalCluster
+    from ragship.local.es_node import LocalElasticsearch
 
 es_app = typer.Typer(
     help="Run a local Elasticsearch node or cluster and size production clusters.", no_args_is_help=True
@@ -25,14 +25,14 @@ NodeOption = Annotated[
 
 
 def _local_node(name: str) -> LocalElasticsearch:
-    from ragship.local_es import LocalElasticsearch
+    from ragship.local.es_node import LocalElasticsearch
     from ragship.settings import get_settings
 
     return LocalElasticsearch(get_settings().local_es, name=name)
 
 
 def _local_cluster(name: str) -> LocalCluster:
-    from ragship.local_es_cluster import LocalCluster
+    from ragship.local.es_cluster import LocalCluster
     from ragship.settings import get_settings
 
     return LocalCluster(get_settings().local_es, name=name)
@@ -57,7 +57,7 @@ def es_start(
     ] = None,
 ) -> None:
     """Fetch (once, with mvn) and start Elasticsearch on 127.0.0.1: one node, or a cluster with --nodes."""
-    from ragship.settings import env_secret
+    from ragship.environment import env_secret
 
     cluster = _local_cluster(name)
     if nodes is None:
@@ -137,9 +137,9 @@ def es_size(
     as_json: JsonOption = False,
 ) -> None:
     """Estimate index size (float vs int8-quantized vectors) before sizing a cluster."""
-    from ragship.models import embedding_dimension
-    from ragship.runtime import resolve_spec
-    from ragship.sizing import estimate
+    from ragship.assembly import resolve_spec
+    from ragship.models.resolve import embedding_dimension
+    from ragship.planning.sizing import estimate
 
     if dims is None:
         model = resolve_spec(spec).embedding_model

@@ -37,9 +37,9 @@ def eval_command(
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate retrieval on a BEIR dataset and record the run in MLflow."""
+    from ragship.assembly import resolve_spec
     from ragship.eval.datasets import load_beir
     from ragship.eval.tracked import run_tracked_eval
-    from ragship.runtime import resolve_spec
     from ragship.settings import get_settings
 
     settings = get_settings()
@@ -78,8 +78,8 @@ def eval_qa(
     as_json: JsonOption = False,
 ) -> None:
     """Score answers on a QA set (exact match, F1, semantic similarity, sources, faithfulness) in MLflow."""
+    from ragship.assembly import resolve_spec
     from ragship.eval.tracked import run_tracked_qa
-    from ragship.runtime import resolve_spec
 
     with err.status(f"answering {qa} ..."):
         result = run_tracked_qa(resolve_spec(spec), qa, list(docs or [Path("docs"), Path("README.md")]), store)

@@ -9,8 +9,8 @@ from typing import Annotated, cast
 import typer
 
 from ragship.cli.common import err, progress_bar
+from ragship.enums import RATINGS, RatingName
 from ragship.errors import InvalidRequestError
-from ragship.settings import RATINGS, RatingName
 
 feedback_app = typer.Typer(help="Users' ratings of served answers (POST /feedback).", no_args_is_help=True)
 

@@ -17,8 +17,8 @@ from ragship.cli.common import (
     print_sync_summary,
     run_file_job,
 )
+from ragship.enums import SyncMode
 from ragship.errors import RagshipError
-from ragship.settings import SyncMode
 
 if TYPE_CHECKING:
     from ragship.sync import SyncReport
@@ -43,7 +43,7 @@ def index(
     as_json: JsonOption = False,
 ) -> None:
     """Index files (txt, md, html, pdf, docx, jsonl) into the store."""
-    from ragship.runtime import open_indexer
+    from ragship.assembly import open_indexer
 
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
@@ -100,7 +100,7 @@ def sync(
     as_json: JsonOption = False,
 ) -> None:
     """Index new and changed files, drop removed ones, leave the rest (no notebook, no MLflow run)."""
-    from ragship.runtime import resolve_spec, served_spec, store_for
+    from ragship.assembly import resolve_spec, served_spec, store_for
     from ragship.settings import get_settings
     from ragship.sync import Syncer
 

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ragship.capacity import DEFAULT_MIN_REPLICAS, DEFAULT_UTILISATION, Load
 from ragship.cli.common import JsonOption, SpecOption, err, out, print_json
+from ragship.planning.capacity import DEFAULT_MIN_REPLICAS, DEFAULT_UTILISATION, Load
 
 commands = typer.Typer()
 
@@ -40,12 +40,12 @@ def plan(
     """Replicas, concurrency, HPA and KEDA targets, and Elasticsearch size for a peak load and latency goal."""
     import yaml
 
-    from ragship.capacity import Capacity, default_capacity_file
-    from ragship.capacity import plan as make_plan
-    from ragship.capacity_values import chart_values, values_header
-    from ragship.models import embedding_dimension
-    from ragship.runtime import resolve_spec
-    from ragship.sizing import estimate
+    from ragship.assembly import resolve_spec
+    from ragship.models.resolve import embedding_dimension
+    from ragship.planning.capacity import Capacity, default_capacity_file
+    from ragship.planning.capacity import plan as make_plan
+    from ragship.planning.capacity_values import chart_values, values_header
+    from ragship.planning.sizing import estimate
 
     source = capacity_file or default_capacity_file()
     capacity = Capacity.load(source)

@@ -34,7 +34,7 @@ def ask(
     as_json: JsonOption = False,
 ) -> None:
     """Answer a question from the indexed documents, citing sources."""
-    from ragship.runtime import open_query_engine
+    from ragship.assembly import open_query_engine
 
     engine = open_query_engine(spec, store, mode=mode)
     filters = {"field": "meta.source", "operator": "in", "value": source} if source else None
@@ -57,7 +57,7 @@ def _print_answer(question: str, answer: Answer) -> None:
 @commands.command()
 def demo(spec: SpecOption = None, store: StoreOption = None) -> None:
     """Answer a few sample questions about ragship's own docs (index them first)."""
-    from ragship.runtime import open_query_engine
+    from ragship.assembly import open_query_engine
 
     engine = open_query_engine(spec, store)
     if engine.store.count_documents() == 0:

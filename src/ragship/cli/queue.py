@@ -16,8 +16,8 @@ from ragship.errors import RagshipError
 from ragship.queue.broker import BrokerKind
 
 if TYPE_CHECKING:
-    from ragship.local_rabbitmq import LocalRabbitmq
-    from ragship.local_redis import LocalRedis
+    from ragship.local.rabbitmq_server import LocalRabbitmq
+    from ragship.local.redis_server import LocalRedis
     from ragship.queue.client import JobQueue
 
 queue_app = typer.Typer(
@@ -35,7 +35,7 @@ BrokerOption = Annotated[
 
 
 def _local(name: str) -> LocalRedis:
-    from ragship.local_redis import LocalRedis
+    from ragship.local.redis_server import LocalRedis
     from ragship.settings import get_settings
 
     settings = get_settings()
@@ -43,7 +43,7 @@ def _local(name: str) -> LocalRedis:
 
 
 def _local_rabbitmq(name: str) -> LocalRabbitmq:
-    from ragship.local_rabbitmq import LocalRabbitmq
+    from ragship.local.rabbitmq_server import LocalRabbitmq
     from ragship.settings import get_settings
 
     settings = get_settings()
@@ -71,7 +71,7 @@ def queue_start(
 ) -> None:
     """Start a local Redis (append-only persistence, loopback only) and print its URL for RAGSHIP_QUEUE__URL;
     with --broker rabbitmq, a local RabbitMQ node (loopback only, user guest) and its amqp:// URL."""
-    from ragship.settings import env_secret
+    from ragship.environment import env_secret
 
     if broker == BrokerKind.RABBITMQ:
         if password_env:
@@ -103,7 +103,7 @@ def queue_status(
 ) -> None:
     """The queue at RAGSHIP_QUEUE__URL: waiting, delayed and dead-lettered jobs (with reasons), jobs by status;
     and the local server when one runs. Exit 1 when the broker cannot be reached."""
-    from ragship.queue.jobs import QueueUnavailableError
+    from ragship.queue.job_state import QueueUnavailableError
 
     local = _local(name).status()
     try:

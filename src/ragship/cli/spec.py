@@ -9,15 +9,9 @@ from typing import Annotated
 import typer
 
 from ragship.cli.common import StoreOption, err, out, print_error
+from ragship.enums import EmbeddingBackend, GeneratorKind, RetrievalMode, SplitBy
 from ragship.errors import RagshipError
-from ragship.settings import (
-    DEFAULT_EMBEDDING_BACKEND,
-    FUSION_METHODS,
-    EmbeddingBackend,
-    GeneratorKind,
-    RetrievalMode,
-    SplitBy,
-)
+from ragship.settings import DEFAULT_EMBEDDING_BACKEND, FUSION_METHODS
 
 spec_app = typer.Typer(help="Create, show and validate pipeline specs.", no_args_is_help=True)
 
@@ -126,7 +120,7 @@ def spec_show(
     path: Annotated[Path | None, typer.Argument(help="Spec file (default: effective).")] = None,
 ) -> None:
     """Print a spec as YAML (the effective one when PATH is omitted)."""
-    from ragship.runtime import resolve_spec
+    from ragship.assembly import resolve_spec
 
     sys.stdout.write(resolve_spec(path).to_yaml())
 

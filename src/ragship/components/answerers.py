@@ -10,10 +10,10 @@ from typing import Any
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.dataclasses import ChatMessage
 
-from ragship.blocks import Block, BlockKind, fenced, parse_blocks
 from ragship.components.converters import MARKDOWN_FILE_TYPES
-from ragship.sentences import split_sentences
-from ragship.text import content_words, stemmer
+from ragship.text.analysis import content_words, stemmer
+from ragship.text.blocks import Block, BlockKind, fenced, parse_blocks
+from ragship.text.sentences import split_sentences
 
 NO_ANSWER = "I found nothing in the indexed documents that answers this question."
 # Questions about doing something get the command too, not only the sentences around it.
@@ -49,7 +49,7 @@ class _Candidate:
 class ExtractiveAnswerer:
     """Builds an answer from the most relevant sentences of the retrieved documents.
 
-    Documents are read as blocks (:mod:`ragship.blocks`): sentences come from prose and list items only,
+    Documents are read as blocks (:mod:`ragship.text.blocks`): sentences come from prose and list items only,
     so no sentence holds a heading or spans two blocks. When the question asks how to do something, the
     best matching code block follows the sentences as a fenced ``command`` part. Every sentence and the
     command carry a numbered citation ``[n]`` pointing at the n-th input document, the convention LLM

@@ -17,9 +17,9 @@ from haystack_integrations.components.embedders.sentence_transformers.embedding_
     _SentenceTransformersEmbeddingBackend,
 )
 
+from ragship.enums import EmbeddingBackend
 from ragship.errors import SpecError
-from ragship.models import resolve_embedding_model
-from ragship.settings import EmbeddingBackend
+from ragship.models.resolve import resolve_embedding_model
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class _ResolvesModel:
 class _ChoosesBackend(_ResolvesModel):
     """Adds ragship's ``backend`` to the embedders: ``torch``, or ONNX Runtime on the CPU from an export of
     the model made on this machine (``onnx``: float32; ``onnx-int8``: int8 weights), cached by
-    ``ragship.onnx_models``. Embedders of the same export and options share one loaded model.
+    ``ragship.models.onnx``. Embedders of the same export and options share one loaded model.
     """
 
     def __init__(self, *args: Any, backend: EmbeddingBackend | str = EmbeddingBackend.TORCH, **kwargs: Any) -> None:
@@ -87,7 +87,7 @@ class _ChoosesBackend(_ResolvesModel):
             me.embedding_backend = self._onnx_backend(resolve_embedding_model(self.model))
 
     def _onnx_backend(self, model_dir: str) -> _SentenceTransformersEmbeddingBackend:
-        from ragship.onnx_models import onnx_model_path, use_onnx
+        from ragship.models.onnx import onnx_model_path, use_onnx
 
         me: Any = self
         if self._device_pinned and not me.device.to_torch_str().startswith("cpu"):

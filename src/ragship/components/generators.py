@@ -7,9 +7,9 @@ from typing import Any
 from haystack import component, logging
 from haystack_integrations.components.generators.transformers import TransformersChatGenerator
 
+from ragship.environment import hub_offline
 from ragship.errors import ModelError
-from ragship.models import LocalLLM, resolve_local_llm
-from ragship.settings import hub_offline
+from ragship.models.resolve import LocalLLM, resolve_local_llm
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ class LocalChatGenerator(TransformersChatGenerator):
     def warm_up(self) -> None:
         """Resolve the model reference and load the model once.
 
-        :raises ModelError: if the reference names nothing loadable (see :func:`ragship.models.resolve_local_llm`).
+        :raises ModelError: if the reference names nothing loadable (see
+        :func:`ragship.models.resolve.resolve_local_llm`).
         """
         declared = self.huggingface_pipeline_kwargs
         if self.pipeline is not None or not isinstance(declared.get("model"), str):

@@ -6,8 +6,8 @@ from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
 
+from ragship.components.query_expansion import expanded_query
 from ragship.errors import StoreError
-from ragship.relevance_feedback import expanded_query
 from ragship.settings import DEFAULT_FEEDBACK_TERMS, DEFAULT_ORIGINAL_QUERY_WEIGHT
 from ragship.stores.base import RetrievalStore
 
@@ -53,7 +53,7 @@ class StoreBM25Retriever(_Retriever):
     :param top_k: Documents returned.
     :param filters: Haystack metadata filters applied to every query.
     :param feedback_docs: With more than 0, search twice: the second search adds the words of the first one's
-        top ``feedback_docs`` chunks to the question (RM3, :mod:`ragship.relevance_feedback`).
+        top ``feedback_docs`` chunks to the question (RM3, :mod:`ragship.components.query_expansion`).
     :param feedback_terms: How many words the feedback adds.
     :param original_query_weight: The question's share of the second search's weight (0 to 1).
     """

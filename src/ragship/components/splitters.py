@@ -7,9 +7,9 @@ from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
 
-from ragship.blocks import MIXED_BLOCKS, Block, BlockKind, fenced, parse_blocks, section_label
 from ragship.components.converters import MARKDOWN_FILE_TYPES
-from ragship.sentences import split_sentences
+from ragship.text.blocks import MIXED_BLOCKS, Block, BlockKind, fenced, parse_blocks, section_label
+from ragship.text.sentences import split_sentences
 
 
 @component

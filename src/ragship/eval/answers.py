@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ragship.environment import env_secret
 from ragship.eval.datasets import QAExample
 from ragship.pipelines.query import Answer, QueryEngine
-from ragship.settings import Settings, env_secret, get_settings
+from ragship.settings import Settings, get_settings
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _CITATIONS = re.compile(r"\[\d+\]")
@@ -103,7 +104,7 @@ def _semantic_similarity(
 ) -> None:
     from haystack.components.evaluators import SASEvaluator
 
-    from ragship.models import resolve_embedding_model
+    from ragship.models.resolve import resolve_embedding_model
 
     model = engine.spec.embedding_model
     if not model:

@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from ragship.enums import RatingName
 from ragship.errors import InvalidRequestError
 from ragship.eval.datasets import FEEDBACK_FIELD
-from ragship.settings import RatingName, Settings
+from ragship.settings import Settings
 from ragship.tracking.feedback import UP, RecordedFeedback, read_feedback
 
 

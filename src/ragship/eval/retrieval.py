@@ -9,10 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ragship.enums import RetrievalMode
 from ragship.eval.datasets import BeirDataset
 from ragship.eval.metrics import evaluate_run
 from ragship.pipelines.query import QueryEngine
-from ragship.settings import RetrievalMode, Settings, get_settings
+from ragship.settings import Settings, get_settings
 from ragship.spec import PipelineSpec
 from ragship.stores.base import RetrievalStore
 from ragship.sync import Syncer

@@ -7,11 +7,12 @@ from typing import Any
 
 import yaml
 
+from ragship.assembly import store_for
+from ragship.enums import RetrievalMode
 from ragship.eval import plots
 from ragship.eval.datasets import BeirDataset
 from ragship.eval.retrieval import Progress, RetrievalEvaluation, evaluate_retrieval
-from ragship.runtime import store_for
-from ragship.settings import RetrievalMode, Settings, get_settings
+from ragship.settings import Settings, get_settings
 from ragship.spec import JOINER_TYPE_SUFFIX, RANKER_TYPE_SUFFIX, PipelineSpec
 from ragship.tracking.runs import KIND_TAG, git_commit, init_mlflow, spec_file, spec_params
 
@@ -154,8 +155,8 @@ def run_grid(
 
     import mlflow
 
+    from ragship.assembly import resolve_spec
     from ragship.eval.datasets import load_beir
-    from ragship.runtime import resolve_spec
     from ragship.spec import with_overrides
 
     settings = settings or get_settings()

@@ -12,9 +12,10 @@ from ragship.components.embedders import DocumentEmbedder, TextEmbedder
 from ragship.components.rankers import CrossEncoderRanker
 from ragship.components.remote import RemoteChatGenerator, RemoteCrossEncoder, RemoteEmbeddingBackend, RemoteModels
 from ragship.components.retrievers import StoreBM25Retriever, StoreBound, StoreEmbeddingRetriever
+from ragship.enums import RetrievalMode
+from ragship.environment import env_secret
 from ragship.errors import ConfigError, RagshipError, SpecError
 from ragship.pipelines import copying
-from ragship.settings import RetrievalMode, env_secret
 from ragship.stores.base import RetrievalStore
 
 __all__ = [

@@ -13,6 +13,7 @@ from haystack.dataclasses import StreamingChunk
 
 from ragship.components.remote import RemoteModels, with_remote_generators
 from ragship.components.retrievers import StoreBM25Retriever, StoreEmbeddingRetriever
+from ragship.enums import RetrievalMode
 from ragship.errors import InvalidRequestError, SpecError
 from ragship.pipelines import (
     attach_models,
@@ -24,7 +25,6 @@ from ragship.pipelines import (
     run_pipeline,
     with_retrieval_mode,
 )
-from ragship.settings import RetrievalMode
 from ragship.spec import PipelineSpec, parse_mode
 from ragship.stores.base import RetrievalStore
 

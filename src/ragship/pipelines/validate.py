@@ -7,7 +7,7 @@ from typing import Any
 from haystack import Pipeline
 
 from ragship.errors import ModelError, RagshipError, SpecError
-from ragship.models import embedding_dimension
+from ragship.models.resolve import embedding_dimension
 from ragship.pipelines import load_pipeline
 from ragship.spec import PipelineSpec
 from ragship.stores.base import RetrievalStore

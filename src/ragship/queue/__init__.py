@@ -5,7 +5,7 @@
 * :mod:`ragship.queue.rabbitmq`: the RabbitMQ broker on quorum queues and the reader of their counts.
 * :mod:`ragship.queue.reader`: the one reader of the queue's figures (backpressure, status, metrics).
 * :mod:`ragship.queue.counts`: what a reader reports (counts, dead letters).
-* :mod:`ragship.queue.jobs`: job state (a Redis hash per job, with a TTL) and the errors of the queue.
+* :mod:`ragship.queue.job_state`: job state (a Redis hash per job, with a TTL) and the errors of the queue.
 * :mod:`ragship.queue.client`: submit jobs (with backpressure and size limits), read their state.
 * :mod:`ragship.queue.actors`: what a worker runs for a job: the one indexing path, ``sync.Syncer``.
 * :mod:`ragship.queue.worker`: the module ``dramatiq`` loads in worker processes (``ragship worker``).

@@ -23,7 +23,7 @@ from dramatiq.middleware import Middleware
 
 from ragship.queue.broker import ACTOR_NAME, Keys, open_broker, redis_client
 from ragship.queue.client import FORMAT_FIELD, PAYLOAD_FORMAT
-from ragship.queue.jobs import JobNotFoundError, JobPayloadError, JobStatus, JobStore, now
+from ragship.queue.job_state import JobNotFoundError, JobPayloadError, JobStatus, JobStore, now
 from ragship.queue.metrics import WorkerMetrics
 from ragship.settings import Settings
 
@@ -76,7 +76,7 @@ def _syncer(settings: Settings) -> Syncer:
     """This thread's indexing path, built on its first job (the model loads once per thread)."""
     syncer: Syncer | None = getattr(_local, "syncer", None)
     if syncer is None:
-        from ragship.runtime import open_indexer, served_spec
+        from ragship.assembly import open_indexer, served_spec
 
         spec, origin = served_spec(settings)
         syncer = open_indexer(spec, settings=settings, remote=embedder_remote(settings.worker.embedder_url))

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ragship.queue.broker import ACTOR_NAME, BrokerKind, Keys, broker_kind, open_broker, redis_client
 from ragship.queue.counts import DeadLetter
-from ragship.queue.jobs import (
+from ragship.queue.job_state import (
     Job,
     JobStatus,
     JobStore,

@@ -12,8 +12,9 @@ def setup() -> None:
 
     import dramatiq
 
+    from ragship.environment import disable_phone_home, quiet_third_party_progress
     from ragship.queue.actors import declare
-    from ragship.settings import disable_phone_home, get_settings, quiet_third_party_progress
+    from ragship.settings import get_settings
 
     logging.getLogger("haystack").setLevel(logging.WARNING)  # one line per component run is noise here
     disable_phone_home()

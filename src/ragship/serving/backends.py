@@ -15,12 +15,12 @@ from typing import Any
 
 from haystack.dataclasses import ChatMessage, StreamingChunk
 
-from ragship.batching import Coalescer
 from ragship.components.embedders import DocumentEmbedder, TextEmbedder
 from ragship.components.rankers import CrossEncoderRanker
 from ragship.components.remote import EmbedFn, RemoteModels, chat_generator_names
 from ragship.errors import ModelError, SpecError
 from ragship.pipelines import check_secrets, load_pipeline
+from ragship.serving.batching import Coalescer
 from ragship.settings import ServingSettings
 from ragship.spec import PipelineSpec
 

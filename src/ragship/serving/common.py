@@ -6,7 +6,9 @@ import logging
 from functools import lru_cache
 from typing import Any
 
-from ragship.settings import QueryModels, disable_phone_home, get_settings, quiet_third_party_progress
+from ragship.enums import QueryModels
+from ragship.environment import disable_phone_home, quiet_third_party_progress
+from ragship.settings import get_settings
 from ragship.spec import PipelineSpec
 
 logger = logging.getLogger("ragship.serving")
@@ -21,7 +23,7 @@ quiet_third_party_progress()
 @lru_cache(maxsize=1)
 def spec_and_origin() -> tuple[PipelineSpec, str]:
     """The spec this process serves, resolved once so every request uses the same one."""
-    from ragship.runtime import served_spec
+    from ragship.assembly import served_spec
 
     spec, origin = served_spec(get_settings())
     logger.info("serving spec %s (%s) from %s", spec.name, spec.hash, origin)

@@ -12,7 +12,7 @@ import bentoml
 
 from ragship.serving.embedder import Embedder
 from ragship.serving.http import guard
-from ragship.serving.jobs import jobs_app, serve_jobs
+from ragship.serving.index_routes import jobs_app, serve_jobs
 from ragship.settings import get_settings
 
 _SETTINGS = get_settings()

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ragship.errors import RagshipError
-from ragship.local_process import free_port
+from ragship.local.process import free_port
 
 BENTOML = str(Path(sys.executable).parent / "bentoml")
 

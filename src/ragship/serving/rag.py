@@ -18,9 +18,10 @@ import bentoml
 from pydantic import BaseModel, Field, StringConstraints
 from starlette.responses import Response, StreamingResponse
 
+from ragship.assembly import open_query_engine, store_for
 from ragship.components.remote import RemoteModels, chat_generator_names
+from ragship.enums import RatingName
 from ragship.pipelines.query import Answer, Source
-from ragship.runtime import open_query_engine, store_for
 from ragship.serving.backends import in_process_query_models
 from ragship.serving.common import (
     limit_compute_threads,
@@ -32,9 +33,9 @@ from ragship.serving.common import (
 from ragship.serving.embedder import Embedder
 from ragship.serving.generator import Generator
 from ragship.serving.http import guard, http_errors, public_error, response_for
-from ragship.serving.jobs import jobs_app, serve_jobs
+from ragship.serving.index_routes import jobs_app, serve_jobs
 from ragship.serving.ui import ui_app
-from ragship.settings import RatingName, get_settings
+from ragship.settings import get_settings
 from ragship.tracking.feedback import Feedback, FeedbackRecorder, rating_value
 
 _SETTINGS = get_settings()

@@ -30,7 +30,7 @@ from ragship.errors import StoreError
 from ragship.settings import Settings
 from ragship.stores.base import ManifestEntry, RetrievalStore, WeightedClause, WriteResult
 from ragship.stores.embedded_dense import DenseIndex, from_blob, to_blob
-from ragship.text import content_words
+from ragship.text.analysis import content_words
 
 logger = logging.getLogger(__name__)
 

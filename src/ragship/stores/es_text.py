@@ -24,7 +24,7 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch
 
-from ragship.text import stemmer
+from ragship.text.analysis import stemmer
 
 Call = Callable[..., Any]  # the store's guard: call(fn, *args, **kwargs) with client errors translated
 

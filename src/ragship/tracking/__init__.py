@@ -6,5 +6,5 @@
 - :mod:`ragship.tracking.feedback`: users' ratings of served answers.
 
 This file imports none of them: importing any submodule runs it first, so re-exporting here would
-tie the registry (which ``ragship.runtime`` imports) to the spec model (which imports ``ragship.runtime``).
+tie the registry (which ``ragship.assembly`` imports) to the spec model (which imports ``ragship.assembly``).
 """

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ragship.enums import RATINGS, RatingName
 from ragship.errors import TrackingError
-from ragship.settings import RATINGS, RatingName, Settings, get_settings
+from ragship.settings import Settings, get_settings
 from ragship.spec import PipelineSpec
 from ragship.tracking.registry import champion
 from ragship.tracking.runs import KIND_TAG, init_mlflow

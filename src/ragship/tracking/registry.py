@@ -1,6 +1,6 @@
 """The model registry: registered specs, the promotion gate and the ``champion`` alias.
 
-Low in the import graph (``ragship.runtime`` loads registered specs through it): it never imports the
+Low in the import graph (``ragship.assembly`` loads registered specs through it): it never imports the
 runtime or the pyfunc model, which sit above.
 """
 

@@ -11,8 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ragship.enums import SplitBy
+from ragship.environment import configure_mlflow_client
 from ragship.errors import TrackingError
-from ragship.settings import Settings, SplitBy, configure_mlflow_client, get_settings
+from ragship.settings import Settings, get_settings
 from ragship.spec import SPLITTER_TYPE_SUFFIX, PipelineSpec
 
 #: The tag that says what a run is (``qa``, ``feedback``...), so searches can pick one kind.

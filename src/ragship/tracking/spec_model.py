@@ -1,6 +1,6 @@
 """The registered spec model: an MLflow pyfunc model that answers questions with a logged pipeline spec.
 
-High in the import graph: answering uses :func:`ragship.runtime.open_query_engine`.
+High in the import graph: answering uses :func:`ragship.assembly.open_query_engine`.
 
 MLflow pickles the model class by module path; versions logged while it lived in
 ``ragship.serving_model`` find it through that alias module. Ragship itself reads only a version's
@@ -36,7 +36,7 @@ class RagshipModel(PythonModel):
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         """Answer each question: ``model_input`` is a DataFrame with ``question``, a list of str, or a str."""
         # Lazy: the runtime brings Haystack and the stores, needed only once a question comes.
-        from ragship.runtime import open_query_engine
+        from ragship.assembly import open_query_engine
 
         if self._engine is None:
             self._engine = open_query_engine(self.spec)

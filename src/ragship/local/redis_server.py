@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from ragship.errors import RagshipError
-from ragship.local_process import LocalServer, ServerStatus, find_executable, log_tail, stop_process
+from ragship.local.process import LocalServer, ServerStatus, find_executable, log_tail, stop_process
 from ragship.settings import LocalRedisSettings
 
 

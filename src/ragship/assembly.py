@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ragship.components.remote import RemoteModels
-from ragship.models import embedding_dimension
+from ragship.enums import RetrievalMode
+from ragship.models.resolve import embedding_dimension
 from ragship.pipelines.query import QueryEngine
-from ragship.settings import RetrievalMode, Settings, get_settings
+from ragship.settings import Settings, get_settings
 from ragship.spec import PipelineSpec, load_spec, spec_from_settings
 from ragship.stores import open_store
 from ragship.stores.base import RetrievalStore

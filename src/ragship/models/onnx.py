@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
+from ragship.enums import EmbeddingBackend
 from ragship.errors import ModelError
-from ragship.settings import EmbeddingBackend, get_settings
+from ragship.settings import get_settings
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

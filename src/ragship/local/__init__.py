@@ -1,0 +1,1 @@
+"""Servers ragship starts on this machine for development and tests: Elasticsearch nodes, Redis, RabbitMQ."""

@@ -1,0 +1,1 @@
+"""Text analysis: words, stemming and stop words, sentences, Markdown blocks."""
