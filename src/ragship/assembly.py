@@ -52,15 +52,17 @@ def open_indexer(
     store: str | RetrievalStore | None = None,
     settings: Settings | None = None,
     remote: RemoteModels | None = None,
+    batch_files: int | None = None,
 ) -> Syncer:
     """The one indexing path (:class:`~ragship.sync.Syncer`) for ``spec`` writing to ``store``
-    (settings fill what is None)."""
+    (settings fill what is None). Every entry point (CLI, reindex, workers, uploads, evaluation) builds
+    its syncer here, so an indexing setting added later reaches them all."""
     settings = settings or get_settings()
     resolved = resolve_spec(spec, settings)
     return Syncer(
         resolved,
         store_for(resolved, store, settings),
-        batch_files=settings.index_batch_files,
+        batch_files=batch_files or settings.index_batch_files,
         max_file_bytes=settings.max_file_bytes,
         remote=remote,
     )

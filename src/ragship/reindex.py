@@ -83,9 +83,8 @@ def run_reindex(**params: Any) -> dict[str, Any]:
     """
     from tqdm.auto import tqdm
 
-    from ragship.assembly import resolve_spec, store_for
+    from ragship.assembly import open_indexer, resolve_spec, store_for
     from ragship.stores import redact_url
-    from ragship.sync import Syncer
 
     checked = ReindexParams.parse(params)
     settings = get_settings()
@@ -100,7 +99,7 @@ def run_reindex(**params: Any) -> dict[str, Any]:
         bar.refresh()
 
     try:
-        report = Syncer(spec, store, batch_files=checked.batch_files).sync(
+        report = open_indexer(spec, store, settings, batch_files=checked.batch_files).sync(
             checked.sources,
             mode=checked.mode,
             dry_run=checked.dry_run,

@@ -100,15 +100,14 @@ def sync(
     as_json: JsonOption = False,
 ) -> None:
     """Index new and changed files, drop removed ones, leave the rest (no notebook, no MLflow run)."""
-    from ragship.assembly import resolve_spec, served_spec, store_for
+    from ragship.assembly import open_indexer, resolve_spec, served_spec
     from ragship.settings import get_settings
-    from ragship.sync import Syncer
 
     settings = get_settings()
     if served and spec:
         raise typer.BadParameter("give either --spec or --served, not both", param_hint="--served")
     resolved = served_spec(settings)[0] if served else resolve_spec(spec, settings)
-    syncer = Syncer(resolved, store_for(resolved, store, settings), batch_files=settings.index_batch_files)
+    syncer = open_indexer(resolved, store, settings)
 
     def job(progress: ProgressCallback | None) -> SyncReport:
         return syncer.sync(paths, mode=mode, dry_run=dry_run, allow_failures=allow_failures, progress=progress)

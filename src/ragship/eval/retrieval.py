@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ragship.assembly import open_indexer
 from ragship.enums import RetrievalMode
 from ragship.eval.datasets import BeirDataset
 from ragship.eval.metrics import evaluate_run
@@ -16,7 +17,6 @@ from ragship.pipelines.query import QueryEngine
 from ragship.settings import Settings, get_settings
 from ragship.spec import PipelineSpec
 from ragship.stores.base import RetrievalStore
-from ragship.sync import Syncer
 
 Progress = Callable[[str, int, int], None]
 DEPTH = 100  # documents ranked per query (Recall@100, MAP@100)
@@ -61,7 +61,7 @@ def ensure_indexed(
     fingerprint = index_fingerprint(spec, dataset)
     if store.count_documents() > 0 and store.index_fingerprint() == fingerprint:
         return store, True
-    report = Syncer(spec, store, batch_files=1).rebuild([dataset.corpus_file], allow_failures=True)
+    report = open_indexer(spec, store, batch_files=1).rebuild([dataset.corpus_file], allow_failures=True)
     store.set_index_fingerprint(fingerprint)
     if not report.chunks_written:
         raise RuntimeError(f"Indexing {dataset.corpus_file} wrote nothing: {report.failures[:3]}")

@@ -226,11 +226,11 @@ def run_tracked_qa(
     import mlflow
     import pandas as pd
 
+    from ragship.assembly import open_indexer
     from ragship.eval.answers import evaluate_answers
     from ragship.eval.datasets import load_qa
     from ragship.pipelines.indexing import discover_files
     from ragship.pipelines.query import QueryEngine
-    from ragship.sync import Syncer
 
     settings = settings or get_settings()
     examples = load_qa(qa_path)
@@ -241,7 +241,7 @@ def run_tracked_qa(
     fingerprint = digest.hexdigest()[:16]
     store = store_for(spec, store_location, settings).sibling("eval-qa")
     if store.index_fingerprint() != fingerprint:
-        Syncer(spec, store).rebuild(files, allow_failures=True)
+        open_indexer(spec, store).rebuild(files, allow_failures=True)
         store.set_index_fingerprint(fingerprint)
     init_mlflow(settings)
     qa_hash = hashlib.sha256(Path(qa_path).read_bytes()).hexdigest()[:16]
