@@ -278,7 +278,7 @@ import pathlib, time
 pathlib.Path(gate + ".waiting").touch()
 while not pathlib.Path(gate).exists():  # the test opens the gate once the scheduler is where it wants it
     time.sleep(0.05)
-from ragship.reindex import run_reindex
+from ragship.reindex.job import run_reindex
 summary = run_reindex(sources=sources, store=store, batch_files=batch_files, stop_file=stop_file)
 """
 

@@ -34,7 +34,7 @@ def test_one_parameters_cell_first_among_code_cells(path: Path) -> None:
 def test_reindex_parameters_match_the_library() -> None:
     import papermill
 
-    from ragship.reindex import ReindexParams
+    from ragship.reindex.job import ReindexParams
 
     declared = papermill.inspect_notebook(str(next(p for p in NOTEBOOKS if p.name == "reindex.ipynb")))
     assert set(declared) == set(ReindexParams.model_fields)

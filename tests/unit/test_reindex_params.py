@@ -10,8 +10,8 @@ import pytest
 from filelock import FileLock
 
 from ragship.errors import ConfigError
-from ragship.reindex import ReindexParams, check_notebook_params, default_notebook
-from ragship.schedule import LockedJob, make_trigger, parse_every
+from ragship.reindex.job import ReindexParams, check_notebook_params, default_notebook
+from ragship.reindex.schedule import LockedJob, make_trigger, parse_every
 
 
 def test_strings_from_the_command_line_are_coerced() -> None:

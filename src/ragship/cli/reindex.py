@@ -40,7 +40,7 @@ def reindex(
     as_json: JsonOption = False,
 ) -> None:
     """Execute the reindex notebook with papermill and record the run in MLflow (experiment `reindex`)."""
-    from ragship.reindex import ReindexFailedError, execute_reindex
+    from ragship.reindex.job import ReindexFailedError, execute_reindex
 
     try:
         outcome = execute_reindex(_parse_params(params), notebook)
@@ -85,8 +85,8 @@ def schedule_reindex(
     """
     import logging
 
-    from ragship.reindex import check_notebook_params, default_notebook, execute_reindex
-    from ragship.schedule import LockedJob, make_trigger, parse_every, run_schedule
+    from ragship.reindex.job import check_notebook_params, default_notebook, execute_reindex
+    from ragship.reindex.schedule import LockedJob, make_trigger, parse_every, run_schedule
     from ragship.settings import get_settings
 
     settings = get_settings()

@@ -32,7 +32,7 @@ STOPPED_NOTE = "stopped on request before finishing; the next incremental run re
 def default_notebook() -> Path:
     """``notebooks/reindex.ipynb`` under the working directory, else the one in the ragship checkout."""
     local = Path.cwd() / "notebooks" / "reindex.ipynb"
-    return local if local.is_file() else Path(__file__).resolve().parents[2] / "notebooks" / "reindex.ipynb"
+    return local if local.is_file() else Path(__file__).resolve().parents[3] / "notebooks" / "reindex.ipynb"
 
 
 class ReindexParams(BaseModel):
