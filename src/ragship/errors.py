@@ -62,7 +62,11 @@ class ModelError(RagshipError):
 
 
 class ConversionError(RagshipError):
-    """A file could not be turned into documents."""
+    """A file could not be turned into documents (empty, too large, unreadable, a parser failing on it).
+
+    The converter raises it per file and records it as that file's failure, so one bad file never fails a
+    sync or a job; an edge that converts one file for a caller answers 422 with the reason.
+    """
 
     http_status = 422
     fix = "Send the file in a supported format, or as text."

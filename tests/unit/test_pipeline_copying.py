@@ -26,6 +26,27 @@ class _Mutator:
         return {"total": total}
 
 
+def test_haystack_is_the_one_the_fast_copy_was_checked_against() -> None:
+    # Fails when a Haystack upgrade changes the private function the fast path replaces: the message says what to do.
+    installed = haystack_utils._deepcopy_with_exceptions
+    reason = copying.unchecked_reason(getattr(installed, "haystack_copy", installed))
+    assert reason is None, f"{reason}: {copying.RECHECK_HINT}"
+
+
+def test_an_unchecked_haystack_keeps_its_own_copy(monkeypatch: Any, caplog: Any) -> None:
+    original = haystack_utils._deepcopy_with_exceptions.haystack_copy
+    monkeypatch.setattr(haystack_utils, "_deepcopy_with_exceptions", original)
+    monkeypatch.setattr(copying, "CHECKED_VERSIONS", ((2, 0), (2, 9)))
+    assert copying.install() is False
+    assert haystack_utils._deepcopy_with_exceptions is original
+    assert "outside the checked 2.0-2.9" in caplog.text and "CHECKED_SOURCE_SHA256" in caplog.text
+    monkeypatch.setattr(copying, "CHECKED_VERSIONS", ((3, 4), (3, 4)))
+    monkeypatch.setattr(copying, "CHECKED_SOURCE_SHA256", "0" * 64)
+    assert copying.unchecked_reason(original) is not None and "source differs" in str(
+        copying.unchecked_reason(original)
+    )
+
+
 def test_pipeline_run_uses_the_fast_copy() -> None:
     assert copying.install() is True  # idempotent: installing twice keeps one wrapper
     fast = haystack_pipeline._deepcopy_with_exceptions

@@ -16,6 +16,7 @@ from typing import Any
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.dataclasses import ByteStream
 
+from ragship.errors import ConversionError
 from ragship.settings import DEFAULT_MAX_FILE_BYTES
 
 TEXT_TYPES = {".txt", ".md", ".markdown", ".html", ".htm", ".jsonl"}
@@ -37,10 +38,6 @@ class FileFailure:
     def to_dict(self) -> dict[str, str]:
         """Plain-data form for summaries and JSON output."""
         return {"source": self.source, "reason": self.reason}
-
-
-class _FileRejectedError(Exception):
-    """Internal: the file cannot be converted, with a human-readable reason."""
 
 
 def source_name(path: str | Path) -> str:
@@ -113,7 +110,7 @@ class FileConverter:
             try:
                 data, modified_at = _read(item, name, self.max_file_bytes)
                 docs, record_failures = self._convert(data, name, modified_at)
-            except _FileRejectedError as e:
+            except ConversionError as e:
                 failures.append(FileFailure(name, str(e)))
                 continue
             documents.extend(docs)
@@ -136,14 +133,14 @@ class FileConverter:
             if suffix in {".md", ".markdown"}:
                 meta["title"] = _first_match(_MARKDOWN_TITLE, text) or stem
                 if not text.strip():
-                    raise _FileRejectedError("file holds only whitespace")
+                    raise ConversionError("file holds only whitespace")
                 # Kept as Markdown: the splitter and the answerer read its headings, code and tables.
                 return [Document(content=text, meta=meta)], []
             if suffix in {".html", ".htm"}:
                 meta["title"] = _first_match(_HTML_TITLE, text) or stem
                 return [Document(content=_html_to_markdown(text), meta=meta)], []
             if not text.strip():
-                raise _FileRejectedError("file holds only whitespace")
+                raise ConversionError("file holds only whitespace")
             meta["title"] = stem
             return [Document(content=text, meta=meta)], []
         meta["title"] = stem
@@ -167,11 +164,11 @@ class FileConverter:
             try:
                 result = self._converter(kind).run(sources=[ByteStream(data=data)], meta=[meta])
             except Exception as e:  # a converter library raising is a bad file, not a crash of the batch
-                raise _FileRejectedError(f"{kind} conversion failed: {e}") from e
+                raise ConversionError(f"{kind} conversion failed: {e}") from e
         docs = [d for d in result["documents"] if d.content and d.content.strip()]
         if not docs:
             detail = warnings[-1] if warnings else "no text could be extracted"
-            raise _FileRejectedError(f"{kind} conversion failed: {detail}")
+            raise ConversionError(f"{kind} conversion failed: {detail}")
         return docs[0]
 
     def _convert_jsonl(self, text: str, meta: dict[str, Any]) -> tuple[list[Document], list[FileFailure]]:
@@ -205,7 +202,7 @@ class FileConverter:
             body = f"{title}\n\n{content}" if isinstance(title, str) and title else content
             documents.append(Document(content=body, meta=record_meta))
         if not documents and not failures:
-            raise _FileRejectedError("no records found")
+            raise ConversionError("no records found")
         return documents, failures
 
 
@@ -228,18 +225,18 @@ def _read(item: str | Path | ByteStream, name: str, max_bytes: int) -> tuple[byt
     else:
         path = Path(item)
         if not path.is_file():
-            raise _FileRejectedError("not a regular file" if path.exists() else "file not found")
+            raise ConversionError("not a regular file" if path.exists() else "file not found")
         stat = path.stat()
         size, modified_at = stat.st_size, datetime.fromtimestamp(stat.st_mtime, tz=UTC).isoformat()
     suffix = PurePosixPath(name).suffix.lower()
     if suffix not in SUPPORTED_TYPES:
-        raise _FileRejectedError(
+        raise ConversionError(
             f"unsupported file type '{suffix or '(none)'}'; supported: {', '.join(sorted(SUPPORTED_TYPES))}"
         )
     if size == 0:
-        raise _FileRejectedError("empty file")
+        raise ConversionError("empty file")
     if size > max_bytes:
-        raise _FileRejectedError(
+        raise ConversionError(
             f"file is {size:,} bytes, over the {max_bytes:,}-byte limit (raise RAGSHIP_MAX_FILE_BYTES to index it)"
         )
     if isinstance(item, ByteStream):
@@ -247,16 +244,16 @@ def _read(item: str | Path | ByteStream, name: str, max_bytes: int) -> tuple[byt
     try:
         return path.read_bytes(), modified_at
     except OSError as e:
-        raise _FileRejectedError(f"cannot read file: {e.strerror or e}") from e
+        raise ConversionError(f"cannot read file: {e.strerror or e}") from e
 
 
 def _decode_text(data: bytes) -> str:
     if b"\x00" in data[:8192]:
-        raise _FileRejectedError("binary content (NUL bytes) in a text file type; is the extension right?")
+        raise ConversionError("binary content (NUL bytes) in a text file type; is the extension right?")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise _FileRejectedError(
+        raise ConversionError(
             f"not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); re-save the file as UTF-8"
         ) from e
 
@@ -270,9 +267,9 @@ def _html_to_markdown(html: str) -> str:
             html, output_format="markdown", include_formatting=True, include_tables=True, include_comments=False
         )
     except Exception as e:  # a parser library raising is a bad file, not a crash of the batch
-        raise _FileRejectedError(f"html conversion failed: {e}") from e
+        raise ConversionError(f"html conversion failed: {e}") from e
     if not markdown or not markdown.strip():
-        raise _FileRejectedError("html conversion failed: no main text found in the page")
+        raise ConversionError("html conversion failed: no main text found in the page")
     return markdown
 
 

@@ -15,7 +15,6 @@ restarting anything. A submission that fails leaves no job state behind.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -187,12 +186,6 @@ class JobQueue:
         """
         with self._errors():
             return self.jobs.get(job_id)
-
-    def paths_of(self, job_id: str) -> list[str]:
-        """The paths of a ``paths`` job."""
-        with self._errors():
-            raw = self.client.hget(self.keys.job(job_id), "paths")
-        return list(json.loads(raw)) if raw else []
 
     def stats(self, dead_letters: int = 20) -> QueueStats:
         """Queue lengths, jobs by status and the newest dead letters with their reasons."""

@@ -151,12 +151,6 @@ def champion(settings: Settings | None = None) -> dict[str, Any] | None:
     }
 
 
-def load_champion_spec(settings: Settings | None = None) -> PipelineSpec:
-    """The spec of ``models:/<name>@champion`` (what serving and reindexing run)."""
-    settings = settings or get_settings()
-    return load_registered_spec(f"models:/{settings.mlflow.registered_model}@{CHAMPION}", settings)
-
-
 def load_registered_spec(uri: str, settings: Settings | None = None) -> PipelineSpec:
     """The spec stored with a registered model version, e.g. ``models:/ragship@champion`` or ``models:/ragship/3``."""
     import mlflow
