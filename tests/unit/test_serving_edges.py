@@ -28,8 +28,8 @@ from ragship.components.remote import (
     with_remote_generators,
 )
 from ragship.errors import ModelError, ModelServiceUnavailableError
-from ragship.serving.http import RequestGuard
-from ragship.serving.indexing import IndexDocument, IndexRequest
+from ragship.serving.http import GetAsPost, RequestGuard, http_errors, with_status
+from ragship.serving.index_jobs import IndexDocument
 from ragship.spec import default_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,13 +68,31 @@ def test_guard_refuses_bodies_over_the_limit_announced_or_chunked() -> None:
     assert "1,024-byte limit" in announced.json()["error"]
 
 
-def test_guard_validates_queued_bodies_before_they_are_accepted() -> None:
-    client = _guarded(validators={"/ask": IndexRequest.check})
-    bad = client.post("/ask", json={"documents": [{"source": "a.exe", "text": "x"}]})
-    assert bad.status_code == 400
-    assert bad.json()["detail"][0]["loc"] == ["documents", 0, "source"]
-    good = client.post("/ask", json={"documents": [{"source": "a.md", "text": "hello"}]})
-    assert good.status_code == 200 and good.json()["bytes"] > 0  # the body reached the app intact
+def test_a_get_with_a_query_reaches_a_post_method_as_its_json_body() -> None:
+    client = TestClient(GetAsPost(Starlette(routes=[Route("/ask", _echo_json, methods=["POST"])]), paths=["/ask"]))
+    assert client.get("/ask", params={"job_id": "j-1"}).json() == {"job_id": "j-1"}
+    assert client.get("/ask").json() == {}
+    assert client.post("/ask", json={"job_id": "posted"}).json() == {"job_id": "posted"}
+
+
+async def _echo_json(request: Request) -> JSONResponse:
+    return JSONResponse(json.loads(await request.body()))
+
+
+def test_with_status_answers_results_with_it_and_errors_with_their_own() -> None:
+    from ragship.errors import InvalidRequestError
+
+    @with_status(202)
+    @http_errors
+    def accept(ok: bool) -> dict[str, str]:
+        if not ok:
+            raise InvalidRequestError("Not ok.")
+        return {"job_id": "j-1"}
+
+    accepted, refused = accept(True), accept(False)
+    assert isinstance(accepted, JSONResponse) and isinstance(refused, JSONResponse)
+    assert (accepted.status_code, json.loads(accepted.body)) == (202, {"job_id": "j-1"})
+    assert (refused.status_code, json.loads(refused.body)) == (400, {"error": "Not ok."})
 
 
 def test_index_documents_take_text_or_base64_bytes_never_both() -> None:
@@ -265,28 +283,54 @@ def test_service_urls_must_be_bare_http_origins(url: str) -> None:
         load_settings(serving={"embedder_url": url})
 
 
-def test_the_api_encodes_questions_itself_in_batches_as_the_pipeline_would(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_api_encodes_questions_with_the_pipelines_own_embedder_in_batches() -> None:
+    import threading
+
     import numpy as np
 
-    from ragship.components.remote import RemoteModels
     from ragship.pipelines import load_pipeline
-    from ragship.serving.backends import in_process_query_models
-    from ragship.serving.batching import Coalescer
-    from ragship.settings import load_settings
+    from ragship.serving.batching import CoalescedBackend, coalesce_query_embedders
     from ragship.spec import default_spec
 
     spec = default_spec()
-    service_calls: list[list[str]] = []
-    remote = RemoteModels(embed_queries=lambda texts: service_calls.append(texts) or [], embed_documents=None)
-    local = in_process_query_models(spec, remote, load_settings().serving)
-    assert isinstance(local.embed_queries, Coalescer) and local.rank is None  # no rerank stage in the default
-    questions = ["How do I run the tests?", "Where is the store kept?"]
-    # the model a query pipeline of this spec loads by itself gives the same vectors, one text at a time
-    embedder = load_pipeline(spec.query, "query").get_component("query_embedder")
-    embedder.warm_up()
-    expected = [embedder.run(text=q)["embedding"] for q in questions]
-    assert np.allclose(local.embed_queries(questions), expected, atol=1e-5)
-    assert service_calls == []
-    without = in_process_query_models(spec, remote, load_settings(serving={"embedder_batching": False}).serving)
-    assert not isinstance(without.embed_queries, Coalescer)
-    assert np.allclose(without.embed_queries(questions[:1]), expected[:1], atol=1e-5)
+    questions = ["How do I run the tests?", "Where is the store kept?", "What is RM3?"]
+    plain = load_pipeline(spec.query, "query").get_component("query_embedder")
+    plain.warm_up()
+    expected = [plain.run(text=q)["embedding"] for q in questions]
+    full, retrieval = load_pipeline(spec.query, "query"), load_pipeline(spec.query, "query")
+    full.warm_up()
+    retrieval.warm_up()
+    assert coalesce_query_embedders([full, retrieval], max_batch=8) == 2
+    assert coalesce_query_embedders([full], max_batch=8) == 0  # already behind one
+    embedder = full.get_component("query_embedder")
+    backend = embedder.embedding_backend
+    assert isinstance(backend, CoalescedBackend)
+    assert retrieval.get_component("query_embedder").embedding_backend is backend  # one model, one queue
+    sizes: list[int] = []
+    inner = backend.backend.embed
+    gate = threading.Event()
+
+    def slow_embed(texts: list[str], **options: Any) -> Any:
+        sizes.append(len(texts))
+        gate.wait(5)
+        return inner(texts, **options)
+
+    backend.backend.embed = slow_embed
+    results: dict[str, Any] = {}
+
+    def ask(q: str) -> None:
+        results[q] = embedder.run(text=q)["embedding"]
+
+    threads = [threading.Thread(target=ask, args=(q,)) for q in questions]
+    threads[0].start()
+    while not sizes:
+        threading.Event().wait(0.01)
+    for t in threads[1:]:
+        t.start()
+    while backend._coalescers and next(iter(backend._coalescers.values())).waiting < 2:
+        threading.Event().wait(0.01)
+    gate.set()
+    for t in threads:
+        t.join()
+    assert sizes == [1, 2]  # the two questions asked during the first encode went as one batch
+    assert np.allclose([results[q] for q in questions], expected, atol=1e-5)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from haystack import Document, Pipeline
 from haystack.components.builders import AnswerBuilder
 from haystack.components.joiners import DocumentJoiner
 from haystack.dataclasses import StreamingChunk
+from pydantic import BaseModel
 
 from ragship.components.remote import RemoteModels, with_remote_generators
 from ragship.components.retrievers import StoreBM25Retriever, StoreEmbeddingRetriever
@@ -27,27 +28,27 @@ from ragship.pipelines import (
 )
 from ragship.spec import PipelineSpec, parse_mode
 from ragship.stores.base import RetrievalStore
+from ragship.text.blocks import parse_blocks
 
 SNIPPET_CHARS = 300
 _QUESTION_SOCKETS = ("query", "text", "question")
 
 
-@dataclass
-class Source:
-    """One retrieved chunk, as shown to users. ``citation`` is the [n] the answer uses."""
+class Source(BaseModel):
+    """A retrieved chunk as shown to users (and the API's schema of one); ``citation`` is the [n] the answer uses."""
 
-    id: str
-    source: str
-    score: float | None
-    snippet: str
     citation: int
-    cited: bool
+    source: str
     title: str | None = None
+    snippet: str
+    score: float | None = None
+    cited: bool
+    id: str
 
     @classmethod
     def from_document(cls, doc: Document, citation: int) -> Source:
         """Build from a Haystack document ranked ``citation``-th."""
-        text = " ".join((doc.content or "").split())
+        text = snippet_text(doc.content or "")
         snippet = text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " ..."
         return cls(
             id=doc.id,
@@ -60,6 +61,25 @@ class Source:
         )
 
 
+def snippet_text(markdown: str) -> str:
+    """A chunk's Markdown as one line a person reads: headings as words, fences and marks dropped.
+
+    Every client shows snippets as text, so none has to render (or strip) Markdown itself. Each heading
+    the chunk holds leads the text under it, so the reader still sees which section was cited.
+    """
+    parts: list[str] = []
+    shown: tuple[str, ...] = ()
+    for block in parse_blocks(markdown, markdown=True):
+        new = [h for i, h in enumerate(block.section) if i >= len(shown) or shown[i] != h]
+        parts += [f"{h}:" for h in new]
+        parts += block.units
+        shown = block.section
+    # A chunk of nothing but headings still shows them rather than an empty snippet.
+    if not parts:
+        parts = [line.lstrip("#") for line in markdown.splitlines()]
+    return " ".join(" ".join(parts).split())
+
+
 @dataclass
 class Answer:
     """An answer and the sources it was built from (in retrieval order)."""
@@ -69,7 +89,7 @@ class Answer:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: ``{"answer": str, "sources": [{"id", "source", "score", "snippet", ...}]}``."""
-        return {"answer": self.answer, "sources": [asdict(s) for s in self.sources]}
+        return {"answer": self.answer, "sources": [s.model_dump() for s in self.sources]}
 
 
 class QueryEngine:

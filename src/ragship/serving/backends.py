@@ -10,18 +10,15 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 from haystack.dataclasses import ChatMessage, StreamingChunk
 
 from ragship.components.embedders import DocumentEmbedder, TextEmbedder
 from ragship.components.rankers import CrossEncoderRanker
-from ragship.components.remote import EmbedFn, RemoteModels, chat_generator_names
+from ragship.components.remote import chat_generator_names
 from ragship.errors import ModelError, SpecError
 from ragship.pipelines import check_secrets, load_pipeline
-from ragship.serving.batching import Coalescer
-from ragship.settings import ServingSettings
 from ragship.spec import PipelineSpec
 
 _DONE = object()
@@ -119,21 +116,6 @@ class SpecEmbedders:
             component.warm_up()
         vectors = component.embedding_backend.embed(texts, **_encode_options(component))
         return [list(map(float, v)) for v in vectors]
-
-
-def in_process_query_models(spec: PipelineSpec, remote: RemoteModels, serving: ServingSettings) -> RemoteModels:
-    """``remote`` with the query embedder and cross-encoder run by this process instead of the Embedder.
-
-    Concurrent questions are encoded in one batch (``serving.embedder_batching``, up to
-    ``embedder_max_batch_size`` texts), as the Embedder's adaptive batching would, without the HTTP hop.
-    """
-    models = SpecEmbedders(spec)
-    if models.query is not None:
-        models.query.warm_up()
-    embed: EmbedFn = models.embed_queries
-    if serving.embedder_batching:
-        embed = Coalescer(embed, max_batch=serving.embedder_max_batch_size)
-    return replace(remote, embed_queries=embed, rank=models.rank if models.ranker is not None else None)
 
 
 class SpecGenerator:

@@ -1,6 +1,7 @@
 """Merge concurrent calls of a batch function into one call: adaptive batching inside a process.
 
-The query API encodes questions in its own process on a CPU host (``serving.query_models``). Under load,
+The query API encodes questions in its own process on a CPU host (``serving.query_models``), with the query
+pipeline's own embedder (:func:`coalesce_query_embedders` puts its backend behind a coalescer). Under load,
 many request threads each encode one short text; one model call on all of them costs little more than a
 call on one (benchmarks/README.md: 2.4x the throughput for short queries). BentoML batches this way
 between services; :class:`Coalescer` does it between threads, with no wait added: an idle coalescer runs
@@ -10,9 +11,12 @@ a call at once in the caller's thread, and callers arriving while a batch runs f
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from haystack import Pipeline
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -99,3 +103,50 @@ class Coalescer(Generic[Item, Result]):
             call.results = list(results[start : start + len(call.items)])
             call.done = True
             start += len(call.items)
+
+
+class CoalescedBackend:
+    """An embedder's embedding backend whose concurrent calls run as one batch (one :class:`Coalescer` per
+    set of encode options, so only calls that would encode alike are merged)."""
+
+    def __init__(self, backend: Any, max_batch: int) -> None:
+        self.backend = backend
+        self.max_batch = max_batch
+        self._lock = threading.Lock()
+        self._coalescers: dict[str, Coalescer[str, Any]] = {}
+
+    def embed(self, data: list[str], **options: Any) -> list[Any]:
+        """``backend.embed(data, **options)``, batched with the calls of other threads."""
+        key = repr(sorted(options.items()))
+        with self._lock:
+            coalescer = self._coalescers.get(key)
+            if coalescer is None:
+                coalescer = self._coalescers[key] = Coalescer(
+                    lambda texts: list(self.backend.embed(texts, **options)), max_batch=self.max_batch
+                )
+        return coalescer(list(data))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backend, name)  # the model, its device: whatever else callers read
+
+
+def coalesce_query_embedders(pipelines: Iterable[Pipeline], max_batch: int) -> int:
+    """Put every loaded text embedder of ``pipelines`` behind a :class:`CoalescedBackend`.
+
+    Embedders sharing one loaded model (the full and the retrieval-only pipeline) share one coalescer, so
+    questions batch together whichever route asked them. Call after the pipelines are warmed up.
+
+    :returns: The number of embedders changed.
+    """
+    from ragship.components.embedders import TextEmbedder
+
+    shared: dict[int, CoalescedBackend] = {}
+    changed = 0
+    for pipeline in pipelines:
+        for _, instance in pipeline.walk():
+            backend = getattr(instance, "embedding_backend", None)
+            if not isinstance(instance, TextEmbedder) or backend is None or isinstance(backend, CoalescedBackend):
+                continue
+            instance.embedding_backend = shared.setdefault(id(backend), CoalescedBackend(backend, max_batch))  # type: ignore[assignment]
+            changed += 1
+    return changed

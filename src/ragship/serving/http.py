@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import functools
 import hmac
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import parse_qsl
 
-from starlette.responses import JSONResponse
+from pydantic import TypeAdapter
+from starlette.responses import JSONResponse, Response
 
 from ragship.errors import RagshipError
 from ragship.settings import ServingSettings
@@ -97,6 +100,56 @@ def http_errors(func: Callable[P, R]) -> Callable[P, R | JSONResponse]:
     return wrapper
 
 
+def with_status(status: int) -> Callable[[Callable[P, R]], Callable[P, R | Response]]:
+    """Answer a (sync) API method's result with ``status`` (e.g. 202 Accepted) instead of 200.
+
+    A Response the method returns (an error from :func:`http_errors`) passes through with its own status.
+    """
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R | Response]:
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | Response:
+            result = func(*args, **kwargs)
+            if isinstance(result, Response):
+                return result
+            return JSONResponse(TypeAdapter(type(result)).dump_python(result, mode="json"), status_code=status)
+
+        return wrapper
+
+    return decorate
+
+
+class GetAsPost:
+    """ASGI middleware: ``GET path?a=1`` reaches the API method at ``path`` as ``POST {"a": "1"}``.
+
+    BentoML routes its API methods for POST only; a read such as ``GET /index/status?job_id=...`` stays
+    a GET for callers (and caches) while the method, its typed input and its errors are the same as any.
+    """
+
+    def __init__(self, app: ASGIApp, paths: Iterable[str] = ()) -> None:
+        self.app = app
+        self.paths = frozenset(paths)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        body = json.dumps(query).encode()
+        headers = [(k, v) for k, v in scope.get("headers", []) if k not in (b"content-type", b"content-length")]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        sent = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app({**scope, "method": "POST", "headers": headers}, replay, send)
+
+
 class RequestGuard:
     """ASGI middleware: require the API key (when configured) and cap request bodies.
 
@@ -113,14 +166,12 @@ class RequestGuard:
         header: str = "x-api-key",
         max_bytes: int = 10 * 1024 * 1024,
         public_paths: Iterable[str] = PUBLIC_PATHS,
-        validators: dict[str, Callable[[bytes], None]] | None = None,
     ) -> None:
         self.app = app
         self.api_key = api_key.encode() if api_key else None
         self.header = header.lower().encode("latin-1")
         self.max_bytes = max_bytes
         self.public_paths = frozenset(public_paths)
-        self.validators = validators or {}
 
     def _public(self, path: str) -> bool:
         return path in self.public_paths or path.startswith(PUBLIC_PREFIXES)
@@ -141,49 +192,7 @@ class RequestGuard:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await error_response(413, self._too_large(int(declared)))(scope, receive, send)
             return
-        validate = self.validators.get(scope["path"])
-        if validate is not None and scope["method"] == "POST":
-            await self._validated(validate, scope, receive, send)
-            return
         await self._guarded(scope, receive, send)
-
-    async def _validated(
-        self, validate: Callable[[bytes], None], scope: dict[str, Any], receive: Any, send: Any
-    ) -> None:
-        """Check a body before the app sees it: queued tasks would otherwise fail only after a 200."""
-        from pydantic import ValidationError
-
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.max_bytes:
-                await error_response(413, self._too_large(None))(scope, receive, send)
-                return
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
-        try:
-            validate(body)
-        except ValidationError as e:
-            detail = e.errors(include_context=False, include_input=False, include_url=False)
-            payload = {"error": f"{e.error_count()} validation error(s)", "detail": detail}
-            await JSONResponse(payload, status_code=400)(scope, receive, send)
-            return
-        replayed = False
-
-        async def replay() -> dict[str, Any]:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
 
     def _too_large(self, size: int | None) -> str:
         got = f" ({size:,} bytes)" if size is not None else ""
@@ -230,16 +239,10 @@ class RequestGuard:
 
 
 def guard(service: Any, serving: ServingSettings) -> None:
-    """Put :class:`RequestGuard` in front of ``service`` with the configured key and limits.
-
-    Index submissions are validated before they are queued, so a bad one is a 400, not a failed task.
-    """
-    from ragship.serving.indexing import IndexRequest
-
+    """Put :class:`RequestGuard` in front of ``service`` with the configured key and limits."""
     service.add_asgi_middleware(
         RequestGuard,
         api_key=serving.api_key.get_secret_value() if serving.api_key else None,
         header=serving.api_key_header,
         max_bytes=serving.max_request_bytes,
-        validators={"/index/submit": IndexRequest.check},
     )

@@ -12,7 +12,7 @@ import bentoml
 
 from ragship.serving.embedder import Embedder
 from ragship.serving.http import guard
-from ragship.serving.index_routes import jobs_app, serve_jobs
+from ragship.serving.index_jobs import IndexJobs, serve_index_jobs
 from ragship.settings import get_settings
 
 _SETTINGS = get_settings()
@@ -25,20 +25,14 @@ _SERVING = _SETTINGS.serving
     workers=1,
     threads=2,
 )
-@bentoml.asgi_app(jobs_app, path="/index")
-class Indexing:
+class Indexing(IndexJobs):
     """Indexing jobs over HTTP (submitted to the queue), and the Embedder the workers call."""
 
     embedder = bentoml.depends(Embedder, url=_SERVING.embedder_url)
 
-    def __init__(self) -> None:
-        from ragship.queue.client import JobQueue
-
-        self.queue = JobQueue(_SETTINGS.queue)
-
     def __is_ready__(self) -> bool:
-        return self.queue.ping()
+        return self.job_queue().ping()
 
 
 guard(Indexing, _SERVING)
-serve_jobs(Indexing)
+serve_index_jobs(Indexing)

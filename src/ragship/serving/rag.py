@@ -1,16 +1,17 @@
 """The RAG service: the query API, indexing jobs (on the Dramatiq queue), feedback and the browser page.
 
-Models run in the Embedder and Generator services (``bentoml.depends``; at the URLs
-``RAGSHIP_SERVING__EMBEDDER_URL`` / ``__GENERATOR_URL`` when they are deployed on their own), so the
-latency-critical query API scales apart from GPU inference. The pipeline is the served spec's own query pipeline.
+Every route is a typed ``@bentoml.api`` method whose errors answer through serving.http. The pipeline is the
+served spec's own query pipeline. Its LLM runs in the Generator service; its query embedder and cross-encoder
+run in this process on a CPU host (``serving.query_models``), else in the Embedder service (``bentoml.depends``;
+at ``RAGSHIP_SERVING__EMBEDDER_URL`` / ``__GENERATOR_URL`` when deployed on their own).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncGenerator
-from dataclasses import asdict
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -21,8 +22,9 @@ from starlette.responses import Response, StreamingResponse
 from ragship.assembly import open_query_engine, store_for
 from ragship.components.remote import RemoteModels, chat_generator_names
 from ragship.enums import RatingName
+from ragship.errors import SpecError
 from ragship.pipelines.query import Answer, Source
-from ragship.serving.backends import in_process_query_models
+from ragship.serving.batching import coalesce_query_embedders
 from ragship.serving.common import (
     limit_compute_threads,
     logger,
@@ -33,7 +35,7 @@ from ragship.serving.common import (
 from ragship.serving.embedder import Embedder
 from ragship.serving.generator import Generator
 from ragship.serving.http import guard, http_errors, public_error, response_for
-from ragship.serving.index_routes import jobs_app, serve_jobs
+from ragship.serving.index_jobs import IndexJobs, serve_index_jobs
 from ragship.serving.ui import ui_app
 from ragship.settings import get_settings
 from ragship.tracking.feedback import Feedback, FeedbackRecorder, rating_value
@@ -50,29 +52,17 @@ TopK = Annotated[int | None, Field(ge=1, le=_SERVING.max_top_k, description="Sou
 ShortText = Annotated[str, Field(max_length=20_000)]
 
 
-class SourceOut(BaseModel):
-    """A retrieved chunk; ``citation`` is the [n] the answer uses."""
-
-    citation: int
-    source: str
-    title: str | None = None
-    snippet: str
-    score: float | None = None
-    cited: bool
-    id: str
-
-
 class AskResponse(BaseModel):
     """An answer and the sources it cites by number."""
 
     answer: str
-    sources: list[SourceOut]
+    sources: list[Source]
 
 
 class RetrieveResponse(BaseModel):
     """Ranked chunks for a question, best first."""
 
-    documents: list[SourceOut]
+    documents: list[Source]
 
 
 class FeedbackResponse(BaseModel):
@@ -83,7 +73,7 @@ class FeedbackResponse(BaseModel):
 
 
 def _ask_response(answer: Answer) -> AskResponse:
-    return AskResponse.model_validate(answer.to_dict())
+    return AskResponse(answer=answer.answer, sources=answer.sources)
 
 
 @bentoml.service(
@@ -92,9 +82,8 @@ def _ask_response(answer: Answer) -> AskResponse:
     workers=_SERVING.workers,
     threads=_SERVING.threads,
 )
-@bentoml.asgi_app(jobs_app, path="/index")
 @bentoml.asgi_app(ui_app, path="/")
-class RAG:
+class RAG(IndexJobs):
     """Answers questions over the store with the served spec; see ``/docs.json`` for the schema."""
 
     # Unset URLs: `bentoml serve` starts both beside the API. Set (Kubernetes): each is its own Deployment
@@ -108,19 +97,24 @@ class RAG:
         in_api = query_models_in_api()
         limit_compute_threads(_SERVING.query_threads)  # dense search runs here in every placement
         logger.info("query embedder and cross-encoder run in %s", "this process" if in_api else "the Embedder")
-        # Dependency clients get their endpoints after __init__, so bind the calls late.
+        # Dependency clients get their endpoints after __init__, so bind the calls late. In this process the
+        # pipeline's own embedder and ranker run their models; from the Embedder, only the model call travels.
         remote = RemoteModels(
-            embed_queries=lambda texts: self.embedder.embed_queries(texts),
-            embed_documents=lambda texts: self.embedder.embed_documents(texts),
             generate=(lambda messages: self.generator.generate(messages)) if llm else None,
             stream=(lambda messages: self.generator.stream(messages)) if llm else None,
-            rank=lambda q, texts, scale: self.embedder.rank(query=q, texts=texts, scale=scale),
         )
-        if in_api:
-            remote = in_process_query_models(spec, remote, _SERVING)
+        if not in_api:
+            remote.embed_queries = lambda texts: self.embedder.embed_queries(texts)
+            remote.rank = lambda q, texts, scale: self.embedder.rank(query=q, texts=texts, scale=scale)
         store = store_for(spec, settings=_SETTINGS)
         self.engine = open_query_engine(spec, store, settings=_SETTINGS, remote=remote)
         self.engine.warm_up()
+        if in_api and _SERVING.embedder_batching:
+            # Concurrent questions share one encode, as the Embedder's adaptive batching would do them.
+            pipelines = [self.engine.pipeline]
+            with contextlib.suppress(SpecError):  # a spec that cannot cut retrieval out says so at /retrieve
+                pipelines.append(self.engine.retrieval_pipeline)
+            coalesce_query_embedders(pipelines, _SERVING.embedder_max_batch_size)
         self.feedback_recorder = FeedbackRecorder(spec, origin, _SETTINGS)
         ui_app.state.config = {
             "auth": _SERVING.api_key is not None,
@@ -184,8 +178,7 @@ class RAG:
     def retrieve(self, question: Question, top_k: TopK = None) -> RetrieveResponse:
         """The ranked chunks for ``question``; nothing is generated."""
         docs = self.engine.retrieve(question, top_k=top_k)
-        sources = [asdict(Source.from_document(d, i)) for i, d in enumerate(docs, 1)]
-        return RetrieveResponse.model_validate({"documents": sources})
+        return RetrieveResponse(documents=[Source.from_document(d, i) for i, d in enumerate(docs, 1)])
 
     @bentoml.api
     @http_errors
@@ -208,8 +201,8 @@ class RAG:
 
 
 guard(RAG, _SERVING)
-# Indexing jobs: POST /index/submit -> job id at once, GET /index/status?job_id=... (serving.jobs);
+# Indexing jobs: POST /index/submit -> job id at once, GET /index/status?job_id=... (serving.index_jobs);
 # ``ragship worker`` processes index them. /metrics also reports the shared queue.
-serve_jobs(RAG)
+serve_index_jobs(RAG)
 
 __all__ = ["RAG"]
