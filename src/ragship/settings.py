@@ -398,19 +398,23 @@ class Settings(BaseSettings):
 
 
 def redacted_url(url: str) -> str:
-    """``url`` with its password (if any) shown as ``***``: broker URLs often carry credentials."""
+    """A URL safe for logs, messages, MLflow and serialized stores: the one redaction rule of ragship.
+
+    Credentials (user and password), the query (where API keys and tokens ride) and the fragment go; a
+    comma-separated list of URLs (an Elasticsearch cluster's nodes) is redacted URL by URL; text that is
+    no URL (a directory) comes back as it is.
+    """
     from urllib.parse import urlsplit, urlunsplit
 
+    if "," in url and "://" in url:
+        return ",".join(redacted_url(part) for part in url.split(","))
     try:
         parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
+    except ValueError:  # unparseable (a bad IPv6 host): keep only the scheme, nothing after it can be trusted
+        return f"{url.partition('://')[0]}://***" if "://" in url else "***"
+    if not parts.netloc:
         return url
-    if password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def _mask(value: Any) -> Any:

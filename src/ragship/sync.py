@@ -31,7 +31,8 @@ from ragship.components.remote import RemoteModels
 from ragship.enums import SyncMode
 from ragship.pipelines.indexing import IndexingPipeline, SourceData, discover_files
 from ragship.spec import PipelineSpec
-from ragship.stores.base import ManifestEntry, RetrievalStore, staged
+from ragship.stores.base import ManifestEntry, RetrievalStore
+from ragship.stores.staging import staged
 
 SyncProgress = Callable[[int, int], None]
 StopCheck = Callable[[], bool]
@@ -146,7 +147,7 @@ def plan_changes(
         sync put in from elsewhere. Reading the manifest is the first store call, so an unreachable store
         fails here, before anything is written.
     """
-    manifest = store.read_manifest()
+    manifest = store.manifest.read()
     current = spec.indexing_hash
     plan = SyncPlan()
     for source in sources:
@@ -299,7 +300,7 @@ class Syncer:
         else:
             if plan.deleted:
                 report.chunks_deleted += self.store.delete_by_source(plan.deleted)
-                self.store.delete_manifest(plan.deleted)
+                self.store.manifest.delete(plan.deleted)
             self._write(self.store, plan.added + plan.updated, plan, report, progress, should_stop)
         report.duration_s = time.perf_counter() - started
         return report
@@ -343,6 +344,6 @@ class Syncer:
                 entries.append(ManifestEntry(source.name, source.content_hash, current, ids, now))
                 report.added += id(source) in added
                 report.updated += id(source) in updated
-            store.write_manifest(entries)
+            store.manifest.write(entries)
             if progress:
                 progress(min(start + len(batch), len(todo)), len(todo))

@@ -70,7 +70,7 @@ def test_incremental_sync_adds_updates_deletes_exactly(
     syncer = Syncer(default_spec(), store, batch_files=4)
     first = syncer.sync([corpus])
     assert (first.added, first.updated, first.deleted, first.unchanged, first.failed) == (10, 0, 0, 0, 0)
-    assert len(store.read_manifest()) == 10 and len(_sources_in_index(store)) == 10
+    assert len(store.manifest.read()) == 10 and len(_sources_in_index(store)) == 10
 
     for i in (10, 11, 12):
         _write(corpus, i)
@@ -82,7 +82,7 @@ def test_incremental_sync_adds_updates_deletes_exactly(
     assert (second.added, second.updated, second.deleted, second.unchanged, second.failed) == (3, 1, 1, 8, 0)
     in_index = _sources_in_index(store)
     assert len(in_index) == 12 and not any(s.endswith("note-07.md") for s in in_index)
-    assert set(store.read_manifest()) == set(in_index)
+    assert set(store.manifest.read()) == set(in_index)
     assert _hits(store, "dolomite") == []  # the modified file's old text is gone
     assert [Path(s).name for s in _hits(store, "quartz")] == ["note-03.md"]
     assert _hits(store, "hematite") == []  # the deleted file is gone
@@ -107,7 +107,7 @@ def test_dry_run_writes_nothing(corpus: Path, tmp_path: Path) -> None:
     store = store_for(default_spec(), str(tmp_path / "store"))
     report = Syncer(default_spec(), store).sync([corpus], dry_run=True)
     assert (report.added, report.dry_run) == (10, True)
-    assert store.count_documents() == 0 and store.read_manifest() == {}
+    assert store.count_documents() == 0 and store.manifest.read() == {}
 
 
 def test_full_mode_rebuilds_and_swaps(corpus: Path, es_url: str, es_alias: str) -> None:
@@ -119,7 +119,7 @@ def test_full_mode_rebuilds_and_swaps(corpus: Path, es_url: str, es_alias: str) 
     report = syncer.sync([corpus], mode="full")
     assert report.rebuild == "promoted" and (report.deleted, report.unchanged) == (1, 9)
     assert store._current_indices() != before
-    assert len(_sources_in_index(store)) == 9 and len(store.read_manifest()) == 9
+    assert len(_sources_in_index(store)) == 9 and len(store.manifest.read()) == 9
     again = syncer.sync([corpus])
     assert (again.added, again.updated, again.deleted, again.unchanged) == (0, 0, 0, 9)
 
@@ -162,7 +162,7 @@ def test_a_killed_sync_completes_on_the_next_run_exactly(corpus: Path, es_url: s
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
     store = ElasticsearchStore(es_url, es_alias, embedding_dim=384)
-    assert len(store.read_manifest()) == 4  # two batches committed; the third was killed mid-way
+    assert len(store.manifest.read()) == 4  # two batches committed; the third was killed mid-way
     assert len(_sources_in_index(store)) == 6  # ... after its chunks landed
 
     resumed = Syncer(default_spec(), store, batch_files=2).sync([corpus])
@@ -174,7 +174,7 @@ def test_a_killed_sync_completes_on_the_next_run_exactly(corpus: Path, es_url: s
         ids = sorted(d.id for d in store.filter_documents())
         assert ids == sorted(d.id for d in reference.filter_documents())  # no duplicates, nothing lost
         assert len(ids) == len(set(ids)) and len(_sources_in_index(store)) == 15
-        assert set(store.read_manifest()) == set(reference.read_manifest())
+        assert set(store.manifest.read()) == set(reference.manifest.read())
     finally:
         reference.delete_index()
 
@@ -258,7 +258,7 @@ def test_a_sync_asked_to_stop_keeps_its_batches_and_the_next_run_resumes(corpus:
     stopped = syncer.sync([corpus], progress=lambda n, _total: done.append(n), should_stop=lambda: len(done) > 1)
     assert stopped.cancelled and (stopped.added, stopped.failed) == (3, 0)  # one batch, then the stop
     assert stopped.to_dict()["cancelled"] is True
-    assert len(store.read_manifest()) == 3 and len(_sources_in_index(store)) == 3
+    assert len(store.manifest.read()) == 3 and len(_sources_in_index(store)) == 3
 
     resumed = syncer.sync([corpus])
     assert not resumed.cancelled and (resumed.added, resumed.unchanged) == (7, 3)

@@ -11,8 +11,7 @@ from haystack import Document
 
 from ragship.errors import ConfigError, StoreUnavailableError
 from ragship.local.es_node import ClusterMembership, LocalElasticsearch
-from ragship.settings import load_settings
-from ragship.stores import redact_url
+from ragship.settings import load_settings, redacted_url
 from ragship.stores.base import Rejection, WriteResult
 from ragship.stores.es_bulk import _passing, write_with_retries
 from ragship.stores.es_client import node_urls
@@ -30,7 +29,7 @@ def test_settings_take_several_node_urls_and_leave_replicas_to_the_cluster(monke
 
 
 def test_a_node_list_is_redacted_url_by_url() -> None:
-    assert redact_url(NODES) == "http://127.0.0.1:9200/,http://127.0.0.1:9201"
+    assert redacted_url(NODES) == "http://127.0.0.1:9200/,http://127.0.0.1:9201"
 
 
 def test_only_failures_of_a_cluster_in_motion_are_retried() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ragship.stores.es_layout import index_body
-from ragship.stores.es_text import STEMMED_FIELD, TextAnalysis, analyze, stem_text
+from ragship.stores.es_text import STEMMED_FIELD, TextAnalysis
+from ragship.text.analysis import analyze, stem_text
 
 pytestmark = pytest.mark.unit
 

@@ -6,16 +6,18 @@ from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
 
-from ragship.components.query_expansion import expanded_query
+from ragship.components.query_expansion import QueryExpansion
 from ragship.errors import StoreError
 from ragship.settings import DEFAULT_FEEDBACK_TERMS, DEFAULT_ORIGINAL_QUERY_WEIGHT
-from ragship.stores.base import RetrievalStore
+from ragship.stores.base import KeywordSearch, RetrievalStore, VectorSearch
 
 
 class StoreBound:
     """A component that works against whatever store :func:`ragship.pipelines.attach_store` gives it.
 
-    The store is not part of the spec, so one spec runs unchanged on every store.
+    The store is not part of the spec, so one spec runs unchanged on every store. Each component uses one
+    part of the store (:mod:`ragship.stores.base`): the BM25 retriever :class:`KeywordSearch`, the embedding
+    retriever :class:`VectorSearch`, the writer :class:`~ragship.stores.base.ChunkWriter`.
     """
 
     document_store: RetrievalStore | None = None
@@ -48,13 +50,13 @@ class _Retriever(StoreBound):
 
 @component
 class StoreBM25Retriever(_Retriever):
-    """Keyword (BM25) retrieval from the attached store, optionally widened by pseudo-relevance feedback.
+    """Keyword (BM25) retrieval from the attached store, with an optional query-expansion stage.
 
     :param top_k: Documents returned.
     :param filters: Haystack metadata filters applied to every query.
-    :param feedback_docs: With more than 0, search twice: the second search adds the words of the first one's
-        top ``feedback_docs`` chunks to the question (RM3, :mod:`ragship.components.query_expansion`).
-    :param feedback_terms: How many words the feedback adds.
+    :param feedback_docs: With more than 0, query expansion searches twice: the second search adds the words of
+        the first one's top ``feedback_docs`` chunks to the question (RM3, :class:`QueryExpansion`).
+    :param feedback_terms: How many words query expansion adds.
     :param original_query_weight: The question's share of the second search's weight (0 to 1).
     """
 
@@ -67,15 +69,12 @@ class StoreBM25Retriever(_Retriever):
         original_query_weight: float = DEFAULT_ORIGINAL_QUERY_WEIGHT,
     ) -> None:
         _Retriever.__init__(self, top_k=top_k, filters=filters)  # @component rebuilds the class: no bare super()
-        if feedback_docs < 0:
-            raise ValueError(f"feedback_docs must be >= 0 (0 turns feedback off), got {feedback_docs}")
-        if feedback_terms < 1:
-            raise ValueError(f"feedback_terms must be >= 1, got {feedback_terms}")
-        if not 0 <= original_query_weight <= 1:
-            raise ValueError(f"original_query_weight must be between 0 and 1, got {original_query_weight}")
-        self.feedback_docs = feedback_docs
-        self.feedback_terms = feedback_terms
-        self.original_query_weight = original_query_weight
+        self.expansion = QueryExpansion(feedback_docs, feedback_terms, original_query_weight)
+
+    @property
+    def feedback_docs(self) -> int:
+        """Chunks query expansion reads (0: off); the spec's name for it."""
+        return self.expansion.feedback_docs
 
     def to_dict(self) -> dict[str, Any]:
         """Serialize (without the store)."""
@@ -83,27 +82,19 @@ class StoreBM25Retriever(_Retriever):
             self,
             top_k=self.top_k,
             filters=self.filters,
-            feedback_docs=self.feedback_docs,
-            feedback_terms=self.feedback_terms,
-            original_query_weight=self.original_query_weight,
+            feedback_docs=self.expansion.feedback_docs,
+            feedback_terms=self.expansion.feedback_terms,
+            original_query_weight=self.expansion.original_query_weight,
         )
 
     @component.output_types(documents=list[Document])
     def run(self, query: str, top_k: int | None = None, filters: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Retrieve documents matching ``query``'s words (and, with feedback, those of its best hits)."""
-        store, top_k, filters = self._store(), top_k or self.top_k, filters or self.filters
-        if not self.feedback_docs:
-            return {"documents": store.bm25_retrieval(query, top_k=top_k, filters=filters)}
-        hits = store.bm25_retrieval(query, top_k=self.feedback_docs, filters=filters)
-        if not hits:
-            return {"documents": []}
-        clauses = expanded_query(
-            query,
-            [(doc.content or "", doc.score or 0.0) for doc in hits],
-            terms=self.feedback_terms,
-            original_query_weight=self.original_query_weight,
-        )
-        return {"documents": store.weighted_bm25_retrieval(clauses, top_k=top_k, filters=filters)}
+        """Retrieve documents matching ``query``'s words (with query expansion, also its best hits' words)."""
+        store: KeywordSearch = self._store()
+        top_k, filters = top_k or self.top_k, filters or self.filters
+        if self.expansion.enabled:
+            return {"documents": self.expansion.search(store, query, top_k, filters)}
+        return {"documents": store.bm25_retrieval(query, top_k=top_k, filters=filters)}
 
 
 @component
@@ -119,7 +110,5 @@ class StoreEmbeddingRetriever(_Retriever):
         self, query_embedding: list[float], top_k: int | None = None, filters: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Retrieve the documents nearest to ``query_embedding``."""
-        docs = self._store().embedding_retrieval(
-            query_embedding, top_k=top_k or self.top_k, filters=filters or self.filters
-        )
-        return {"documents": docs}
+        store: VectorSearch = self._store()
+        return {"documents": store.embedding_retrieval(query_embedding, top_k or self.top_k, filters or self.filters)}

@@ -8,7 +8,7 @@ from typing import Any
 from haystack import Document, component, default_from_dict, default_to_dict
 
 from ragship.components.retrievers import StoreBound
-from ragship.stores.base import Rejection
+from ragship.stores.base import ChunkWriter, Rejection
 
 
 @component
@@ -41,7 +41,7 @@ class StoreWriter(StoreBound):
         :returns: counts written and deleted, the chunks the store ``rejected`` with its reasons, and
             ``chunks_by_source``: the chunks that landed, per source file.
         """
-        store = self._store()
+        store: ChunkWriter = self._store()
         result = store.write_chunks(documents)
         deleted = 0
         if self.replace_sources:

@@ -16,7 +16,7 @@ from ragship.eval.metrics import evaluate_run
 from ragship.pipelines.query import QueryEngine
 from ragship.settings import Settings, get_settings
 from ragship.spec import PipelineSpec
-from ragship.stores.base import RetrievalStore
+from ragship.stores.base import EvaluationStore
 
 Progress = Callable[[str, int, int], None]
 DEPTH = 100  # documents ranked per query (Recall@100, MAP@100)
@@ -55,8 +55,8 @@ def index_fingerprint(spec: PipelineSpec, dataset: BeirDataset) -> str:
 
 
 def ensure_indexed(
-    spec: PipelineSpec, dataset: BeirDataset, store: RetrievalStore, settings: Settings
-) -> tuple[RetrievalStore, bool]:
+    spec: PipelineSpec, dataset: BeirDataset, store: EvaluationStore, settings: Settings
+) -> tuple[EvaluationStore, bool]:
     """Index the corpus unless the store already holds it for this indexing pipeline; returns (store, reused)."""
     fingerprint = index_fingerprint(spec, dataset)
     if store.count_documents() > 0 and store.index_fingerprint() == fingerprint:
@@ -99,7 +99,7 @@ def rank_documents(
 def evaluate_retrieval(
     spec: PipelineSpec,
     dataset: BeirDataset,
-    store: RetrievalStore,
+    store: EvaluationStore,
     mode: RetrievalMode,
     settings: Settings | None = None,
     progress: Progress | None = None,

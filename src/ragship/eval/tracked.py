@@ -14,6 +14,7 @@ from ragship.eval.datasets import BeirDataset
 from ragship.eval.retrieval import Progress, RetrievalEvaluation, evaluate_retrieval
 from ragship.settings import Settings, get_settings
 from ragship.spec import JOINER_TYPE_SUFFIX, RANKER_TYPE_SUFFIX, PipelineSpec
+from ragship.stores.base import evaluation_store
 from ragship.tracking.runs import KIND_TAG, git_commit, init_mlflow, spec_file, spec_params
 
 GRID_KEYS = {
@@ -49,7 +50,7 @@ def run_tracked_eval(
 
     settings = settings or get_settings()
     # Evaluation indices live beside (never inside) the given store: same backend, own index.
-    store = store_for(spec, store_location, settings).sibling(f"eval-{dataset.name}")
+    store = evaluation_store(store_for(spec, store_location, settings)).sibling(f"eval-{dataset.name}")
     if not nested:
         init_mlflow(settings)
     with mlflow.start_run(run_name=run_name or f"{dataset.name}-{mode}", nested=nested) as run:
@@ -239,7 +240,7 @@ def run_tracked_qa(
     for file in files:
         digest.update(str(file).encode() + file.read_bytes())
     fingerprint = digest.hexdigest()[:16]
-    store = store_for(spec, store_location, settings).sibling("eval-qa")
+    store = evaluation_store(store_for(spec, store_location, settings)).sibling("eval-qa")
     if store.index_fingerprint() != fingerprint:
         open_indexer(spec, store).rebuild(files, allow_failures=True)
         store.set_index_fingerprint(fingerprint)

@@ -84,7 +84,7 @@ def run_reindex(**params: Any) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from ragship.assembly import open_indexer, resolve_spec, store_for
-    from ragship.stores import redact_url
+    from ragship.settings import redacted_url
 
     checked = ReindexParams.parse(params)
     settings = get_settings()
@@ -110,7 +110,7 @@ def run_reindex(**params: Any) -> dict[str, Any]:
     finally:
         bar.close()
     summary = report.to_dict()
-    summary["store"] = redact_url(checked.store or settings.store_location)
+    summary["store"] = redacted_url(checked.store or settings.store_location)
     return summary
 
 
@@ -203,7 +203,7 @@ def execute_reindex(
     import mlflow
     import papermill
 
-    from ragship.stores import redact_url
+    from ragship.settings import redacted_url
     from ragship.tracking.runs import init_mlflow
 
     settings = settings or get_settings()
@@ -212,7 +212,7 @@ def execute_reindex(
     if stop_file is not None and STOP_FILE_PARAM in papermill.inspect_notebook(str(notebook)):
         values[STOP_FILE_PARAM] = str(stop_file)
     init_mlflow(settings, experiment=REINDEX_EXPERIMENT)
-    logged = {k: redact_url(v) if isinstance(v, str) else v for k, v in values.items()}
+    logged = {k: redacted_url(v) if isinstance(v, str) else v for k, v in values.items()}
     with tempfile.TemporaryDirectory(prefix="ragship-reindex-") as tmp:
         executed = Path(tmp) / notebook.name
         with mlflow.start_run(run_name=f"reindex-{values.get('mode', 'incremental')}") as run:

@@ -1,14 +1,19 @@
-"""What a ragship document store offers beyond Haystack's DocumentStore protocol."""
+"""What a ragship document store offers beyond Haystack's DocumentStore protocol, in parts.
+
+A backend implements :class:`RetrievalStore` (search, chunk writes, a manifest, staged rebuilds) and, for
+evaluation, :class:`EvaluationIndex`; callers type against the part they use.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from haystack import Document
 from haystack.document_stores.types import DocumentStore
+
+from ragship.errors import StoreError
 
 # A keyword query and its weight: a weighted search scores each clause's text as BM25 does and sums
 # the scores times the weights (how query expansion gives its new words less say than the question's).
@@ -68,12 +73,22 @@ class ManifestEntry:
         )
 
 
-@runtime_checkable
-class RetrievalStore(DocumentStore, Protocol):
-    """A Haystack document store that ragship's retrievers and writer can drive.
+# -- the parts of a store: each caller types against the part it uses ----------------------------------------
+class Described(Protocol):
+    """What every store says about itself (messages, the embedding check)."""
 
-    Every store keeps the chunk's originating file in ``meta["source"]``.
-    """
+    @property
+    def embedding_dim(self) -> int | None:
+        """Vector size the store holds (None until known)."""
+        ...
+
+    def describe(self) -> str:
+        """Where the store lives, for messages (never contains secrets)."""
+        ...
+
+
+class KeywordSearch(Protocol):
+    """BM25 search (``StoreBM25Retriever`` and its query expansion)."""
 
     def bm25_retrieval(self, query: str, top_k: int = 10, filters: dict[str, Any] | None = None) -> list[Document]:
         """Keyword (BM25) search; scores are higher-is-better."""
@@ -85,11 +100,22 @@ class RetrievalStore(DocumentStore, Protocol):
         """Keyword search scoring each chunk by the weighted sum of its BM25 score for each clause's text."""
         ...
 
+
+class VectorSearch(Protocol):
+    """Dense search (``StoreEmbeddingRetriever``)."""
+
     def embedding_retrieval(
         self, query_embedding: list[float], top_k: int = 10, filters: dict[str, Any] | None = None
     ) -> list[Document]:
         """Dense (cosine) search; scores are higher-is-better."""
         ...
+
+
+class ChunkWriter(Protocol):
+    """Writing a file's chunks and replacing its old ones (``StoreWriter``, :mod:`ragship.sync`).
+
+    Every store keeps the chunk's originating file in ``meta["source"]``.
+    """
 
     def write_chunks(self, documents: list[Document]) -> WriteResult:
         """Write (overwriting same ids); a chunk the store refuses is reported, the rest still land."""
@@ -103,6 +129,26 @@ class RetrievalStore(DocumentStore, Protocol):
         """Ids of the chunks stored for one source file."""
         ...
 
+
+class Manifest(Protocol):
+    """The record of what the index holds per source file (:mod:`ragship.sync`), kept beside the chunks."""
+
+    def read(self) -> dict[str, ManifestEntry]:
+        """Every entry by source (chunk ids left out, so this stays small for big corpora)."""
+        ...
+
+    def write(self, entries: list[ManifestEntry]) -> None:
+        """Insert or replace entries (after their chunks have landed)."""
+        ...
+
+    def delete(self, sources: list[str]) -> None:
+        """Drop entries (after their chunks are gone)."""
+        ...
+
+
+class Rebuilds(Protocol):
+    """Staged rebuilds (:func:`ragship.stores.staging.staged`): fill a new index unseen, then swap it in."""
+
     def staged_rebuild(self) -> RetrievalStore:
         """A new, empty store of the same kind that readers do not see until :meth:`promote`."""
         ...
@@ -115,76 +161,42 @@ class RetrievalStore(DocumentStore, Protocol):
         """Throw away a staged rebuild; the live store is untouched."""
         ...
 
+
+@runtime_checkable
+class EvaluationIndex(Protocol):
+    """What only evaluation needs: its own indices beside the live one, and reuse of one already built."""
+
+    def sibling(self, name: str) -> EvaluationStore:
+        """A separate store of the same backend beside this one."""
+        ...
+
     def index_fingerprint(self) -> str | None:
-        """What the live index was built from (set by evaluation to reuse an index), if recorded."""
+        """What the index was built from, if recorded."""
         ...
 
     def set_index_fingerprint(self, fingerprint: str) -> None:
         """Record what the index was built from."""
         ...
 
-    def read_manifest(self) -> dict[str, ManifestEntry]:
-        """Every manifest entry by source (chunk ids left out, so this stays small for big corpora)."""
-        ...
 
-    def write_manifest(self, entries: list[ManifestEntry]) -> None:
-        """Insert or replace manifest entries (after their chunks have landed)."""
-        ...
-
-    def delete_manifest(self, sources: list[str]) -> None:
-        """Drop manifest entries (after their chunks are gone)."""
-        ...
+class RetrievalStore(DocumentStore, Described, KeywordSearch, VectorSearch, ChunkWriter, Rebuilds, Protocol):
+    """A Haystack document store that ragship's pipelines, writer and sync drive: what a new backend must offer."""
 
     @property
-    def embedding_dim(self) -> int | None:
-        """Vector size the store holds (None until known)."""
-        ...
-
-    def describe(self) -> str:
-        """Where the store lives, for messages (never contains secrets)."""
-        ...
-
-    def sibling(self, name: str) -> RetrievalStore:
-        """A separate store of the same backend beside this one (evaluation indices live there)."""
+    def manifest(self) -> Manifest:
+        """The store's manifest (it moves with the chunks in a rebuild)."""
         ...
 
 
-class StagedRebuild:
-    """A rebuild in progress: write into :attr:`store`; call :meth:`keep_live` to throw it away instead."""
-
-    def __init__(self, store: RetrievalStore) -> None:
-        self.store = store
-        self.outcome = "promoted"
-        self._promote = True
-
-    def keep_live(self, reason: str) -> None:
-        """Discard the rebuild when the block ends, leaving the live index as it was."""
-        self._promote = False
-        self.outcome = f"discarded: {reason}, the live index is unchanged"
+class EvaluationStore(RetrievalStore, EvaluationIndex, Protocol):
+    """A store evaluation can index into (``ragship eval``, ``ragship compare``)."""
 
 
-@contextmanager
-def staged(live: RetrievalStore) -> Iterator[StagedRebuild]:
-    """Build a new index beside ``live`` that readers do not see, then swap it in atomically.
+def evaluation_store(store: RetrievalStore) -> EvaluationStore:
+    """``store`` as an :class:`EvaluationStore`.
 
-    Usage::
-
-        with staged(store) as rebuild:
-            write_everything_into(rebuild.store)
-            if something_failed:
-                rebuild.keep_live("some files failed")
-        print(rebuild.outcome)
-
-    The rebuild is promoted when the block ends normally, and discarded when it raises or was told to
-    :meth:`~StagedRebuild.keep_live`.
+    :raises StoreError: when the backend keeps no evaluation indices.
     """
-    rebuild = StagedRebuild(live.staged_rebuild())
-    try:
-        yield rebuild
-    except BaseException:
-        live.discard(rebuild.store)
-        raise
-    if rebuild._promote:
-        live.promote(rebuild.store)
-    else:
-        live.discard(rebuild.store)
+    if not isinstance(store, EvaluationIndex):
+        raise StoreError(f"{store.describe()} cannot hold evaluation indices; evaluate on the embedded store.")
+    return store

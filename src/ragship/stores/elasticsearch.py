@@ -12,9 +12,10 @@
   meet a node going down are written again with backoff (``write_retries``).
 - On a cluster the client gets every node's URL and fails over between them (``max_retries``).
 
-The store class lives here, with document operations, retrieval and the manifest; it builds on
+The store class lives here, with document operations and retrieval; it builds on
 :mod:`~ragship.stores.es_client` (client, auth, TLS, error translation), :mod:`~ragship.stores.es_layout`
-(index and alias names, mapping, alias swaps) and :mod:`~ragship.stores.es_bulk` (bulk writes, hits).
+(index and alias names, mapping, alias swaps), :mod:`~ragship.stores.es_bulk` (bulk writes, hits) and
+:mod:`~ragship.stores.es_manifest` (the manifest index).
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ from haystack.document_stores.errors import DocumentStoreError, DuplicateDocumen
 from haystack.document_stores.types import DuplicatePolicy
 
 from ragship.errors import StoreError
-from ragship.settings import ElasticsearchSettings, Settings
+from ragship.settings import ElasticsearchSettings, Settings, redacted_url
 from ragship.stores import es_bulk, es_layout, es_text
-from ragship.stores.base import ManifestEntry, RetrievalStore, WeightedClause, WriteResult
+from ragship.stores.base import RetrievalStore, WeightedClause, WriteResult
 from ragship.stores.es_client import auth_options, new_client, node_urls, tls_options, translated_errors
 from ragship.stores.es_filters import to_es_filter
 from ragship.stores.es_layout import MANIFEST_SUFFIX, index_body
+from ragship.stores.es_manifest import ElasticsearchManifest
 from ragship.stores.es_text import TEXT_ANALYZER, TextAnalysis
-from ragship.stores.registry import redact_url
 
 __all__ = ["MANIFEST_SUFFIX", "TEXT_ANALYZER", "ElasticsearchStore", "index_body", "open_location"]
 
@@ -148,7 +149,7 @@ class ElasticsearchStore:
     def describe(self) -> str:
         """Where the store lives (credentials never included)."""
         target = f"index {self.physical_index}" if self.physical_index else f"alias '{self.alias}'"
-        return f"Elasticsearch {target} at {redact_url(self.url)}"
+        return f"Elasticsearch {target} at {redacted_url(self.url)}"
 
     @property
     def client(self) -> Elasticsearch:
@@ -176,7 +177,7 @@ class ElasticsearchStore:
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one client call, turning connection and auth failures into one actionable error."""
-        with translated_errors(redact_url(self.url), self.alias):
+        with translated_errors(redacted_url(self.url), self.alias):
             return fn(*args, **kwargs)
 
     def _ensure_index(self) -> None:
@@ -189,8 +190,8 @@ class ElasticsearchStore:
             return
         if self._call(es.indices.exists, index=self.alias):
             raise StoreError(
-                f"'{self.alias}' at {redact_url(self.url)} is a concrete index, not an alias; ragship reads and writes "
-                "through an alias. Choose another RAGSHIP_ES__INDEX, or delete that index."
+                f"'{self.alias}' at {redacted_url(self.url)} is a concrete index, not an alias; ragship reads and "
+                "writes through an alias. Choose another RAGSHIP_ES__INDEX, or delete that index."
             )
         self._check_dimension(es_layout.create_first_index(self._call, es, self.alias, self._new_index_body()))
 
@@ -229,7 +230,7 @@ class ElasticsearchStore:
         mapped = self._mapped_dim = self._mapped_dimension(index)
         if self._embedding_dim and mapped and mapped != self._embedding_dim:
             raise StoreError(
-                f"Index {index} at {redact_url(self.url)} maps {mapped}-dimensional embeddings but the spec's model "
+                f"Index {index} at {redacted_url(self.url)} maps {mapped}-dimensional embeddings but the spec's model "
                 f"makes {self._embedding_dim}; reindex with `ragship index --rebuild` or use the matching model."
             )
 
@@ -251,7 +252,7 @@ class ElasticsearchStore:
         return {
             "type": f"{type(self).__module__}.{type(self).__name__}",
             "init_parameters": {
-                "url": redact_url(self.url),
+                "url": redacted_url(self.url),
                 "alias": self.alias,
                 "embedding_dim": self._embedding_dim,
                 "shards": self.shards,
@@ -403,41 +404,10 @@ class ElasticsearchStore:
         if index is not None:
             es_layout.update_meta(self._call, self.client, index, {"ragship_fingerprint": fingerprint})
 
-    # -- manifest: an index paired with the live index, so a rebuild swaps both at once -------------
-    def _manifest_index(self) -> str | None:
-        live = self._live_index()
-        return f"{live}{MANIFEST_SUFFIX}" if live else None
-
-    def read_manifest(self) -> dict[str, ManifestEntry]:
-        """Manifest entries by source, without chunk ids."""
-        index = self._manifest_index()
-        if index is None or not self._call(self.client.indices.exists, index=index):
-            return {}
-        fields = ["source", "content_hash", "pipeline_hash", "indexed_at"]
-        hits = self._call(lambda: list(helpers.scan(self.client, index=index, _source=fields, size=5000)))
-        return {h["_source"]["source"]: ManifestEntry.from_dict(h["_source"]) for h in hits}
-
-    def write_manifest(self, entries: list[ManifestEntry]) -> None:
-        """Insert or replace entries (refreshed, so the next run sees them)."""
-        index = self._manifest_index()
-        if index is None or not entries:
-            return
-        es_layout.ensure_manifest_index(self._call, self.client, index, self.replicas)
-        actions = [
-            {"_op_type": "index", "_index": index, "_id": es_layout.manifest_id(e.source), "_source": e.to_dict()}
-            for e in entries
-        ]
-        _, errors = self._call(helpers.bulk, self.client, actions, raise_on_error=False, refresh=True)
-        if isinstance(errors, list) and errors:
-            raise StoreError(f"Manifest update in {index} failed for {len(errors)} entries: {errors[0]}")
-
-    def delete_manifest(self, sources: list[str]) -> None:
-        """Drop entries."""
-        index = self._manifest_index()
-        if index is None or not sources:
-            return
-        actions = [{"_op_type": "delete", "_index": index, "_id": es_layout.manifest_id(s)} for s in sources]
-        self._call(helpers.bulk, self.client, actions, raise_on_error=False, refresh=True)
+    @property
+    def manifest(self) -> ElasticsearchManifest:
+        """The manifest index paired with the live index (:mod:`~ragship.stores.es_manifest`)."""
+        return ElasticsearchManifest(self._call, lambda: self.client, self._live_index, self.replicas)
 
     # -- rebuild through the alias ----------------------------------------------------------------
     def staged_rebuild(self) -> ElasticsearchStore:

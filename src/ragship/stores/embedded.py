@@ -11,12 +11,10 @@ Why this design (figures: benchmarks/README.md, "Embedded store retrieval latenc
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,44 +26,14 @@ from haystack.utils.filters import document_matches_filter
 
 from ragship.errors import StoreError
 from ragship.settings import Settings
-from ragship.stores.base import ManifestEntry, RetrievalStore, WeightedClause, WriteResult
+from ragship.stores.base import RetrievalStore, WeightedClause, WriteResult
 from ragship.stores.embedded_dense import DenseIndex, from_blob, to_blob
+from ragship.stores.embedded_manifest import MANIFEST_SCHEMA, EmbeddedManifest
+from ragship.stores.embedded_schema import DB_FILE, SCHEMA
+from ragship.stores.embedded_staging import remove_staged, staged_path, swap_in
 from ragship.text.analysis import content_words
 
 logger = logging.getLogger(__name__)
-
-DB_FILE = "store.sqlite3"
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS documents (
-    rowid INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    content TEXT,
-    meta TEXT NOT NULL,
-    source TEXT,
-    embedding BLOB
-);
-CREATE INDEX IF NOT EXISTS documents_source ON documents(source);
-CREATE TABLE IF NOT EXISTS manifest (
-    source TEXT PRIMARY KEY,
-    content_hash TEXT NOT NULL,
-    pipeline_hash TEXT NOT NULL,
-    chunk_ids TEXT NOT NULL,
-    indexed_at TEXT NOT NULL
-);
-CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(
-    content, content='documents', content_rowid='rowid', tokenize='porter unicode61'
-);
-CREATE TRIGGER IF NOT EXISTS documents_ai AFTER INSERT ON documents BEGIN
-    INSERT INTO documents_fts(rowid, content) VALUES (new.rowid, coalesce(new.content, ''));
-END;
-CREATE TRIGGER IF NOT EXISTS documents_ad AFTER DELETE ON documents BEGIN
-    INSERT INTO documents_fts(documents_fts, rowid, content)
-    VALUES ('delete', old.rowid, coalesce(old.content, ''));
-END;
-"""
 
 
 def fts_query(text: str) -> str:
@@ -99,6 +67,7 @@ class EmbeddedDocumentStore:
         self._dense: DenseIndex | None = None
         self._dense_version: tuple[int, int] | None = None
         self._local_writes = 0
+        self.manifest = EmbeddedManifest(self._reading, self._transaction)
 
     # -- connection ---------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -112,7 +81,7 @@ class EmbeddedDocumentStore:
                 conn = sqlite3.connect(self.path / DB_FILE, check_same_thread=False, timeout=30)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
-                conn.executescript(_SCHEMA)
+                conn.executescript(SCHEMA + MANIFEST_SCHEMA)
             except sqlite3.DatabaseError as e:
                 raise StoreError(
                     f"Cannot open the embedded store at {self.path}: {e}. "
@@ -121,6 +90,11 @@ class EmbeddedDocumentStore:
             self._conn = conn
             self._check_dimension(conn)
         return self._conn
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._connect()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -265,8 +239,8 @@ class EmbeddedDocumentStore:
 
     def index_fingerprint(self) -> str | None:
         """What the store was built from, if recorded."""
-        with self._lock:
-            return self._meta_value(self._connect(), "index_fingerprint")
+        with self._reading() as conn:
+            return self._meta_value(conn, "index_fingerprint")
 
     def set_index_fingerprint(self, fingerprint: str) -> None:
         """Record what the store was built from."""
@@ -275,27 +249,9 @@ class EmbeddedDocumentStore:
                 "INSERT OR REPLACE INTO store_meta(key, value) VALUES ('index_fingerprint', ?)", (fingerprint,)
             )
 
-    def read_manifest(self) -> dict[str, ManifestEntry]:
-        """Manifest entries by source, without chunk ids."""
-        with self._lock:
-            rows = self._connect().execute("SELECT source, content_hash, pipeline_hash, indexed_at FROM manifest")
-            return {r[0]: ManifestEntry(r[0], r[1], r[2], indexed_at=r[3]) for r in rows}
-
-    def write_manifest(self, entries: list[ManifestEntry]) -> None:
-        """Insert or replace entries in one transaction."""
-        rows = [(e.source, e.content_hash, e.pipeline_hash, json.dumps(e.chunk_ids), e.indexed_at) for e in entries]
-        with self._transaction() as conn:
-            conn.executemany("INSERT OR REPLACE INTO manifest VALUES (?, ?, ?, ?, ?)", rows)
-
-    def delete_manifest(self, sources: list[str]) -> None:
-        """Drop entries in one transaction."""
-        with self._transaction() as conn:
-            conn.executemany("DELETE FROM manifest WHERE source = ?", [(s,) for s in sources])
-
     def staged_rebuild(self) -> EmbeddedDocumentStore:
         """An empty store in a sibling directory, swapped in by :meth:`promote`."""
-        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
-        return EmbeddedDocumentStore(self.path.with_name(f"{self.path.name}.rebuild-{stamp}"), self._configured_dim)
+        return EmbeddedDocumentStore(staged_path(self.path), self._configured_dim)
 
     def promote(self, staged: RetrievalStore) -> None:
         """Swap the staged directory in by two renames; the old data is deleted afterwards.
@@ -307,17 +263,13 @@ class EmbeddedDocumentStore:
         staged.close()
         with self._lock:
             self.close()
-            retired = self.path.with_name(f"{self.path.name}.retired-{staged.path.name.rsplit('-', 1)[-1]}")
-            if self.path.exists():
-                self.path.rename(retired)
-            staged.path.rename(self.path)
-            shutil.rmtree(retired, ignore_errors=True)
+            swap_in(self.path, staged.path)
 
     def discard(self, staged: RetrievalStore) -> None:
         """Delete a staged rebuild."""
         if isinstance(staged, EmbeddedDocumentStore):
             staged.close()
-            shutil.rmtree(staged.path, ignore_errors=True)
+            remove_staged(staged.path)
 
     def delete_by_source(self, sources: list[str], keep_ids: set[str] | None = None) -> int:
         """Delete the chunks of the given source files, except ids in ``keep_ids``."""

@@ -1,4 +1,4 @@
-"""How a ragship Elasticsearch index analyses text for BM25: the one place that defines it.
+"""How a ragship Elasticsearch index analyses text for BM25: the analyzer, its index settings, its ``_meta``.
 
 ragship wants English BM25 with Porter stemming everywhere (what Anserini's and Lucene's
 ``EnglishAnalyzer`` do: possessive ``'s`` stripped, lowercase, English stop words, Porter stem).
@@ -6,8 +6,8 @@ ragship wants English BM25 with Porter stemming everywhere (what Anserini's and 
 - A cluster with the ``analysis-common`` module (managed clusters, the default distribution) has the
   ``english`` analyzer: ``content`` is analysed with it.
 - A cluster without it (the local ``integ-test-zip`` distribution) gets the same analysis client-side:
-  :func:`stem_text` fills ``content_stemmed`` (whitespace analyzer, indexed, kept out of ``_source``)
-  and stems every BM25 query the same way.
+  :func:`ragship.text.analysis.stem_text` (which holds the ``_english_`` stop words) fills
+  ``content_stemmed`` (whitespace analyzer, indexed, kept out of ``_source``) and stems every BM25 query.
 - An ``analyzer`` set explicitly (``RAGSHIP_ES__ANALYZER``) is used on ``content`` as it is.
 
 The choice is recorded in the index's mapping ``_meta`` (``ragship_analysis``), so an index is queried
@@ -16,15 +16,13 @@ the way it was built; an index without that record (built before) is queried on 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch
 
-from ragship.text.analysis import stemmer
+from ragship.text.analysis import stem_text
 
 Call = Callable[..., Any]  # the store's guard: call(fn, *args, **kwargs) with client errors translated
 
@@ -33,39 +31,6 @@ TEXT_ANALYZER = {"type": "standard", "stopwords": "_english_"}  # its definition
 META_KEY = "ragship_analysis"
 STEMMED_FIELD = "content_stemmed"
 CLIENT_PORTER = "client_porter"  # the ``_meta`` value of an index analysed by :func:`stem_text`
-# Lucene's EnglishAnalyzer stop set (also Elasticsearch's ``_english_``).
-STOP_WORDS = frozenset({
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
-    "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they",
-    "this", "to", "was", "will", "with"
-})  # fmt: skip
-_TOKEN = re.compile(r"\w+(?:['\u2019]\w+)*")
-_POSSESSIVE = re.compile(r"['\u2019][sS]$")
-
-
-@lru_cache(maxsize=65536)
-def _stem(token: str) -> str:
-    return str(stemmer("porter").stemWord(token))
-
-
-def analyze_words(text: str) -> list[tuple[str, str]]:
-    """Each term of ``text`` with the lowercased word it came from (``("run", "running")``), in order."""
-    pairs = []
-    for token in _TOKEN.findall(text):
-        word = _POSSESSIVE.sub("", token).lower()
-        if word and word not in STOP_WORDS:
-            pairs.append((_stem(word), word))
-    return pairs
-
-
-def analyze(text: str) -> list[str]:
-    """The terms of ``text``: word tokens, possessive ``'s`` stripped, lowercased, stop words out, Porter-stemmed."""
-    return [term for term, _ in analyze_words(text)]
-
-
-def stem_text(text: str) -> str:
-    """:func:`analyze`'s terms joined by spaces: the value of ``content_stemmed`` and of a stemmed query."""
-    return " ".join(analyze(text))
 
 
 @dataclass(frozen=True)
