@@ -123,3 +123,25 @@ def test_plan_command_without_a_capacity_file_says_which_benchmark_to_run(tmp_pa
     result = CliRunner().invoke(app, ["plan", "--peak-qps", "1", "--p95-ms", "300", "--capacity", str(tmp_path / "x")])
     assert result.exit_code != 0
     assert "make bench-serving" in str(result.exception or "") + result.output
+
+
+def test_a_first_plan_needs_no_benchmark_and_says_it_used_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from ragship.cli import app
+    from ragship.planning.capacity import REFERENCE_CAPACITY_FILE
+    from ragship.settings import get_settings
+
+    monkeypatch.setenv("RAGSHIP_HOME", str(tmp_path))  # a home with no measured capacity file
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["plan", "--peak-qps", "20", "--p95-ms", "300", "--json"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "not your hardware" in json.loads(result.stdout)["capacity"]["hardware"]
+    assert "recorded 2-core CPU reference" in result.stderr and "make bench-serving" in result.stderr
+    reference = Capacity.load(REFERENCE_CAPACITY_FILE)
+    assert json.loads(result.stdout)["plan"] == plan(reference, Load(peak_qps=20, p95_ms=300)).to_dict()

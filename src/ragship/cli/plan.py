@@ -31,7 +31,11 @@ def plan(
     min_replicas: Annotated[int, typer.Option(min=1, help="Replicas the API keeps when idle.")] = DEFAULT_MIN_REPLICAS,
     capacity_file: Annotated[
         Path | None,
-        typer.Option("--capacity", help="Measured capacities (default: written by make bench-serving/bench-queue)."),
+        typer.Option(
+            "--capacity",
+            help="Measured capacities (default: the file make bench-serving/bench-queue write under the ragship home; "
+            "without one, ragship's recorded 2-core CPU reference, with a warning).",
+        ),
     ] = None,
     values: Annotated[Path | None, typer.Option("--values", help="Write a values file for the Helm chart.")] = None,
     spec: SpecOption = None,
@@ -42,12 +46,19 @@ def plan(
 
     from ragship.assembly import resolve_spec
     from ragship.models.resolve import embedding_dimension
-    from ragship.planning.capacity import Capacity, default_capacity_file
+    from ragship.planning.capacity import REFERENCE_CAPACITY_FILE, Capacity, default_capacity_file
     from ragship.planning.capacity import plan as make_plan
     from ragship.planning.capacity_values import chart_values, values_header
     from ragship.planning.sizing import estimate
 
     source = capacity_file or default_capacity_file()
+    if capacity_file is None and not source.is_file():
+        err.print(
+            f"warning: no capacity measured on your hardware ({source}); planning with ragship's recorded 2-core "
+            "CPU reference. Run `make bench-serving` (and `make bench-queue`) on the target hardware for a plan to "
+            "trust, or pass --capacity FILE."
+        )
+        source = REFERENCE_CAPACITY_FILE
     capacity = Capacity.load(source)
     load = Load(peak_qps, p95_ms, docs, docs_per_day, ingest_hours, docs_per_job)
     planned = make_plan(capacity, load, utilisation=utilisation, min_replicas=min_replicas)

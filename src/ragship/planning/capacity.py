@@ -132,6 +132,11 @@ class Capacity:
         return asdict(self)
 
 
+#: Shipped with the package: the capacities recorded on ragship's 2-core CPU benchmark machine, so a first plan
+#: needs no benchmark (``ragship plan`` says it is not the user's hardware).
+REFERENCE_CAPACITY_FILE = Path(__file__).with_name("reference-capacity-2core-cpu.json")
+
+
 def default_capacity_file() -> Path:
     """Where the benchmarks write the capacity figures and ``ragship plan`` reads them: under ragship's home."""
     return get_settings().home / "capacity.json"
