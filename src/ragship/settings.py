@@ -32,7 +32,7 @@ DEFAULT_EMBEDDING_BACKEND = EmbeddingBackend.ONNX_INT8
 FUSION_METHODS = ("reciprocal_rank_fusion", "distribution_based_rank_fusion", "merge")
 DEFAULT_FUSION = FUSION_METHODS[0]
 DEFAULT_RRF_K = 60
-# Pseudo-relevance feedback (RM3) on the bm25 branch: chunks read back (0: off), words added, the question's share.
+# Query expansion (RM3) on the bm25 branch: chunks read back (0: off), words added, the question's share.
 DEFAULT_FEEDBACK_DOCS = 0
 DEFAULT_FEEDBACK_TERMS = 20
 DEFAULT_ORIGINAL_QUERY_WEIGHT = 0.5
