@@ -10,13 +10,13 @@ from ragship.errors import ModelError, RagshipError, SpecError
 from ragship.models.resolve import embedding_dimension
 from ragship.pipelines import load_pipeline
 from ragship.spec import PipelineSpec
-from ragship.stores.base import RetrievalStore
+from ragship.stores.base import Described
 
 # Inputs the runners feed themselves; any other mandatory input must come from a connection.
 RUN_INPUTS = {"indexing": {"sources"}, "query": {"query", "text", "question"}}
 
 
-def validate_spec(spec: PipelineSpec, store: RetrievalStore | None = None) -> list[str]:
+def validate_spec(spec: PipelineSpec, store: Described | None = None) -> list[str]:
     """Every problem found in ``spec``, each naming the offending key; empty when it is valid.
 
     :param store: When given, its embedding dimension is checked against the spec's model.
@@ -91,7 +91,7 @@ def _unconnected_inputs(where: str, pipeline: Pipeline) -> list[str]:
     return problems
 
 
-def _embedding_problems(spec: PipelineSpec, store: RetrievalStore | None) -> list[str]:
+def _embedding_problems(spec: PipelineSpec, store: Described | None) -> list[str]:
     models = spec.embedding_models()
     if len(set(models.values())) > 1:
         listing = ", ".join(f"{k}.init_parameters.model={v!r}" for k, v in models.items())

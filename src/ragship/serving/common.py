@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragship.enums import QueryModels
 from ragship.environment import disable_phone_home, quiet_third_party_progress
 from ragship.settings import get_settings
 from ragship.spec import PipelineSpec
+
+if TYPE_CHECKING:
+    from haystack.document_stores.types import DocumentStore
 
 logger = logging.getLogger("ragship.serving")
 # BentoML's server logging keeps the root logger at WARNING: without a level of its own, what the services say
@@ -74,7 +77,7 @@ def limit_compute_threads(threads: int | None) -> None:
     threadpool_limits(limits=threads)  # applies until the process ends (no context manager)
 
 
-def store_ready(store: Any) -> bool:
+def store_ready(store: DocumentStore) -> bool:
     """Whether the document store answers; the reason is logged, since /readyz only says 503."""
     try:
         store.count_documents()
