@@ -20,25 +20,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from ragship.enums import EmbeddingBackend, QueryModels, RetrievalMode
+from ragship.enums import QueryModels, RetrievalMode
 from ragship.errors import ConfigError
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-# The built-in spec's embedder backend: int8 ONNX Runtime, 2.19x torch's chunks/s and 4.7x lower query latency on
-# the 2-core CPU at the same NFCorpus nDCG@10 (docs/indexing.md, benchmarks/README.md). A spec that omits the
-# backend still means torch (EmbeddingBackend.TORCH in the components), so older specs keep their indexes.
-DEFAULT_EMBEDDING_BACKEND = EmbeddingBackend.ONNX_INT8
-# How the default spec fuses its bm25 and dense branches, and RRF's k (the original paper's constant).
-FUSION_METHODS = ("reciprocal_rank_fusion", "distribution_based_rank_fusion", "merge")
-DEFAULT_FUSION = FUSION_METHODS[0]
-DEFAULT_RRF_K = 60
-# Query expansion (RM3) on the bm25 branch: chunks read back (0: off), words added, the question's share.
-DEFAULT_FEEDBACK_DOCS = 0
-DEFAULT_FEEDBACK_TERMS = 20
-DEFAULT_ORIGINAL_QUERY_WEIGHT = 0.5
-DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
-DEFAULT_OPENAI_KEY_ENV = "OPENAI_API_KEY"
-DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
 # A BentoML service reached over HTTP: one http(s) URL without a path (the client adds the route).
 SERVICE_URL_PATTERN = r"(?i)^https?://[^/\s]+/?$"
 
@@ -121,9 +106,9 @@ class OpenAISettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base_url: str | None = Field(None, description="Base URL, e.g. http://localhost:8000/v1.")
-    model: str = Field(DEFAULT_OPENAI_MODEL, description="Model name sent to the endpoint.")
+    model: str = Field("gpt-4o-mini", description="Model name sent to the endpoint.")
     api_key_env: str = Field(
-        DEFAULT_OPENAI_KEY_ENV, description="Name of the environment variable holding the key (never the key)."
+        "OPENAI_API_KEY", description="Name of the environment variable holding the key (never the key)."
     )
     timeout_s: float = Field(60.0, gt=0, le=600, description="Request timeout.")
 

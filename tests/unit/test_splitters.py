@@ -113,12 +113,12 @@ def test_html_becomes_markdown_with_its_structure() -> None:
 
 def test_the_default_spec_splits_by_section_and_a_unit_count_is_still_offered() -> None:
     from ragship.errors import SpecError
-    from ragship.spec import default_spec
+    from ragship.spec import Role, default_spec
 
-    section = default_spec().components_of("indexing", "Splitter")
+    section = default_spec().components_of("indexing", Role.SPLITTER)
     assert [c["type"].rsplit(".", 1)[1] for c in section.values()] == ["SectionSplitter"]
     words = default_spec(split_by="word", split_length=99)
-    splitter = next(iter(words.components_of("indexing", "Splitter").values()))
+    splitter = next(iter(words.components_of("indexing", Role.SPLITTER).values()))
     assert splitter["type"].endswith("DocumentSplitter") and splitter["init_parameters"]["split_length"] == 99
     assert words.indexing_hash != default_spec().indexing_hash
     with pytest.raises(SpecError, match=r"split_by: 'chapter' is not one of \['section'"):

@@ -2,76 +2,25 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from ragship.cli.common import StoreOption, err, out, print_error
-from ragship.enums import EmbeddingBackend, GeneratorKind, RetrievalMode, SplitBy
-from ragship.errors import RagshipError
-from ragship.settings import DEFAULT_EMBEDDING_BACKEND, FUSION_METHODS
+from ragship.errors import RagshipError, SpecError
+from ragship.spec.knobs import KNOBS, Knob
 
 spec_app = typer.Typer(help="Create, show and validate pipeline specs.", no_args_is_help=True)
 
 
-@spec_app.command("init")
 def spec_init(
     path: Annotated[Path, typer.Argument(help="Where to write the spec.")],
-    generator: Annotated[GeneratorKind, typer.Option(help="How answers are written.")] = GeneratorKind.EXTRACTIVE,
-    mode: Annotated[
-        RetrievalMode | None, typer.Option(help="Retrieval mode (default: the mode setting, hybrid).")
-    ] = None,
-    embedding_model: Annotated[str | None, typer.Option(help="Sentence-transformers path or hub id.")] = None,
-    embedding_backend: Annotated[
-        EmbeddingBackend,
-        typer.Option(
-            help="onnx-int8 or onnx (float32): ONNX Runtime on the CPU, from a cached export; torch: uses a GPU."
-        ),
-    ] = DEFAULT_EMBEDDING_BACKEND,
-    split_by: Annotated[
-        SplitBy, typer.Option(help="section: along headings and blocks; or a unit count that ignores structure.")
-    ] = SplitBy.SECTION,
-    split_length: Annotated[int, typer.Option(min=1, help="Units per chunk (words for section).")] = 200,
-    split_overlap: Annotated[int, typer.Option(min=0, help="Units shared by neighbouring chunks.")] = 40,
-    top_k: Annotated[
-        int | None, typer.Option(min=1, help="Sources per answer (default: the top_k setting, 5).")
-    ] = None,
-    openai_model: Annotated[str | None, typer.Option(help="Model name at the endpoint.")] = None,
-    openai_base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
-    local_model: Annotated[
-        str | None,
-        typer.Option(
-            help="For --generator local: 'smollm2' (the bundled SmolLM2-135M-Instruct), a .gguf file, "
-            "or a Hugging Face causal LM directory or hub id."
-        ),
-    ] = None,
-    candidates: Annotated[int | None, typer.Option(min=1, help="Chunks each retriever branch returns (20).")] = None,
-    fusion: Annotated[
-        str | None,
-        typer.Option(help="reciprocal_rank_fusion (default), distribution_based_rank_fusion or merge (weighted)."),
-    ] = None,
-    fusion_weights: Annotated[
-        str | None, typer.Option(help="Branch weights, bm25 first, comma-separated (e.g. 0.6,0.4).")
-    ] = None,
-    rrf_k: Annotated[int | None, typer.Option(min=1, help="Reciprocal rank fusion's k (60).")] = None,
-    ranker_model: Annotated[
-        str | None, typer.Option(help="Cross-encoder (path or hub id) that reranks the fused candidates.")
-    ] = None,
-    feedback_docs: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            help="Pseudo-relevance feedback (RM3): the bm25 branch searches again with the words of its first "
-            "N hits added (0, off).",
-        ),
-    ] = None,
-    feedback_terms: Annotated[int | None, typer.Option(min=1, help="Words the feedback adds (20).")] = None,
-    original_query_weight: Annotated[
-        float | None, typer.Option(min=0.0, max=1.0, help="The question's share of the feedback search (0.5).")
-    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    **values: Any,
 ) -> None:
     """Write the default spec (both pipelines) to PATH."""
     from ragship.settings import get_settings
@@ -79,40 +28,59 @@ def spec_init(
 
     if path.exists() and not force:
         raise RagshipError(f"{path} exists; pass --force to overwrite it.")
-    if split_overlap >= split_length:
+    given = {name: _parsed(KNOBS[name], value) for name, value in values.items() if value is not None}
+    length = given.get("split_length", KNOBS["split_length"].default_value)
+    if given.get("split_overlap", KNOBS["split_overlap"].default_value) >= length:
         raise typer.BadParameter("must be smaller than --split-length", param_hint="--split-overlap")
-    try:
-        weights = [float(w) for w in fusion_weights.split(",")] if fusion_weights else None
-    except ValueError:
-        raise typer.BadParameter(
-            "give numbers separated by commas, e.g. 0.7,0.3", param_hint="--fusion-weights"
-        ) from None
-    if fusion and fusion not in FUSION_METHODS:
-        raise typer.BadParameter(f"one of {', '.join(FUSION_METHODS)}", param_hint="--fusion")
-    spec = spec_from_settings(
-        get_settings(),
-        generator=generator.value,
-        mode=mode,
-        embedding_model=embedding_model,
-        embedding_backend=embedding_backend,
-        split_by=split_by,
-        split_length=split_length,
-        split_overlap=split_overlap,
-        top_k=top_k,
-        openai_model=openai_model,
-        openai_base_url=openai_base_url,
-        local_model=local_model,
-        candidates=candidates,
-        fusion=fusion,
-        fusion_weights=weights,
-        rrf_k=rrf_k,
-        ranker_model=ranker_model,
-        feedback_docs=feedback_docs,
-        feedback_terms=feedback_terms,
-        original_query_weight=original_query_weight,
-    )
+    spec = spec_from_settings(get_settings(), **given)
     spec.save(path)
     err.print(f"Wrote {spec.name} spec to {path} (hash {spec.hash}).")
+
+
+def _parsed(knob: Knob, value: Any) -> Any:
+    """An option's value as the knob takes it; a bad one is refused naming the option and the bound."""
+    hint = f"--{knob.name.replace('_', '-')}"
+    if knob.kind is list:
+        try:
+            value = [float(w) for w in str(value).split(",")]
+        except ValueError:
+            raise typer.BadParameter("give numbers separated by commas, e.g. 0.7,0.3", param_hint=hint) from None
+    try:
+        return knob.check(value)
+    except SpecError as e:
+        raise typer.BadParameter(str(e).split(": ", 1)[-1], param_hint=hint) from None
+
+
+def _option(knob: Knob) -> inspect.Parameter:
+    """``--name`` of ``spec init`` for a knob: its type, help, bounds and default come from the table."""
+    kind: Any = str if knob.kind is list else knob.kind
+    default = knob.default_value
+    shown: str | bool = str(getattr(default, "value", default)) if default is not None else False
+    if knob.setting:  # the settings may change it: say so, as the built-in spec follows them
+        shown = f"the {knob.setting} setting" + (f", {shown}" if shown else "")
+    option = typer.Option(
+        None,
+        f"--{knob.name.replace('_', '-')}",
+        help=knob.help,
+        show_default=shown,
+        min=knob.minimum if kind in (int, float) else None,
+        max=knob.maximum if kind in (int, float) else None,
+        metavar=f"<{'|'.join(knob.choices)}>" if knob.choices else None,
+    )
+    return inspect.Parameter(knob.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=option, annotation=kind | None)
+
+
+def _with_knob_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` with one option per CLI knob in place of its ``**values`` (typer reads the signature)."""
+    signature = inspect.signature(command, eval_str=True)
+    fixed = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    knobs = [_option(knob) for knob in KNOBS.values() if knob.cli]
+    command.__signature__ = signature.replace(parameters=[*fixed[:1], *knobs, *fixed[1:]])  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in command.__signature__.parameters.values()}  # type: ignore[attr-defined]
+    return command
+
+
+spec_app.command("init")(_with_knob_options(spec_init))
 
 
 @spec_app.command("show")

@@ -17,7 +17,7 @@ from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.dataclasses import ByteStream
 
 from ragship.errors import ConversionError
-from ragship.settings import DEFAULT_MAX_FILE_BYTES
+from ragship.spec.knobs import default_of
 
 TEXT_TYPES = {".txt", ".md", ".markdown", ".html", ".htm", ".jsonl"}
 BINARY_TYPES = {".pdf", ".docx"}
@@ -67,7 +67,7 @@ class FileConverter:
 
     def __init__(
         self,
-        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        max_file_bytes: int = default_of("max_file_bytes"),
         jsonl_text_field: str = "text",
         jsonl_title_field: str = "title",
         jsonl_id_field: str = "_id",

@@ -10,7 +10,7 @@ from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.components.joiners import DocumentJoiner
 from haystack.components.joiners.document_joiner import JoinMode
 
-from ragship.settings import DEFAULT_RRF_K
+from ragship.spec.knobs import default_of
 
 
 @component
@@ -35,7 +35,7 @@ class FusionJoiner(DocumentJoiner):
         weights: list[float] | None = None,
         top_k: int | None = None,
         sort_by_score: bool = True,
-        rrf_k: int = DEFAULT_RRF_K,
+        rrf_k: int = default_of("rrf_k"),
     ) -> None:
         # Explicit base call: @component rebuilds the class, which breaks a bare super() here.
         DocumentJoiner.__init__(self, join_mode=join_mode, weights=weights, top_k=top_k, sort_by_score=sort_by_score)

@@ -8,7 +8,7 @@ from haystack import Document, component, default_from_dict, default_to_dict
 
 from ragship.components.query_expansion import QueryExpansion
 from ragship.errors import StoreError
-from ragship.settings import DEFAULT_FEEDBACK_TERMS, DEFAULT_ORIGINAL_QUERY_WEIGHT
+from ragship.spec.knobs import default_of
 from ragship.stores.base import KeywordSearch, RetrievalStore, VectorSearch
 
 
@@ -64,9 +64,9 @@ class StoreBM25Retriever(_Retriever):
         self,
         top_k: int = 10,
         filters: dict[str, Any] | None = None,
-        feedback_docs: int = 0,
-        feedback_terms: int = DEFAULT_FEEDBACK_TERMS,
-        original_query_weight: float = DEFAULT_ORIGINAL_QUERY_WEIGHT,
+        feedback_docs: int = default_of("feedback_docs"),
+        feedback_terms: int = default_of("feedback_terms"),
+        original_query_weight: float = default_of("original_query_weight"),
     ) -> None:
         _Retriever.__init__(self, top_k=top_k, filters=filters)  # @component rebuilds the class: no bare super()
         self.expansion = QueryExpansion(feedback_docs, feedback_terms, original_query_weight)

@@ -8,6 +8,7 @@ from typing import Any
 from haystack import Document, component, default_from_dict, default_to_dict
 
 from ragship.components.converters import MARKDOWN_FILE_TYPES
+from ragship.spec.knobs import default_of
 from ragship.text.blocks import MIXED_BLOCKS, Block, BlockKind, fenced, parse_blocks, section_label
 from ragship.text.sentences import split_sentences
 
@@ -27,7 +28,9 @@ class SectionSplitter:
     :param split_overlap: Words of the previous piece repeated when one long prose block is cut.
     """
 
-    def __init__(self, split_length: int = 200, split_overlap: int = 40) -> None:
+    def __init__(
+        self, split_length: int = default_of("split_length"), split_overlap: int = default_of("split_overlap")
+    ) -> None:
         if split_length < 1 or not 0 <= split_overlap < split_length:
             raise ValueError(
                 f"SectionSplitter needs split_length >= 1 and 0 <= split_overlap < split_length "

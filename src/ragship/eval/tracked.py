@@ -9,27 +9,14 @@ import yaml
 
 from ragship.assembly import store_for
 from ragship.enums import RetrievalMode
+from ragship.errors import SpecError
 from ragship.eval import plots
 from ragship.eval.datasets import BeirDataset
 from ragship.eval.retrieval import Progress, RetrievalEvaluation, evaluate_retrieval
 from ragship.settings import Settings, get_settings
-from ragship.spec import JOINER_TYPE_SUFFIX, RANKER_TYPE_SUFFIX, PipelineSpec
+from ragship.spec import GRID_KEYS, KNOBS, PipelineSpec, Role
 from ragship.stores.base import evaluation_store
 from ragship.tracking.runs import KIND_TAG, git_commit, init_mlflow, spec_file, spec_params
-
-GRID_KEYS = {
-    "mode",
-    "split_length",
-    "split_overlap",
-    "top_k",
-    "candidates",
-    "fusion",
-    "fusion_weights",
-    "rrf_k",
-    "feedback_docs",
-    "feedback_terms",
-    "original_query_weight",
-}
 
 
 def run_tracked_eval(
@@ -101,7 +88,7 @@ def run_tracked_eval(
 
 def _joiner_top_k(spec: PipelineSpec) -> Any:
     """Sources returned: the reranker's top_k when the spec has one, else the joiner's."""
-    final = spec.components_of("query", RANKER_TYPE_SUFFIX) or spec.components_of("query", JOINER_TYPE_SUFFIX)
+    final = spec.components_of("query", Role.RANKER) or spec.components_of("query", Role.JOINER)
     return next(iter(final.values()), {}).get("init_parameters", {}).get("top_k")
 
 
@@ -139,6 +126,11 @@ def load_grid(path: str | Path | dict[str, Any]) -> dict[str, Any]:
     for key, values in data["grid"].items():
         if not isinstance(values, list) or not values:
             raise DatasetError(f"{path}: grid.{key} must be a non-empty list.")
+        for value in values:  # refused now, not after the runs before it
+            try:
+                KNOBS[key].check(value, where=f"{path}: grid.{key}")
+            except SpecError as e:
+                raise DatasetError(str(e)) from None
     return data
 
 
@@ -177,19 +169,8 @@ def run_grid(
         else:
             mlflow.log_artifact(str(grid_path))
         for combo in combos:
-            spec = with_overrides(
-                base,
-                split_length=combo.get("split_length"),
-                split_overlap=combo.get("split_overlap"),
-                top_k=combo.get("top_k"),
-                candidates=combo.get("candidates"),
-                fusion=combo.get("fusion"),
-                fusion_weights=combo.get("fusion_weights"),
-                rrf_k=combo.get("rrf_k"),
-                feedback_docs=combo.get("feedback_docs"),
-                feedback_terms=combo.get("feedback_terms"),
-                original_query_weight=combo.get("original_query_weight"),
-            )
+            # The mode is the evaluation's, not the spec's: every mode of one spec keeps the spec's hash.
+            spec = with_overrides(base, **{k: v for k, v in combo.items() if KNOBS[k].targets})
             mode = combo.get("mode", spec.retrieval_mode)
             config = ", ".join(f"{k}={v}" for k, v in combo.items())
             result = run_tracked_eval(

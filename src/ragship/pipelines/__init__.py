@@ -11,11 +11,12 @@ import ragship.components  # registers our components on Haystack's deserializat
 from ragship.components.embedders import DocumentEmbedder, TextEmbedder
 from ragship.components.rankers import CrossEncoderRanker
 from ragship.components.remote import RemoteChatGenerator, RemoteCrossEncoder, RemoteEmbeddingBackend, RemoteModels
-from ragship.components.retrievers import StoreBM25Retriever, StoreBound, StoreEmbeddingRetriever
+from ragship.components.retrievers import StoreBound
 from ragship.enums import RetrievalMode
 from ragship.environment import env_secret
 from ragship.errors import ConfigError, RagshipError, SpecError
 from ragship.pipelines import copying
+from ragship.spec.roles import Role, plays
 from ragship.stores.base import RetrievalStore
 
 __all__ = [
@@ -33,10 +34,10 @@ __all__ = [
 _ = ragship.components
 copying.install()  # every pipeline this package builds copies its inputs fast (see copying)
 # The retriever branches each retrieval mode keeps; the spec holds all of them and a mode prunes the rest.
-BRANCHES_OF_MODE: dict[RetrievalMode, frozenset[type]] = {
-    RetrievalMode.BM25: frozenset({StoreBM25Retriever}),
-    RetrievalMode.DENSE: frozenset({StoreEmbeddingRetriever}),
-    RetrievalMode.HYBRID: frozenset({StoreBM25Retriever, StoreEmbeddingRetriever}),
+BRANCHES_OF_MODE: dict[RetrievalMode, frozenset[Role]] = {
+    RetrievalMode.BM25: frozenset({Role.BM25_RETRIEVER}),
+    RetrievalMode.DENSE: frozenset({Role.EMBEDDING_RETRIEVER}),
+    RetrievalMode.HYBRID: frozenset({Role.BM25_RETRIEVER, Role.EMBEDDING_RETRIEVER}),
 }
 _RETRIEVERS = frozenset().union(*BRANCHES_OF_MODE.values())
 
@@ -90,10 +91,10 @@ def with_retrieval_mode(data: dict[str, Any], mode: RetrievalMode) -> dict[str, 
     The spec holds every branch (hybrid); a mode drops the retrievers that :data:`BRANCHES_OF_MODE` does
     not keep for it, and whatever only fed them (bm25 drops the query embedder too). The joiner stays.
     """
-    doomed = {f"{t.__module__}.{t.__name__}" for t in _RETRIEVERS - BRANCHES_OF_MODE[mode]}
+    doomed = _RETRIEVERS - BRANCHES_OF_MODE[mode]
     components = dict(data["components"])
     connections = list(data.get("connections", []))
-    removed = {name for name, comp in components.items() if comp.get("type") in doomed}
+    removed = {name for name, comp in components.items() if any(plays(comp, role) for role in doomed)}
     if not removed:
         return data
     while True:

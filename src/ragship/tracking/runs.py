@@ -15,7 +15,7 @@ from ragship.enums import SplitBy
 from ragship.environment import configure_mlflow_client
 from ragship.errors import TrackingError
 from ragship.settings import Settings, get_settings
-from ragship.spec import SPLITTER_TYPE_SUFFIX, PipelineSpec
+from ragship.spec import PipelineSpec, Role
 
 #: The tag that says what a run is (``qa``, ``feedback``...), so searches can pick one kind.
 KIND_TAG = "ragship.kind"
@@ -70,7 +70,7 @@ def _check_server(uri: str, timeout_s: int) -> None:
 
 def spec_params(spec: PipelineSpec) -> dict[str, Any]:
     """Parameters that describe a spec (never secrets: the spec holds only env var names)."""
-    splitter = next(iter(spec.components_of("indexing", SPLITTER_TYPE_SUFFIX).values()), {})
+    splitter = next(iter(spec.components_of("indexing", Role.SPLITTER).values()), {})
     split = splitter.get("init_parameters", {})
     return {
         "spec_name": spec.name,
