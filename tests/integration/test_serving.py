@@ -241,6 +241,21 @@ def _ask_in_page(page: Any, question: str) -> None:
     page.wait_for_selector("#ask:enabled", timeout=60_000)
 
 
+def _assert_snippets_read_as_text(served: Served, page: Any) -> None:
+    """The sources' snippets show no Markdown marks, although the chunks they quote are Markdown."""
+    from ragship.stores.elasticsearch import ElasticsearchStore
+
+    shown = page.locator("#sources li .snippet").all_inner_texts()
+    assert shown and all(text.strip() for text in shown)
+    for text in shown:
+        assert "```" not in text and "## " not in text and not text.startswith("#"), text
+    store = ElasticsearchStore(served.env["RAGSHIP_STORE"], served.env["RAGSHIP_ES__INDEX"])
+    testing = store.filter_documents({"field": "meta.source", "operator": "==", "value": "docs/testing.md"})
+    headed = [d for d in testing if (d.content or "").lstrip().startswith("#")]
+    assert headed, "the docs' chunks of docs/testing.md start with their Markdown heading"
+    assert "How to run the tests" in " ".join(shown)  # the heading still names the section, as words
+
+
 def test_browser_page_asks_shows_citations_and_records_the_rating(served: Served, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -255,6 +270,7 @@ def test_browser_page_asks_shows_citations_and_records_the_rating(served: Served
             assert sources.count() == 5
             assert "docs/testing.md" in " ".join(sources.all_inner_texts())
             assert page.locator("#sources li#source-1").count() == 1
+            _assert_snippets_read_as_text(served, page)
             _assert_page_layout(page, tmp_path / "desktop.png")
 
             # A phone: the same page, asked again, fits 375 px without sideways scrolling.

@@ -7,12 +7,15 @@ generator's place is taken by :class:`RemoteChatGenerator`, which has the same s
 
 from __future__ import annotations
 
+import functools
 import logging
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from haystack import component, default_from_dict, default_to_dict
+from haystack.core.serialization import import_class_by_name
 from haystack.dataclasses import ChatMessage, StreamingChunk
 from haystack.dataclasses.streaming_chunk import StreamingCallbackT
 from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_attempt, wait_exponential
@@ -157,14 +160,20 @@ class RemoteChatGenerator:
 
 
 def chat_generator_names(data: dict[str, Any]) -> list[str]:
-    """Components of a serialized pipeline that take chat ``messages`` (its LLMs)."""
-    return sorted(
-        {
-            conn["receiver"].split(".")[0]
-            for conn in data.get("connections", [])
-            if conn["receiver"].split(".", 1)[-1] == "messages"
-        }
-    )
+    """Components of a serialized pipeline whose class is a chat generator (its LLMs)."""
+    return sorted(name for name, c in data.get("components", {}).items() if is_chat_generator(c["type"]))
+
+
+@functools.cache
+def is_chat_generator(type_name: str) -> bool:
+    """Whether the component class ``type_name`` follows Haystack's ``ChatGenerator`` protocol:
+    its ``run`` takes ``messages``, a list of :class:`ChatMessage` (a union with ``str`` included)."""
+    try:
+        cls: Any = import_class_by_name(type_name)  # ragship's own are allow-listed by the package
+        hint = typing.get_type_hints(cls.run).get("messages")
+    except Exception:  # an unknown or unimportable class: loading the pipeline names the problem
+        return False
+    return hint is not None and list[ChatMessage] in (hint, *typing.get_args(hint))
 
 
 def with_remote_generators(data: dict[str, Any]) -> dict[str, Any]:
