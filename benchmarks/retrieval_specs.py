@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ragship.assembly import open_query_engine, resolve_spec
 from ragship.eval.datasets import load_beir
-from ragship.stores.registry import redact_url
+from ragship.settings import redacted_url
 
 NFCORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "nfcorpus"
 WARM_UP_QUESTIONS = 10
@@ -62,7 +62,7 @@ def main() -> None:
         print(f"{name}: p50 {p50 * 1000:.1f} ms ({p50 / first:.2f}x), p90 {p90 * 1000:.1f} ms")
     if args.out:
         args.out.write_text(
-            json.dumps({"store": redact_url(args.store), "questions": len(questions), "rows": rows}, indent=2) + "\n"
+            json.dumps({"store": redacted_url(args.store), "questions": len(questions), "rows": rows}, indent=2) + "\n"
         )
 
 
