@@ -146,3 +146,81 @@ def test_the_indexing_hash_follows_the_indexing_pipeline_only() -> None:
     base = default_spec()
     assert default_spec(top_k=9).indexing_hash == base.indexing_hash  # a query change keeps chunks valid
     assert default_spec(split_length=99).indexing_hash != base.indexing_hash
+
+
+def test_the_built_in_spec_keeps_its_hash() -> None:
+    """The template and the knob table rebuild exactly what the component-built spec was (stores keep chunks)."""
+    from ragship.settings import load_settings
+    from ragship.spec import spec_from_settings
+
+    assert default_spec().hash == "cc86339af5587e34"
+    assert spec_from_settings(load_settings()).hash == "cc86339af5587e34"
+
+
+@pytest.mark.parametrize("variant", [{}, {"generator": "openai", "ranker_model": "x/y", "split_by": "word"}])
+def test_haystack_serializes_the_template_back_the_same(variant: dict) -> None:
+    """A library upgrade that renames or adds an init parameter shows up here, not as a silent hash change."""
+    from ragship.pipelines import load_pipeline
+
+    spec = default_spec(**variant)
+    for where in ("indexing", "query"):
+        section = getattr(spec, where)
+        assert load_pipeline(section, where).to_dict()["components"] == section["components"]
+
+
+def test_every_tunable_knob_lands_where_its_targets_say() -> None:
+    """default_spec(knob=v) and with_overrides(default_spec(), knob=v) agree, with and without a ranker."""
+    from ragship.spec import KNOBS, with_overrides
+
+    other = {int: 3, float: 0.25, list: [0.6, 0.4], str: "other/model"}
+    for ranker in (None, "x/ranker"):
+        for name, knob in KNOBS.items():
+            if not knob.targets or name in ("ranker_model", "embedding_backend", "fusion", "local_model"):
+                continue
+            value = {"split_overlap": 7, "split_length": 99}.get(name, other[knob.kind])
+            built = default_spec(generator="openai", ranker_model=ranker, **{name: value})
+            tuned = with_overrides(default_spec(generator="openai", ranker_model=ranker), **{name: value})
+            assert (built.indexing, built.query) == (tuned.indexing, tuned.query), name
+            assert built.hash != default_spec(generator="openai", ranker_model=ranker).hash, name
+
+
+def test_a_bad_knob_value_names_the_knob_and_the_bound(tmp_path: Path) -> None:
+    from ragship.eval.datasets import DatasetError
+    from ragship.eval.tracked import load_grid
+
+    with pytest.raises(SpecError, match=r"feedback_terms: 0 is below the minimum 1"):
+        default_spec(feedback_terms=0)
+    with pytest.raises(SpecError, match=r"original_query_weight: 1.5 is above the maximum 1"):
+        default_spec(original_query_weight=1.5)
+    with pytest.raises(SpecError, match=r"fusion: 'sum' is not one of \['reciprocal_rank_fusion'"):
+        default_spec(fusion="sum")
+    with pytest.raises(SpecError, match=r"unknown knob\(s\) \['top_n'\]"):
+        default_spec(top_n=3)
+    with pytest.raises(DatasetError, match=r"grid.rrf_k: 0 is below the minimum 1"):
+        load_grid({"dataset": str(tmp_path), "grid": {"rrf_k": [60, 0]}})
+    with pytest.raises(DatasetError, match=r"grid key\(s\) \['embedding_model'\] unknown"):
+        load_grid({"dataset": str(tmp_path), "grid": {"embedding_model": ["x"]}})
+
+
+def test_components_are_found_by_class_so_a_subclass_or_a_base_plays_the_role() -> None:
+    from ragship.spec import Role
+
+    spec = default_spec()
+    spec.query["components"]["joiner"]["type"] = "haystack.components.joiners.document_joiner.DocumentJoiner"
+    assert list(spec.components_of("query", Role.JOINER)) == ["joiner"]
+    assert list(spec.components_of("query", Role.RANKER)) == []
+    spec.query["components"]["joiner"]["type"] = "nowhere.FusionJoiner"  # a matching name is not enough
+    assert spec.components_of("query", Role.JOINER) == {}
+
+
+def test_spec_init_offers_every_cli_knob_with_its_default() -> None:
+    from typer.testing import CliRunner
+
+    from ragship.cli import app
+    from ragship.spec import KNOBS
+
+    result = CliRunner().invoke(app, ["spec", "init", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    flags = {f"--{name.replace('_', '-')}" for name, knob in KNOBS.items() if knob.cli}
+    assert all(flag in result.output for flag in flags)
+    assert "[default: (20)]" in result.output and "the top_k setting, 5" in result.output
