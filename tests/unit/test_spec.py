@@ -15,12 +15,12 @@ from ragship.stores import EmbeddedDocumentStore
 
 @pytest.mark.parametrize("generator", ["extractive", "openai"])
 def test_load_dump_load_round_trips_exactly(tmp_path: Path, generator: str) -> None:
-    path = default_spec(generator=generator).save(tmp_path / "spec.yaml")  # type: ignore[arg-type]
+    path = default_spec(generator=generator).save(tmp_path / "spec.yaml")
     first = load_spec(path)
     text = first.to_yaml()
     assert text == path.read_text()
     assert PipelineSpec.from_yaml(text) == first
-    assert first.hash == default_spec(generator=generator).hash  # type: ignore[arg-type]
+    assert first.hash == default_spec(generator=generator).hash
 
 
 def test_default_spec_validates_and_keeps_device_unpinned() -> None:
