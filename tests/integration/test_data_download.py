@@ -68,6 +68,9 @@ class ArchiveHandler(BaseHTTPRequestHandler):
         srv, body = self.server, self.server.payload
         asked = self.headers.get("Range")
         srv.range_headers.append(asked)
+        if self.path.endswith("/missing.zip"):
+            self.send_error(404)
+            return
         start = 0
         if srv.ranges and asked and (match := re.fullmatch(r"bytes=(\d+)-", asked)):
             start = int(match.group(1))
@@ -144,9 +147,11 @@ def test_catalog_name_through_a_mirror_checks_the_published_checksums(server: Ar
 
 
 def test_bad_checksum_leaves_nothing(server: ArchiveServer, tmp_path: Path) -> None:
+    with_password = server.url.replace("http://", "http://proxyuser:s3cret@")  # a company proxy's credentials
     with pytest.raises(DownloadError) as error:
-        fetch_dataset(source_for(server, sha256="0" * 64), tmp_path)
+        fetch_dataset(dataset_source(NAME, url=f"{with_password}/{NAME}.zip", sha256="0" * 64), tmp_path)
     message = str(error.value)
+    assert "s3cret" not in message and "proxyuser:***@" in message
     assert f"SHA-256 {PAYLOAD_SHA256}, expected {'0' * 64}" in message and "\n" not in message
     assert f"ragship data get {NAME}" in message
     assert leftovers(tmp_path) == set()
@@ -208,6 +213,8 @@ def test_http_errors_and_unreachable_servers_name_the_fix(server: ArchiveServer,
         DownloadError, match=r"could not download tinybeir from http://127\.0\.0\.1.*RAGSHIP_DATA__MIRROR"
     ):
         fetch_dataset(dataset_source(NAME, url=f"http://127.0.0.1:{port}/x.zip", sha256=PAYLOAD_SHA256), tmp_path)
+    with pytest.raises(DownloadError, match=r"missing\.zip answered HTTP 404: check the name and the URL"):
+        fetch_dataset(dataset_source(NAME, url=f"{server.url}/missing.zip", sha256=PAYLOAD_SHA256), tmp_path)
     server.payload = b"not a zip at all"
     with pytest.raises(DownloadError, match="cannot be unpacked"):
         fetch_dataset(source_for(server, hashlib.sha256(b"not a zip at all").hexdigest()), tmp_path)
