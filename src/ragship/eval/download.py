@@ -112,8 +112,8 @@ def fetch_dataset(
     target = directory / source.name
     shown = redacted_url(source.url)
     directory.mkdir(parents=True, exist_ok=True)
-    # One download per dataset at a time: a second `get` waits, then finds the dataset in place.
-    with FileLock(str(directory / f".{source.name}.lock")):
+    # One download at a time per datasets folder: a second `get` of the same name waits, then finds it in place.
+    with FileLock(str(directory / ".download.lock")):
         if is_beir_folder(target):
             return FetchResult(source.name, target, shown, None, 0, 0, already_present=True)
         if target.exists():
