@@ -21,6 +21,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 NFCORPUS = REPO.parent / "shared" / "data" / "nfcorpus"  # BEIR NFCorpus, when the checkout has it beside it
+# Dataset names (`--dataset nfcorpus`, grids) resolve in the shared copy, when there is one, without a download.
+if NFCORPUS.parent.is_dir():
+    os.environ.setdefault("RAGSHIP_DATA__DIR", str(NFCORPUS.parent))
 RAGSHIP = str(Path(sys.executable).parent / "ragship")
 # Tools the project must bring itself. A developer's machine may have any of them on PATH (pyenv shims,
 # ~/.local/bin, /usr/local/bin), which once hid a missing install step; the packaging tests put failing

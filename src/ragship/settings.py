@@ -304,6 +304,30 @@ class WorkerSettings(BaseModel):
     )
 
 
+class DataSettings(BaseModel):
+    """Evaluation datasets: where ``ragship data get NAME`` puts them and ``--dataset NAME`` finds them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dir: Path | None = Field(
+        None,
+        description="Folder of downloaded datasets, one sub-folder per name (tests point it at a shared copy); "
+        "unset: home/datasets.",
+    )
+    mirror: str | None = Field(
+        None,
+        pattern=r"(?i)^https?://\S+$",
+        description="Base URL of a mirror serving NAME.zip (e.g. a company proxy); unset: each dataset's published "
+        "location. The archives' published checksums still apply.",
+    )
+    timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Connect and read timeout of a download; a longer stall breaks it off (`get` again resumes).",
+    )
+
+
 class Settings(BaseSettings):
     """All of ragship's settings. Nested fields use ``__`` in env names (RAGSHIP_ES__URL)."""
 
@@ -347,6 +371,7 @@ class Settings(BaseSettings):
     local_redis: LocalRedisSettings = Field(default_factory=LocalRedisSettings)  # type: ignore[arg-type]
     local_rabbitmq: LocalRabbitmqSettings = Field(default_factory=LocalRabbitmqSettings)  # type: ignore[arg-type]
     worker: WorkerSettings = Field(default_factory=WorkerSettings)  # type: ignore[arg-type]
+    data: DataSettings = Field(default_factory=DataSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(
@@ -376,6 +401,11 @@ class Settings(BaseSettings):
     def store_location(self) -> str:
         """Where the store lives: the configured one, else the embedded store under ``home``."""
         return self.store or str(self.home / "store")
+
+    @property
+    def datasets_dir(self) -> Path:
+        """Where datasets are downloaded to and looked up by name: the ``data.dir`` setting, else home/datasets."""
+        return self.data.dir or self.home / "datasets"
 
     def masked(self) -> dict[str, Any]:
         """Effective settings as plain data with secrets shown as ``**********``."""

@@ -59,7 +59,7 @@ def print_json(data: Any) -> None:
 
 def print_error(message: object) -> None:
     """Print one ``error:`` line on stderr."""
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)  # one line, even off a terminal
 
 
 def progress_bar() -> Progress:

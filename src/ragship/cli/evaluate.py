@@ -28,7 +28,7 @@ GRID_METRICS = ("ndcg_at_10", "mrr_at_10", "recall_at_10", "recall_at_100", "map
 
 @commands.command("eval")
 def eval_command(
-    dataset: Annotated[str, typer.Option("--dataset", help="BEIR directory, or a BEIR dataset name to download.")],
+    dataset: Annotated[str, typer.Option("--dataset", help="BEIR directory, or a name from `ragship data get`.")],
     split: Annotated[str, typer.Option(help="qrels split: test or dev.")] = "test",
     spec: SpecOption = None,
     store: StoreOption = None,
@@ -43,7 +43,7 @@ def eval_command(
     from ragship.settings import get_settings
 
     settings = get_settings()
-    data = load_beir(dataset, split=split, cache_dir=settings.home / "datasets").limited(limit_queries)
+    data = load_beir(dataset, split=split, datasets_dir=settings.datasets_dir).limited(limit_queries)
     resolved = resolve_spec(spec, settings)
     chosen = mode or resolved.retrieval_mode
     with progress_bar() as bar:

@@ -6,17 +6,15 @@ import csv
 import hashlib
 import json
 import re
-import urllib.error
-import urllib.request
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ragship.errors import RagshipError
+from ragship.eval.catalog import CATALOG
+from ragship.settings import get_settings
 
-BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 _DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 #: Key of the review fields on QA lines exported from users' ratings (``ragship feedback export``); not scored.
 FEEDBACK_FIELD = "feedback"
@@ -89,20 +87,57 @@ def _sha256(*paths: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_beir(source: str | Path, split: str = "test", cache_dir: Path | None = None) -> BeirDataset:
-    """Load and validate a BEIR dataset from a directory, or download it by name.
+def check_dataset_name(name: str) -> None:
+    """Refuse a dataset name that is not lower-case letters, digits, ``-`` and ``_`` (it names a folder).
 
-    :param source: A directory, or a BEIR dataset name (``nfcorpus``, ``scifact``...) to download.
-    :param split: Which qrels file to use (``test``, ``dev``...).
-    :param cache_dir: Where downloads go.
-    :raises DatasetError: naming the file and line of the first problem.
+    :raises DatasetError: naming the bad name.
+    """
+    if not _DATASET_NAME.match(name):
+        raise DatasetError(f"dataset name {name!r}: use lower-case letters, digits, '-' and '_' (e.g. nfcorpus).")
+
+
+def is_beir_folder(path: Path) -> bool:
+    """Whether ``path`` holds a BEIR dataset's files: corpus.jsonl, queries.jsonl and qrels/*.tsv."""
+    return (
+        (path / "corpus.jsonl").is_file() and (path / "queries.jsonl").is_file() and any((path / "qrels").glob("*.tsv"))
+    )
+
+
+def resolve_dataset(source: str | Path, datasets_dir: Path) -> Path:
+    """The folder of a dataset given as a directory (kept as is) or as a name downloaded into ``datasets_dir``.
+
+    A directory wins over a name: ``nfcorpus`` is ``./nfcorpus`` when that folder exists.
+
+    :param datasets_dir: Where ``ragship data get NAME`` puts datasets (the ``datasets_dir`` setting).
+    :raises DatasetError: for a name not downloaded yet (saying how to get it), or a missing directory.
     """
     path = Path(source)
-    if not path.is_dir():
-        if isinstance(source, str) and _DATASET_NAME.match(source) and cache_dir is not None:
-            path = download_beir(source, cache_dir)
+    if path.is_dir():
+        return path
+    if isinstance(source, str) and _DATASET_NAME.match(source):
+        named = datasets_dir / source
+        if named.is_dir():
+            return named
+        if source in CATALOG:
+            fix = f"run `ragship data get {source}`"
         else:
-            raise DatasetError(f"{source}: not a directory with corpus.jsonl, queries.jsonl and qrels/.")
+            fix = (
+                f"ragship knows {', '.join(sorted(CATALOG))}; get another archive in BEIR's layout with "
+                f"`ragship data get {source} --url URL --sha256 HEX`, or pass a BEIR directory"
+            )
+        raise DatasetError(f"dataset {source!r} is not downloaded yet (no folder {named}): {fix}.")
+    raise DatasetError(f"{source}: not a directory with corpus.jsonl, queries.jsonl and qrels/.")
+
+
+def load_beir(source: str | Path, split: str = "test", datasets_dir: Path | None = None) -> BeirDataset:
+    """Load and validate a BEIR dataset from a directory, or by the name it was downloaded under.
+
+    :param source: A directory, or a name fetched with ``ragship data get NAME`` (``nfcorpus``, ``scifact``...).
+    :param split: Which qrels file to use (``test``, ``dev``...).
+    :param datasets_dir: Where names are looked up; the ``datasets_dir`` setting when None.
+    :raises DatasetError: naming the file and line of the first problem, or how to download a missing name.
+    """
+    path = resolve_dataset(source, get_settings().datasets_dir if datasets_dir is None else datasets_dir)
     corpus_ids: set[str] = set()
     for line_no, record in _jsonl(path / "corpus.jsonl"):
         doc_id = record.get("_id")
@@ -145,32 +180,6 @@ def load_beir(source: str | Path, split: str = "test", cache_dir: Path | None = 
     fingerprint = _sha256(path / "corpus.jsonl", path / "queries.jsonl", qrels_path)
     corpus = _sha256(path / "corpus.jsonl")
     return BeirDataset(path.name, path, split, corpus_ids, queries, qrels, fingerprint, corpus)
-
-
-def download_beir(name: str, cache_dir: Path) -> Path:
-    """Download and unpack a BEIR dataset from its official location (needs internet)."""
-    target = cache_dir / name
-    if (target / "corpus.jsonl").exists():
-        return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    archive = cache_dir / f"{name}.zip"
-    url = BEIR_URL.format(name=name)
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, archive.open("wb") as out:
-            while block := response.read(1 << 20):
-                out.write(block)
-    except (urllib.error.URLError, OSError) as e:
-        archive.unlink(missing_ok=True)
-        raise DatasetError(
-            f"Could not download BEIR dataset {name!r} from {url} ({e}); download and unzip it yourself, then pass "
-            "its directory to --dataset."
-        ) from e
-    with zipfile.ZipFile(archive) as zf:
-        zf.extractall(cache_dir)
-    archive.unlink(missing_ok=True)
-    if not (target / "corpus.jsonl").exists():
-        raise DatasetError(f"The archive from {url} has no {name}/corpus.jsonl.")
-    return target
 
 
 @dataclass

@@ -154,7 +154,7 @@ def run_grid(
 
     settings = settings or get_settings()
     grid = load_grid(grid_path)
-    dataset = load_beir(grid["dataset"], split=grid.get("split", "test"), cache_dir=settings.home / "datasets")
+    dataset = load_beir(grid["dataset"], split=grid.get("split", "test"), datasets_dir=settings.datasets_dir)
     dataset = dataset.limited(grid.get("limit_queries"))
     base = resolve_spec(grid.get("spec"), settings)
     keys = sorted(grid["grid"])
