@@ -107,7 +107,7 @@ def _env_secret(name: str) -> dict[str, Any]:
 
 
 _EMBEDDERS = (Role.DOCUMENT_EMBEDDER, Role.TEXT_EMBEDDER)
-_FEEDBACK = "Pseudo-relevance feedback (RM3): the bm25 branch searches again with the words of its first N hits added"
+_FEEDBACK = "Query expansion (RM3): the bm25 branch searches again with the words of its first N hits added"
 
 KNOBS: dict[str, Knob] = {
     knob.name: knob
@@ -236,7 +236,7 @@ KNOBS: dict[str, Knob] = {
         ),
         Knob(
             "feedback_terms",
-            "Words the feedback adds.",
+            "Words query expansion adds.",
             int,
             20,
             (Target(Role.BM25_RETRIEVER, "feedback_terms"),),
@@ -245,7 +245,7 @@ KNOBS: dict[str, Knob] = {
         ),
         Knob(
             "original_query_weight",
-            "The question's share of the feedback search.",
+            "The question's share of the expanded search.",
             float,
             0.5,
             (Target(Role.BM25_RETRIEVER, "original_query_weight"),),
