@@ -97,6 +97,10 @@ DEFAULT_RRF_K = 60
 DEFAULT_FEEDBACK_DOCS = 0
 DEFAULT_FEEDBACK_TERMS = 20
 DEFAULT_ORIGINAL_QUERY_WEIGHT = 0.5
+# Follow-up questions (ragship.followups): the weight of each earlier user turn a follow-up leans on, against the
+# question's 1, in the bm25 clauses and the query embedding (0: history ignored). Chosen on
+# evaluation/golden_conversations.jsonl (docs/evaluation.md, "Follow-up questions").
+DEFAULT_HISTORY_WEIGHT = 0.5
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEFAULT_OPENAI_KEY_ENV = "OPENAI_API_KEY"
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -221,6 +225,9 @@ class ServingSettings(BaseModel):
     max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=1024**3, description="Larger request bodies get 413.")
     max_question_chars: int = Field(2000, ge=10, le=100_000, description="Longer questions get 400.")
     max_top_k: int = Field(50, ge=1, le=1000, description="Largest top_k a request may ask for.")
+    max_history_turns: int = Field(
+        10, ge=0, le=1000, description="Earlier user turns a request may send as history (each as long as a question)."
+    )
     timeout_s: float = Field(60.0, gt=0, le=3600, description="Per-request timeout of the query API.")
     max_concurrency: int = Field(64, ge=1, le=10_000, description="Requests in flight per query worker; more get 503.")
     threads: int = Field(16, ge=1, le=512, description="Threads running pipelines per query worker.")

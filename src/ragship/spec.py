@@ -28,6 +28,7 @@ from ragship.settings import (
     DEFAULT_FEEDBACK_DOCS,
     DEFAULT_FEEDBACK_TERMS,
     DEFAULT_FUSION,
+    DEFAULT_HISTORY_WEIGHT,
     DEFAULT_MAX_FILE_BYTES,
     DEFAULT_OPENAI_KEY_ENV,
     DEFAULT_OPENAI_MODEL,
@@ -268,13 +269,16 @@ def default_spec(
     feedback_docs: int = DEFAULT_FEEDBACK_DOCS,
     feedback_terms: int = DEFAULT_FEEDBACK_TERMS,
     original_query_weight: float = DEFAULT_ORIGINAL_QUERY_WEIGHT,
+    history_weight: float = DEFAULT_HISTORY_WEIGHT,
 ) -> PipelineSpec:
     """The default spec: convert -> split (by section) -> ids -> embed -> write, and
     bm25 + dense -> fusion [-> cross-encoder rerank] -> answer (extractive, OpenAI-compatible or local model).
 
     ``candidates`` is each retriever branch's top_k; with ``ranker_model`` the joiner passes that many fused
     candidates to the ranker, which keeps ``top_k``. ``feedback_docs`` above 0 widens the bm25 branch's question
-    with the words of its first ``feedback_docs`` hits (pseudo-relevance feedback, RM3).
+    with the words of its first ``feedback_docs`` hits (pseudo-relevance feedback, RM3). A follow-up question is
+    retrieved with the earlier turns it leans on, each at ``history_weight`` (bm25 clauses and query embedding);
+    an LLM spec first rewrites it into a standalone question (its ``condenser`` stage) instead.
     """
     from haystack import Pipeline
     from haystack.components.builders import AnswerBuilder, ChatPromptBuilder
@@ -282,6 +286,7 @@ def default_spec(
     from haystack.dataclasses import ChatMessage
 
     from ragship.components.answerers import ExtractiveAnswerer
+    from ragship.components.condensers import QuestionCondenser
     from ragship.components.converters import FileConverter
     from ragship.components.embedders import DocumentEmbedder, TextEmbedder
     from ragship.components.ids import StableIdAssigner
@@ -327,7 +332,10 @@ def default_spec(
     indexing.connect("embedder.documents", "writer.documents")
 
     query = Pipeline(metadata={"ragship_role": "query", "retrieval_mode": mode.value})
-    query.add_component("query_embedder", TextEmbedder(model=embedding_model, backend=backend, progress_bar=False))
+    query.add_component(
+        "query_embedder",
+        TextEmbedder(model=embedding_model, backend=backend, progress_bar=False, history_weight=history_weight),
+    )
     query.add_component("dense_retriever", StoreEmbeddingRetriever(top_k=candidates))
     query.add_component(
         "bm25_retriever",
@@ -336,6 +344,7 @@ def default_spec(
             feedback_docs=feedback_docs,
             feedback_terms=feedback_terms,
             original_query_weight=original_query_weight,
+            history_weight=history_weight,
         ),
     )
     joiner = FusionJoiner(
@@ -358,7 +367,7 @@ def default_spec(
         ranked = "ranker"
     query.connect(f"{ranked}.documents", "answer_builder.documents")
     if generator == "extractive":
-        query.add_component("answerer", ExtractiveAnswerer())
+        query.add_component("answerer", ExtractiveAnswerer(history_weight=history_weight))
         query.connect(f"{ranked}.documents", "answerer.documents")
         query.connect("answerer.replies", "answer_builder.replies")
     else:
@@ -368,6 +377,10 @@ def default_spec(
         ]
         query.add_component("prompt_builder", ChatPromptBuilder(template=template, required_variables=["query"]))
         query.add_component("llm", _llm(generator, openai_model, openai_base_url, openai_api_key_env, local_model))
+        # A follow-up is rewritten into a standalone question (by the same LLM) before retrieval and the prompt.
+        query.add_component("condenser", QuestionCondenser(generator="llm"))
+        for receiver in ("bm25_retriever.query", "query_embedder.text", "prompt_builder.query"):
+            query.connect("condenser.query", receiver)
         query.connect(f"{ranked}.documents", "prompt_builder.documents")
         query.connect("prompt_builder.prompt", "llm.messages")
         query.connect("llm.replies", "answer_builder.replies")
@@ -428,9 +441,11 @@ def with_overrides(
     feedback_docs: int | None = None,
     feedback_terms: int | None = None,
     original_query_weight: float | None = None,
+    history_weight: float | None = None,
 ) -> PipelineSpec:
     """A copy of ``spec`` with chunking, retrieval depth (``candidates`` per branch), fusion, the bm25 branch's
-    pseudo-relevance feedback or the number of returned sources changed (for experiment grids)."""
+    pseudo-relevance feedback, the weight of a follow-up's earlier turns or the number of returned sources changed
+    (for experiment grids)."""
     import copy
 
     indexing, query = copy.deepcopy(spec.indexing), copy.deepcopy(spec.query)
@@ -465,4 +480,8 @@ def with_overrides(
     }
     for comp in out.components_of("query", "StoreBM25Retriever").values():
         comp.setdefault("init_parameters", {}).update({k: v for k, v in feedback.items() if v is not None})
+    if history_weight is not None:  # follow-up questions: both branches and the answerer weigh earlier turns alike
+        for suffix in ("StoreBM25Retriever", "TextEmbedder", "ExtractiveAnswerer"):
+            for comp in out.components_of("query", suffix).values():
+                comp.setdefault("init_parameters", {})["history_weight"] = history_weight
     return out

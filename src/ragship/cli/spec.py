@@ -12,6 +12,7 @@ from ragship.cli.common import StoreOption, err, out, print_error
 from ragship.errors import RagshipError
 from ragship.settings import (
     DEFAULT_EMBEDDING_BACKEND,
+    DEFAULT_HISTORY_WEIGHT,
     FUSION_METHODS,
     EmbeddingBackend,
     GeneratorKind,
@@ -77,6 +78,14 @@ def spec_init(
     original_query_weight: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="The question's share of the feedback search (0.5).")
     ] = None,
+    history_weight: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Weight of each earlier question a follow-up leans on, against the question's 1 "
+            f"({DEFAULT_HISTORY_WEIGHT}; 0 ignores the history).",
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write the default spec (both pipelines) to PATH."""
@@ -116,6 +125,7 @@ def spec_init(
         feedback_docs=feedback_docs,
         feedback_terms=feedback_terms,
         original_query_weight=original_query_weight,
+        history_weight=history_weight,
     )
     spec.save(path)
     err.print(f"Wrote {spec.name} spec to {path} (hash {spec.hash}).")

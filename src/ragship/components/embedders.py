@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from typing import Any
 
@@ -18,8 +19,9 @@ from haystack_integrations.components.embedders.sentence_transformers.embedding_
 )
 
 from ragship.errors import SpecError
+from ragship.followups import history_weights
 from ragship.models import resolve_embedding_model
-from ragship.settings import EmbeddingBackend
+from ragship.settings import DEFAULT_HISTORY_WEIGHT, EmbeddingBackend
 
 logger = logging.getLogger(__name__)
 
@@ -133,4 +135,45 @@ class DocumentEmbedder(_ChoosesBackend, SentenceTransformersDocumentEmbedder):
 
 @component
 class TextEmbedder(_ChoosesBackend, SentenceTransformersTextEmbedder):
-    """Embeds a query with a sentence-transformers model."""
+    """Embeds a query with a sentence-transformers model; a follow-up question with the turns it leans on.
+
+    :param history_weight: Weight of each earlier user turn a follow-up leans on (:mod:`ragship.followups`),
+        against the question's 1: the query vector is the weighted sum of the unit vectors of the question and
+        those turns, so cosine search lands between them, nearest the question. 0 ignores the history.
+    """
+
+    def __init__(self, *args: Any, history_weight: float = DEFAULT_HISTORY_WEIGHT, **kwargs: Any) -> None:
+        if history_weight < 0:
+            raise ValueError(f"history_weight must be >= 0 (0 ignores the history), got {history_weight}")
+        _ChoosesBackend.__init__(self, *args, **kwargs)  # @component rebuilds the class: no bare super()
+        self.history_weight = history_weight
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize, with ``history_weight``."""
+        data = _ChoosesBackend.to_dict(self)
+        data["init_parameters"]["history_weight"] = self.history_weight
+        return data
+
+    @component.output_types(embedding=list[float])
+    def run(self, text: str, history: list[str] | None = None) -> dict[str, Any]:
+        """Embed ``text``; a follow-up of ``history`` (earlier user turns, oldest first) together with the turns
+        it leans on."""
+        earlier = history_weights(text, history or [], self.history_weight)
+        if not earlier:
+            return dict(SentenceTransformersTextEmbedder.run(self, text=text))
+        if self.embedding_backend is None:
+            self.warm_up()
+        texts = [self.prefix + t + self.suffix for t in (text, *(turn for turn, _ in earlier))]
+        vectors = self.embedding_backend.embed(  # type: ignore[union-attr]  # set by warm_up
+            texts,
+            batch_size=self.batch_size,
+            show_progress_bar=self.progress_bar,
+            normalize_embeddings=True,  # each text weighs by its weight alone, not by its vector's length
+            precision=self.precision,
+            quantization_ranges=self.quantization_ranges,
+            **(self.encode_kwargs or {}),
+        )
+        weights = [1.0, *(weight for _, weight in earlier)]
+        combined = [sum(w * float(v[i]) for w, v in zip(weights, vectors, strict=True)) for i in range(len(vectors[0]))]
+        norm = math.sqrt(sum(x * x for x in combined)) or 1.0
+        return {"embedding": [x / norm for x in combined]}

@@ -7,8 +7,9 @@ from typing import Any
 from haystack import Document, component, default_from_dict, default_to_dict
 
 from ragship.errors import StoreError
+from ragship.followups import history_weights
 from ragship.relevance_feedback import expanded_query
-from ragship.settings import DEFAULT_FEEDBACK_TERMS, DEFAULT_ORIGINAL_QUERY_WEIGHT
+from ragship.settings import DEFAULT_FEEDBACK_TERMS, DEFAULT_HISTORY_WEIGHT, DEFAULT_ORIGINAL_QUERY_WEIGHT
 from ragship.stores.base import RetrievalStore
 
 
@@ -56,6 +57,8 @@ class StoreBM25Retriever(_Retriever):
         top ``feedback_docs`` chunks to the question (RM3, :mod:`ragship.relevance_feedback`).
     :param feedback_terms: How many words the feedback adds.
     :param original_query_weight: The question's share of the second search's weight (0 to 1).
+    :param history_weight: Weight of each earlier user turn a follow-up question leans on, against the question's
+        1 (:mod:`ragship.followups`; 0 ignores the history).
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class StoreBM25Retriever(_Retriever):
         feedback_docs: int = 0,
         feedback_terms: int = DEFAULT_FEEDBACK_TERMS,
         original_query_weight: float = DEFAULT_ORIGINAL_QUERY_WEIGHT,
+        history_weight: float = DEFAULT_HISTORY_WEIGHT,
     ) -> None:
         _Retriever.__init__(self, top_k=top_k, filters=filters)  # @component rebuilds the class: no bare super()
         if feedback_docs < 0:
@@ -76,6 +80,7 @@ class StoreBM25Retriever(_Retriever):
         self.feedback_docs = feedback_docs
         self.feedback_terms = feedback_terms
         self.original_query_weight = original_query_weight
+        self.history_weight = _checked_history_weight(history_weight)
 
     def to_dict(self) -> dict[str, Any]:
         """Serialize (without the store)."""
@@ -86,15 +91,35 @@ class StoreBM25Retriever(_Retriever):
             feedback_docs=self.feedback_docs,
             feedback_terms=self.feedback_terms,
             original_query_weight=self.original_query_weight,
+            history_weight=self.history_weight,
         )
 
     @component.output_types(documents=list[Document])
-    def run(self, query: str, top_k: int | None = None, filters: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Retrieve documents matching ``query``'s words (and, with feedback, those of its best hits)."""
+    def run(
+        self,
+        query: str,
+        top_k: int | None = None,
+        filters: dict[str, Any] | None = None,
+        history: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Retrieve documents matching ``query``'s words (and, with feedback, those of its best hits).
+
+        :param history: The conversation's earlier user turns, oldest first; a follow-up's search adds the
+            turns it leans on as clauses of weight ``history_weight``.
+        """
         store, top_k, filters = self._store(), top_k or self.top_k, filters or self.filters
+        earlier = history_weights(query, history or [], self.history_weight)
         if not self.feedback_docs:
-            return {"documents": store.bm25_retrieval(query, top_k=top_k, filters=filters)}
-        hits = store.bm25_retrieval(query, top_k=self.feedback_docs, filters=filters)
+            if not earlier:
+                return {"documents": store.bm25_retrieval(query, top_k=top_k, filters=filters)}
+            clauses = [(query, 1.0), *earlier]
+            return {"documents": store.weighted_bm25_retrieval(clauses, top_k=top_k, filters=filters)}
+        first = [(query, 1.0), *earlier]
+        hits = (
+            store.weighted_bm25_retrieval(first, top_k=self.feedback_docs, filters=filters)
+            if earlier
+            else store.bm25_retrieval(query, top_k=self.feedback_docs, filters=filters)
+        )
         if not hits:
             return {"documents": []}
         clauses = expanded_query(
@@ -103,7 +128,16 @@ class StoreBM25Retriever(_Retriever):
             terms=self.feedback_terms,
             original_query_weight=self.original_query_weight,
         )
+        # The earlier turns keep their weight against the question's clause, whatever share feedback left it.
+        question_weight = clauses[0][1]
+        clauses += [(turn, weight * question_weight) for turn, weight in earlier]
         return {"documents": store.weighted_bm25_retrieval(clauses, top_k=top_k, filters=filters)}
+
+
+def _checked_history_weight(history_weight: float) -> float:
+    if history_weight < 0:
+        raise ValueError(f"history_weight must be >= 0 (0 ignores the history), got {history_weight}")
+    return history_weight
 
 
 @component

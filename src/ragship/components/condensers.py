@@ -1,0 +1,127 @@
+"""QuestionCondenser: an LLM spec's first stage, which rewrites a follow-up into a standalone question."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from haystack import Pipeline, component, default_from_dict, default_to_dict
+from haystack.dataclasses import ChatMessage
+from jinja2.sandbox import SandboxedEnvironment
+
+from ragship.errors import SpecError
+
+DEFAULT_CONDENSE_SYSTEM_PROMPT = (
+    "You rewrite the last question of a conversation so that it can be understood without the conversation. "
+    "Replace every word like 'it', 'this', 'they' or 'that one' with the thing it refers to, and keep the "
+    "question short. Reply with the rewritten question only; never answer it."
+)
+DEFAULT_CONDENSE_USER_PROMPT = (
+    "Earlier questions:\n{% for turn in history %}- {{ turn }}\n{% endfor %}"
+    "Last question: {{ question }}\nRewritten last question:"
+)
+# A rewrite is one question: the model's first line, without a label or quotes it may add.
+_LABEL = re.compile(r"^\s*(?:rewritten (?:last )?question|standalone question|question)\s*:\s*", re.IGNORECASE)
+
+
+@component
+class QuestionCondenser:
+    """Rewrites a follow-up ("And how do I stop it?") into a standalone question with the pipeline's LLM.
+
+    With no history it passes the question on untouched and calls no model. Otherwise it renders its prompt
+    (Jinja: ``history``, the earlier user turns oldest first, and ``question``) and asks the chat generator
+    named ``generator`` in the same pipeline, which :func:`attach_condensers` lends it, so the spec's one LLM
+    (or its remote stand-in) serves both stages. A reply it cannot use (empty, or longer than
+    ``max_chars``) leaves the question as it was.
+
+    Usage example::
+
+        condenser = QuestionCondenser(generator="llm")
+        pipeline.add_component("condenser", condenser)
+        pipeline.connect("condenser.query", "bm25_retriever.query")
+        attach_condensers(pipeline)
+
+    :param generator: Name of the pipeline's chat generator to borrow.
+    :param system_prompt: The rewriting instructions.
+    :param user_prompt: Jinja template of the user message, with ``history`` and ``question``.
+    :param max_chars: Longest rewrite kept.
+    """
+
+    def __init__(
+        self,
+        generator: str = "llm",
+        system_prompt: str = DEFAULT_CONDENSE_SYSTEM_PROMPT,
+        user_prompt: str = DEFAULT_CONDENSE_USER_PROMPT,
+        max_chars: int = 500,
+    ) -> None:
+        if max_chars < 1:
+            raise ValueError(f"max_chars must be >= 1, got {max_chars}")
+        self.generator = generator
+        self.system_prompt = system_prompt
+        self.user_prompt = user_prompt
+        self.max_chars = max_chars
+        self._template = SandboxedEnvironment().from_string(user_prompt)
+        self.chat_generator: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize (without the borrowed generator)."""
+        return default_to_dict(
+            self,
+            generator=self.generator,
+            system_prompt=self.system_prompt,
+            user_prompt=self.user_prompt,
+            max_chars=self.max_chars,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QuestionCondenser:
+        """Deserialize."""
+        return default_from_dict(cls, data)
+
+    def warm_up(self) -> None:
+        """Load the borrowed generator's model (once: generators warm up idempotently)."""
+        if self.chat_generator is not None and hasattr(self.chat_generator, "warm_up"):
+            self.chat_generator.warm_up()
+
+    @component.output_types(query=str)
+    def run(self, question: str, history: list[str] | None = None) -> dict[str, Any]:
+        """The standalone form of ``question`` given ``history`` (earlier user turns, oldest first)."""
+        turns = [turn for turn in history or [] if turn.strip()]
+        if not turns:
+            return {"query": question}
+        if self.chat_generator is None:
+            raise SpecError(
+                f"QuestionCondenser has no chat generator: the query pipeline needs a component named "
+                f"{self.generator!r} (init_parameters.generator) and ragship.components.condensers.attach_condensers()."
+            )
+        messages = [
+            ChatMessage.from_system(self.system_prompt),
+            ChatMessage.from_user(self._template.render(history=turns, question=question)),
+        ]
+        replies = self.chat_generator.run(messages=messages)["replies"]
+        rewrite = _first_line(replies[0].text or "") if replies else ""
+        return {"query": rewrite if 0 < len(rewrite) <= self.max_chars else question}
+
+
+def _first_line(text: str) -> str:
+    line = next((line for line in text.strip().splitlines() if line.strip()), "")
+    return _LABEL.sub("", line).strip().strip("\"'` ").strip()
+
+
+def attach_condensers(pipeline: Pipeline, lender: Pipeline | None = None) -> Pipeline:
+    """Lend every :class:`QuestionCondenser` of ``pipeline`` the chat generator it names in ``lender`` (the
+    full query pipeline; ``pipeline`` itself when None, while a retrieval-only cut lacks the generator).
+
+    :raises SpecError: when the named generator is not in ``lender``.
+    """
+    lender = lender or pipeline
+    components = dict(lender.walk())
+    for name, instance in pipeline.walk():
+        if isinstance(instance, QuestionCondenser):
+            if instance.generator not in components:
+                raise SpecError(
+                    f"query.components.{name}.init_parameters.generator: {instance.generator!r} is not a component "
+                    f"of the query pipeline; name its chat generator (one of {sorted(components)})."
+                )
+            instance.chat_generator = components[instance.generator]
+    return pipeline
