@@ -5,7 +5,7 @@ version does ragship need?") stands alone and must not be pulled toward them. So
 when the question *needs* them: it refers back (a pronoun such as "it" or "they", an elliptic opener such as
 "and ..." or "what about ...") or names almost nothing itself (two content words or fewer). The turns it leans
 on run back to the last question that stood alone (the start of the current topic), oldest first; each weighs
-``history_weight`` against the question's 1. Figures: docs/evaluation.md, "Follow-up questions".
+``history_weight`` against the question's 1. Figures: evaluation/README.md, "Golden conversations".
 """
 
 from __future__ import annotations

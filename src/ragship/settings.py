@@ -99,7 +99,7 @@ DEFAULT_FEEDBACK_TERMS = 20
 DEFAULT_ORIGINAL_QUERY_WEIGHT = 0.5
 # Follow-up questions (ragship.followups): the weight of each earlier user turn a follow-up leans on, against the
 # question's 1, in the bm25 clauses and the query embedding (0: history ignored). Chosen on
-# evaluation/golden_conversations.jsonl (docs/evaluation.md, "Follow-up questions").
+# evaluation/golden_conversations.jsonl (evaluation/README.md, "Golden conversations").
 DEFAULT_HISTORY_WEIGHT = 0.5
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEFAULT_OPENAI_KEY_ENV = "OPENAI_API_KEY"

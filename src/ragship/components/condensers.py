@@ -10,18 +10,23 @@ from haystack.dataclasses import ChatMessage
 from jinja2.sandbox import SandboxedEnvironment
 
 from ragship.errors import SpecError
+from ragship.followups import topic_turns
 
 DEFAULT_CONDENSE_SYSTEM_PROMPT = (
     "You rewrite the last question of a conversation so that it can be understood without the conversation. "
     "Replace every word like 'it', 'this', 'they' or 'that one' with the thing it refers to, and keep the "
     "question short. Reply with the rewritten question only; never answer it."
 )
+# An instruction after the questions, not a "Rewritten:" cue: SmolLM2-135M answered the cue instead of rewriting.
 DEFAULT_CONDENSE_USER_PROMPT = (
     "Earlier questions:\n{% for turn in history %}- {{ turn }}\n{% endfor %}"
-    "Last question: {{ question }}\nRewritten last question:"
+    "Follow-up question: {{ question }}\n"
+    "Write the follow-up question again so that it names what it is about, as one question."
 )
 # A rewrite is one question: the model's first line, without a label or quotes it may add.
-_LABEL = re.compile(r"^\s*(?:rewritten (?:last )?question|standalone question|question)\s*:\s*", re.IGNORECASE)
+_LABEL = re.compile(
+    r"^\s*(?:rewritten (?:follow-up )?question|standalone question|follow-up question|question)\s*:\s*", re.IGNORECASE
+)
 
 
 @component
@@ -31,8 +36,10 @@ class QuestionCondenser:
     With no history it passes the question on untouched and calls no model. Otherwise it renders its prompt
     (Jinja: ``history``, the earlier user turns oldest first, and ``question``) and asks the chat generator
     named ``generator`` in the same pipeline, which :func:`attach_condensers` lends it, so the spec's one LLM
-    (or its remote stand-in) serves both stages. A reply it cannot use (empty, or longer than
-    ``max_chars``) leaves the question as it was.
+    (or its remote stand-in) serves both stages. A reply that is not one question (no question mark, or
+    longer than ``max_chars``: a small model may answer instead of rewriting) gives way to the question
+    joined to the earlier turns it leans on (:func:`ragship.followups.topic_turns`; none for a question that
+    stands alone).
 
     Usage example::
 
@@ -100,7 +107,9 @@ class QuestionCondenser:
         ]
         replies = self.chat_generator.run(messages=messages)["replies"]
         rewrite = _first_line(replies[0].text or "") if replies else ""
-        return {"query": rewrite if 0 < len(rewrite) <= self.max_chars else question}
+        if 0 < len(rewrite) <= self.max_chars and rewrite.endswith("?"):
+            return {"query": rewrite}
+        return {"query": " ".join([*topic_turns(question, turns), question])}
 
 
 def _first_line(text: str) -> str:
