@@ -75,7 +75,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "BENTOML_DO_NOT_TRACK": "True",
         "HF_HUB_OFFLINE": "1",
     }
-    with bentoml_serve("bentos.query:RAG", env=env, log=home / "serve.log", cwd=REPO, timeout_s=240) as url:
+    with bentoml_serve("bentos.query:RAG", env=env, log=home / "serve.log", cwd=REPO, timeout_s=600) as url:
         yield url
 
 

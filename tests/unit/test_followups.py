@@ -187,3 +187,25 @@ def test_a_bad_conversation_names_its_line_and_turn(tmp_path: Path) -> None:
     path.write_text(json.dumps({"turns": [first]}))
     with pytest.raises(DatasetError, match="at least two turns"):
         load_conversations(path)
+
+
+class _FixedVectors:
+    """An embedding backend that returns a fixed vector per text (unnormalised, as a remote service may)."""
+
+    def __init__(self, vectors: dict[str, list[float]]) -> None:
+        self.vectors = vectors
+
+    def embed(self, data: list[str], **_: Any) -> list[list[float]]:
+        return [self.vectors[text] for text in data]
+
+
+def test_the_query_embedding_of_a_follow_up_is_the_weighted_sum_of_unit_vectors() -> None:
+    from ragship.components.embedders import TextEmbedder
+
+    embedder = TextEmbedder(model="unused", history_weight=0.5)
+    follow_up = "And how do I stop it?"
+    embedder.embedding_backend = _FixedVectors({follow_up: [3.0, 0.0], START: [0.0, 2.0]})  # type: ignore[assignment]
+    norm = (1 + 0.25) ** 0.5
+    assert embedder.run(text=follow_up, history=[START])["embedding"] == pytest.approx([1 / norm, 0.5 / norm])
+    assert embedder.run(text=follow_up)["embedding"] == [3.0, 0.0]  # no history: the plain embedding
+    assert TextEmbedder(model="m", history_weight=0.25).to_dict()["init_parameters"]["history_weight"] == 0.25

@@ -168,12 +168,19 @@ class TextEmbedder(_ChoosesBackend, SentenceTransformersTextEmbedder):
             texts,
             batch_size=self.batch_size,
             show_progress_bar=self.progress_bar,
-            normalize_embeddings=True,  # each text weighs by its weight alone, not by its vector's length
+            normalize_embeddings=self.normalize_embeddings,
             precision=self.precision,
             quantization_ranges=self.quantization_ranges,
             **(self.encode_kwargs or {}),
         )
+        # Unit vectors first (a remote backend encodes with the spec's options), so each text weighs by its weight
+        # alone, not by its vector's length.
+        units = [_unit([float(x) for x in vector]) for vector in vectors]
         weights = [1.0, *(weight for _, weight in earlier)]
-        combined = [sum(w * float(v[i]) for w, v in zip(weights, vectors, strict=True)) for i in range(len(vectors[0]))]
-        norm = math.sqrt(sum(x * x for x in combined)) or 1.0
-        return {"embedding": [x / norm for x in combined]}
+        combined = [sum(w * u[i] for w, u in zip(weights, units, strict=True)) for i in range(len(units[0]))]
+        return {"embedding": _unit(combined)}
+
+
+def _unit(vector: list[float]) -> list[float]:
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [x / norm for x in vector]
