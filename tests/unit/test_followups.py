@@ -209,3 +209,18 @@ def test_the_query_embedding_of_a_follow_up_is_the_weighted_sum_of_unit_vectors(
     assert embedder.run(text=follow_up, history=[START])["embedding"] == pytest.approx([1 / norm, 0.5 / norm])
     assert embedder.run(text=follow_up)["embedding"] == [3.0, 0.0]  # no history: the plain embedding
     assert TextEmbedder(model="m", history_weight=0.25).to_dict()["init_parameters"]["history_weight"] == 0.25
+
+
+def test_a_history_that_is_not_a_list_of_questions_is_refused_before_anything_runs(
+    store: EmbeddedDocumentStore,
+) -> None:
+    from ragship.errors import InvalidRequestError
+    from ragship.pipelines.query import QueryEngine
+
+    engine = QueryEngine(default_spec(), store, mode="bm25")  # type: ignore[arg-type]
+    for bad in ("How do I start it?", [START, 3]):
+        with pytest.raises(InvalidRequestError, match="history must be a list of the earlier user questions"):
+            engine.ask("And how do I stop it?", history=bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidRequestError, match="history must be a list"):
+            engine.retrieve("And how do I stop it?", history=bad)  # type: ignore[arg-type]
+    assert [d.id for d in engine.retrieve("And how do I stop it?", history=[START, " "], top_k=1)] == ["es"]

@@ -169,10 +169,11 @@ class QueryEngine:
         """
         if not question or not question.strip():
             raise InvalidRequestError("The question is empty; give a question in words.")
+        turns = _checked_history(history)
         pipeline = self.retrieval_pipeline
         inputs = {
             name: value
-            for name, value in self._inputs(question, top_k, filters, deepen_branches, history).items()
+            for name, value in self._inputs(question, top_k, filters, deepen_branches, turns).items()
             if name in dict(pipeline.walk())
         }
         result = run_pipeline(pipeline, inputs)
@@ -189,7 +190,7 @@ class QueryEngine:
         data: dict[str, dict[str, Any]] = {}
         for component, socket in self._question_inputs:
             data.setdefault(component, {})[socket] = question
-        turns = _checked_history(history)
+        turns = [turn for turn in history if turn.strip()]
         if turns:
             for component in self._history_inputs:
                 data.setdefault(component, {})[_HISTORY_SOCKET] = turns
@@ -238,8 +239,9 @@ class QueryEngine:
         """
         if not question or not question.strip():
             raise InvalidRequestError("The question is empty; give a question in words.")
+        turns = _checked_history(history)
         self.warm_up()
-        inputs = self._inputs(question, top_k, filters, history=history)
+        inputs = self._inputs(question, top_k, filters, history=turns)
         if on_token is not None:
             for name in self._streamers:
                 inputs.setdefault(name, {})["streaming_callback"] = _token_callback(on_token)
