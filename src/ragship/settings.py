@@ -145,6 +145,9 @@ class ServingSettings(BaseModel):
     max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=1024**3, description="Larger request bodies get 413.")
     max_question_chars: int = Field(2000, ge=10, le=100_000, description="Longer questions get 400.")
     max_top_k: int = Field(50, ge=1, le=1000, description="Largest top_k a request may ask for.")
+    max_history_turns: int = Field(
+        10, ge=0, le=1000, description="Earlier user turns a request may send as history (each as long as a question)."
+    )
     timeout_s: float = Field(60.0, gt=0, le=3600, description="Per-request timeout of the query API.")
     max_concurrency: int = Field(64, ge=1, le=10_000, description="Requests in flight per query worker; more get 503.")
     threads: int = Field(16, ge=1, le=512, description="Threads running pipelines per query worker.")

@@ -69,9 +69,14 @@ def _print_metrics(title: str, metrics: dict[str, float]) -> None:
 
 @commands.command("eval-qa")
 def eval_qa(
-    qa: Annotated[Path, typer.Option("--qa", help="QA set JSONL (question, answers, sources).")] = Path(
-        "evaluation/golden_qa.jsonl"
-    ),
+    qa: Annotated[
+        Path,
+        typer.Option(
+            "--qa",
+            help="QA set JSONL (question, answers, sources), or a conversation set (turns: follow-ups and topic "
+            "changes, scored with their history and alone), e.g. evaluation/golden_conversations.jsonl.",
+        ),
+    ] = Path("evaluation/golden_qa.jsonl"),
     docs: Annotated[list[Path] | None, typer.Option("--docs", help="Files or folders the answers come from.")] = None,
     spec: SpecOption = None,
     store: StoreOption = None,

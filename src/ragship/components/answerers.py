@@ -11,6 +11,8 @@ from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.dataclasses import ChatMessage
 
 from ragship.components.converters import MARKDOWN_FILE_TYPES
+from ragship.components.followups import history_weights
+from ragship.spec.knobs import default_of
 from ragship.text.analysis import content_words, stemmer
 from ragship.text.blocks import Block, BlockKind, fenced, parse_blocks
 from ragship.text.sentences import split_sentences
@@ -63,6 +65,8 @@ class ExtractiveAnswerer:
     :param other_source_score: The share a sentence of another document must reach.
     :param commands: Add the command part to "how do I ..." answers.
     :param max_command_lines: Longest command part; a longer code block is cut to its best-matching lines.
+    :param history_weight: Weight of the words of the earlier user turns a follow-up leans on
+        (:mod:`ragship.components.followups`), against 1 for the question's own words; 0 ignores the history.
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class ExtractiveAnswerer:
         other_source_score: float = 1.0,
         commands: bool = True,
         max_command_lines: int = 8,
+        history_weight: float = default_of("history_weight"),
     ) -> None:
         self.max_sentences = max_sentences
         self.max_sentence_chars = max_sentence_chars
@@ -80,6 +85,9 @@ class ExtractiveAnswerer:
         self.other_source_score = other_source_score
         self.commands = commands
         self.max_command_lines = max_command_lines
+        if history_weight < 0:
+            raise ValueError(f"history_weight must be >= 0 (0 ignores the history), got {history_weight}")
+        self.history_weight = history_weight
 
     def to_dict(self) -> dict[str, Any]:
         """Serialize the component."""
@@ -91,6 +99,7 @@ class ExtractiveAnswerer:
             other_source_score=self.other_source_score,
             commands=self.commands,
             max_command_lines=self.max_command_lines,
+            history_weight=self.history_weight,
         )
 
     @classmethod
@@ -99,12 +108,14 @@ class ExtractiveAnswerer:
         return default_from_dict(cls, data)
 
     @component.output_types(replies=list[ChatMessage])
-    def run(self, query: str, documents: list[Document]) -> dict[str, Any]:
+    def run(self, query: str, documents: list[Document], history: list[str] | None = None) -> dict[str, Any]:
         """Answer ``query`` from ``documents``.
 
+        :param history: The conversation's earlier user turns, oldest first: a follow-up's sentences are also
+            scored on the words of the turns it leans on, at ``history_weight``.
         :returns: ``replies``: one assistant message whose sentences (and command) cite documents as ``[n]``.
         """
-        query_terms = _terms(query)
+        query_terms = _weighted_terms(query, history or [], self.history_weight)
         blocks_by_doc = [_blocks(d) for d in documents]
         # Chunks of one file count as one source when deciding what else to cite.
         files = [str(d.meta.get("source", i)) for i, d in enumerate(documents)]
@@ -169,24 +180,26 @@ class ExtractiveAnswerer:
         return out
 
     @staticmethod
-    def _score(candidate: _Candidate, query_terms: set[str], idf: dict[str, float]) -> float:
-        overlap = candidate.terms & query_terms
+    def _score(candidate: _Candidate, query_terms: dict[str, float], idf: dict[str, float]) -> float:
+        overlap = candidate.terms & query_terms.keys()
         if not overlap:
             return 0.0
-        # Rare query words weigh more; words of the heading above count half (they set the topic); a
-        # long sentence is damped (it matches by its length, not its point); earlier-ranked documents
-        # get a small prior.
-        weight = sum(idf[t] for t in overlap) + 0.5 * sum(idf[t] for t in candidate.context & query_terms)
+        # Rare query words weigh more (a follow-up's words from earlier turns less); words of the heading above
+        # count half (they set the topic); a long sentence is damped (it matches by its length, not its point);
+        # earlier-ranked documents get a small prior.
+        weight = sum(idf[t] * query_terms[t] for t in overlap) + 0.5 * sum(
+            idf[t] * query_terms[t] for t in candidate.context & query_terms.keys()
+        )
         damping = 1 + len(candidate.terms) / _TERMS_PER_POINT
         if candidate.table:
             damping *= _TABLE_ROW_DAMPING
         if candidate.text.endswith(":"):
             damping *= 2  # it introduces the point (a list, a command) rather than making it
-        return weight / math.sqrt(len(query_terms)) / damping + 0.3 / (candidate.rank + 1)
+        return weight / math.sqrt(sum(query_terms.values())) / damping + 0.3 / (candidate.rank + 1)
 
     def _command(
         self,
-        query_terms: set[str],
+        query_terms: dict[str, float],
         idf: dict[str, float],
         blocks_by_doc: list[list[Block]],
         cited: list[bool],
@@ -202,7 +215,7 @@ class ExtractiveAnswerer:
                     intro = previous.units[-1] if previous is not None and previous.kind is BlockKind.PROSE else ""
                     context = frozenset(_terms(" ".join(block.section) + " " + intro))
                     commands = frozenset(_terms(_NOT_COMMAND_WORDS.sub(" ", block.units[0])))
-                    if not commands & query_terms:
+                    if not commands & query_terms.keys():
                         continue  # only its comments, strings or heading match: not the command asked for
                     code = self._best_lines(block.units[0], query_terms)
                     candidate = _Candidate(rank, position, code, frozenset(_terms(block.units[0])), context)
@@ -212,12 +225,12 @@ class ExtractiveAnswerer:
                 previous = block
         return best[1] if best else None
 
-    def _best_lines(self, code: str, query_terms: set[str]) -> str:
+    def _best_lines(self, code: str, query_terms: dict[str, float]) -> str:
         lines = code.split("\n")
         if len(lines) <= self.max_command_lines:
             return code
         window = self.max_command_lines
-        hits = [len(_terms(line) & query_terms) for line in lines]
+        hits = [len(_terms(line) & query_terms.keys()) for line in lines]
         start = max(range(len(lines) - window + 1), key=lambda i: (sum(hits[i : i + window]), -i))
         return "\n".join(lines[start : start + window])
 
@@ -227,14 +240,23 @@ def _blocks(doc: Document) -> list[Block]:
     return parse_blocks(doc.content or "", markdown)
 
 
-def _idf(query_terms: set[str], blocks_by_doc: list[list[Block]]) -> dict[str, float]:
+def _weighted_terms(query: str, history: list[str], history_weight: float) -> dict[str, float]:
+    """The question's terms (weight 1), and those of the earlier turns it leans on (their weight) that it lacks."""
+    weights = dict.fromkeys(_terms(query), 1.0)
+    for turn, weight in history_weights(query, history, history_weight):
+        for term in _terms(turn) - weights.keys():
+            weights[term] = weight
+    return weights
+
+
+def _idf(query_terms: dict[str, float], blocks_by_doc: list[list[Block]]) -> dict[str, float]:
     """Inverse document frequency of each query term over the retrieved documents."""
     doc_freq = dict.fromkeys(query_terms, 0)
     for blocks in blocks_by_doc:
         words = _terms(
             " ".join(u for b in blocks for u in b.units) + " " + " ".join(s for b in blocks for s in b.section)
         )
-        for term in words & query_terms:
+        for term in words & query_terms.keys():
             doc_freq[term] += 1
     n = max(len(blocks_by_doc), 1)
     return {t: math.log(1 + n / max(f, 1)) for t, f in doc_freq.items()}

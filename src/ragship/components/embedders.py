@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from typing import Any
 
@@ -17,9 +18,11 @@ from haystack_integrations.components.embedders.sentence_transformers.embedding_
     _SentenceTransformersEmbeddingBackend,
 )
 
+from ragship.components.followups import history_weights
 from ragship.enums import EmbeddingBackend
 from ragship.errors import SpecError
 from ragship.models.resolve import resolve_embedding_model
+from ragship.spec.knobs import default_of
 
 logger = logging.getLogger(__name__)
 
@@ -133,4 +136,53 @@ class DocumentEmbedder(_ChoosesBackend, SentenceTransformersDocumentEmbedder):
 
 @component
 class TextEmbedder(_ChoosesBackend, SentenceTransformersTextEmbedder):
-    """Embeds a query with a sentence-transformers model."""
+    """Embeds a query with a sentence-transformers model; a follow-up question with the turns it leans on.
+
+    :param history_weight: Weight of each earlier user turn a follow-up leans on
+        (:mod:`ragship.components.followups`), against the question's 1: the query vector is the weighted sum of
+        the unit vectors of the question and those turns, so cosine search lands between them, nearest the
+        question. 0 ignores the history.
+    """
+
+    def __init__(self, *args: Any, history_weight: float = default_of("history_weight"), **kwargs: Any) -> None:
+        if history_weight < 0:
+            raise ValueError(f"history_weight must be >= 0 (0 ignores the history), got {history_weight}")
+        _ChoosesBackend.__init__(self, *args, **kwargs)  # @component rebuilds the class: no bare super()
+        self.history_weight = history_weight
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize, with ``history_weight``."""
+        data = _ChoosesBackend.to_dict(self)
+        data["init_parameters"]["history_weight"] = self.history_weight
+        return data
+
+    @component.output_types(embedding=list[float])
+    def run(self, text: str, history: list[str] | None = None) -> dict[str, Any]:
+        """Embed ``text``; a follow-up of ``history`` (earlier user turns, oldest first) together with the turns
+        it leans on."""
+        earlier = history_weights(text, history or [], self.history_weight)
+        if not earlier:
+            return dict(SentenceTransformersTextEmbedder.run(self, text=text))
+        if self.embedding_backend is None:
+            self.warm_up()
+        texts = [self.prefix + t + self.suffix for t in (text, *(turn for turn, _ in earlier))]
+        vectors = self.embedding_backend.embed(  # type: ignore[union-attr]  # set by warm_up
+            texts,
+            batch_size=self.batch_size,
+            show_progress_bar=self.progress_bar,
+            normalize_embeddings=self.normalize_embeddings,
+            precision=self.precision,
+            quantization_ranges=self.quantization_ranges,
+            **(self.encode_kwargs or {}),
+        )
+        # Unit vectors first (a remote backend encodes with the spec's options), so each text weighs by its weight
+        # alone, not by its vector's length.
+        units = [_unit([float(x) for x in vector]) for vector in vectors]
+        weights = [1.0, *(weight for _, weight in earlier)]
+        combined = [sum(w * u[i] for w, u in zip(weights, units, strict=True)) for i in range(len(units[0]))]
+        return {"embedding": _unit(combined)}
+
+
+def _unit(vector: list[float]) -> list[float]:
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [x / norm for x in vector]

@@ -90,9 +90,26 @@ class QueryExpansion:
         """Whether the stage searches twice."""
         return self.feedback_docs > 0
 
-    def search(self, store: KeywordSearch, query: str, top_k: int, filters: dict[str, Any] | None) -> list[Document]:
-        """The expanded search: no hits in the first search means none in the second."""
-        hits = store.bm25_retrieval(query, top_k=self.feedback_docs, filters=filters)
+    def search(
+        self,
+        store: KeywordSearch,
+        query: str,
+        top_k: int,
+        filters: dict[str, Any] | None,
+        earlier: Sequence[WeightedClause] = (),
+    ) -> list[Document]:
+        """The expanded search: no hits in the first search means none in the second.
+
+        :param earlier: Weighted clauses of the earlier turns a follow-up leans on
+            (:mod:`ragship.components.followups`): they join the first search, and keep their weight against the
+            question's clause in the second.
+        """
+        first = [(query, 1.0), *earlier]
+        hits = (
+            store.weighted_bm25_retrieval(first, top_k=self.feedback_docs, filters=filters)
+            if earlier
+            else store.bm25_retrieval(query, top_k=self.feedback_docs, filters=filters)
+        )
         if not hits:
             return []
         clauses = expanded_query(
@@ -101,4 +118,6 @@ class QueryExpansion:
             terms=self.feedback_terms,
             original_query_weight=self.original_query_weight,
         )
+        question_weight = clauses[0][1]
+        clauses += [(turn, weight * question_weight) for turn, weight in earlier]
         return store.weighted_bm25_retrieval(clauses, top_k=top_k, filters=filters)

@@ -6,6 +6,7 @@ from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
 
+from ragship.components.followups import history_weights
 from ragship.components.query_expansion import QueryExpansion
 from ragship.errors import StoreError
 from ragship.spec.knobs import default_of
@@ -58,6 +59,8 @@ class StoreBM25Retriever(_Retriever):
         the first one's top ``feedback_docs`` chunks to the question (RM3, :class:`QueryExpansion`).
     :param feedback_terms: How many words query expansion adds.
     :param original_query_weight: The question's share of the second search's weight (0 to 1).
+    :param history_weight: Weight of each earlier user turn a follow-up question leans on, against the question's
+        1 (:mod:`ragship.components.followups`; 0 ignores the history).
     """
 
     def __init__(
@@ -67,9 +70,11 @@ class StoreBM25Retriever(_Retriever):
         feedback_docs: int = default_of("feedback_docs"),
         feedback_terms: int = default_of("feedback_terms"),
         original_query_weight: float = default_of("original_query_weight"),
+        history_weight: float = default_of("history_weight"),
     ) -> None:
         _Retriever.__init__(self, top_k=top_k, filters=filters)  # @component rebuilds the class: no bare super()
         self.expansion = QueryExpansion(feedback_docs, feedback_terms, original_query_weight)
+        self.history_weight = _checked_history_weight(history_weight)
 
     @property
     def feedback_docs(self) -> int:
@@ -85,16 +90,36 @@ class StoreBM25Retriever(_Retriever):
             feedback_docs=self.expansion.feedback_docs,
             feedback_terms=self.expansion.feedback_terms,
             original_query_weight=self.expansion.original_query_weight,
+            history_weight=self.history_weight,
         )
 
     @component.output_types(documents=list[Document])
-    def run(self, query: str, top_k: int | None = None, filters: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Retrieve documents matching ``query``'s words (with query expansion, also its best hits' words)."""
+    def run(
+        self,
+        query: str,
+        top_k: int | None = None,
+        filters: dict[str, Any] | None = None,
+        history: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Retrieve documents matching ``query``'s words (with query expansion, also its best hits' words).
+
+        :param history: The conversation's earlier user turns, oldest first; a follow-up's search adds the
+            turns it leans on as clauses of weight ``history_weight``.
+        """
         store: KeywordSearch = self._store()
         top_k, filters = top_k or self.top_k, filters or self.filters
+        earlier = history_weights(query, history or [], self.history_weight)
         if self.expansion.enabled:
-            return {"documents": self.expansion.search(store, query, top_k, filters)}
+            return {"documents": self.expansion.search(store, query, top_k, filters, earlier)}
+        if earlier:
+            return {"documents": store.weighted_bm25_retrieval([(query, 1.0), *earlier], top_k=top_k, filters=filters)}
         return {"documents": store.bm25_retrieval(query, top_k=top_k, filters=filters)}
+
+
+def _checked_history_weight(history_weight: float) -> float:
+    if history_weight < 0:
+        raise ValueError(f"history_weight must be >= 0 (0 ignores the history), got {history_weight}")
+    return history_weight
 
 
 @component

@@ -202,7 +202,11 @@ def run_tracked_qa(
     store_location: str | None = None,
     settings: Settings | None = None,
 ) -> Any:
-    """Index ``docs`` (reused while unchanged), answer the QA set and record the run in MLflow."""
+    """Index ``docs`` (reused while unchanged), answer the QA set and record the run in MLflow.
+
+    A conversation set (:mod:`ragship.eval.conversations`) is scored per turn: follow-ups and topic changes
+    each with their history and alone.
+    """
     import hashlib
 
     import mlflow
@@ -210,12 +214,15 @@ def run_tracked_qa(
 
     from ragship.assembly import open_indexer
     from ragship.eval.answers import evaluate_answers
+    from ragship.eval.conversations import evaluate_conversations, is_conversation_set, load_conversations
     from ragship.eval.datasets import load_qa
     from ragship.pipelines.indexing import discover_files
     from ragship.pipelines.query import QueryEngine
 
     settings = settings or get_settings()
-    examples = load_qa(qa_path)
+    conversational = is_conversation_set(qa_path)
+    conversations = load_conversations(qa_path) if conversational else []
+    examples = [turn.example for c in conversations for turn in c.turns] if conversational else load_qa(qa_path)
     files, _ = discover_files(docs)
     digest = hashlib.sha256(spec.indexing_hash.encode())
     for file in files:
@@ -235,13 +242,18 @@ def run_tracked_qa(
                 "qa_set": str(qa_path),
                 "qa_fingerprint": qa_hash,
                 "questions": len(examples),
+                **({"conversations": len(conversations)} if conversational else {}),
                 "docs_fingerprint": fingerprint,
                 "git_commit": git_commit(),
             }
         )
         with spec_file(spec) as path:
             mlflow.log_artifact(str(path))
-        result = evaluate_answers(QueryEngine(spec, store), examples, settings)
+        engine = QueryEngine(spec, store)
+        if conversational:
+            result = evaluate_conversations(engine, conversations)
+        else:
+            result = evaluate_answers(engine, examples, settings)
         mlflow.log_metrics(result.metrics)
         mlflow.set_tag("ragship.notes", "; ".join(result.notes) or "none")
         mlflow.log_table(pd.DataFrame(result.rows), artifact_file="answers.json")

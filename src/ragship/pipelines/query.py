@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +12,7 @@ from haystack.components.joiners import DocumentJoiner
 from haystack.dataclasses import StreamingChunk
 from pydantic import BaseModel
 
+from ragship.components.condensers import QuestionCondenser, attach_condensers
 from ragship.components.remote import RemoteModels, with_remote_generators
 from ragship.components.retrievers import StoreBM25Retriever, StoreEmbeddingRetriever
 from ragship.enums import RetrievalMode
@@ -32,6 +33,9 @@ from ragship.text.blocks import parse_blocks
 
 SNIPPET_CHARS = 300
 _QUESTION_SOCKETS = ("query", "text", "question")
+# The earlier user turns of a conversation, oldest first: retrievers and the query embedder weigh them in, a
+# condensing stage rewrites a follow-up with them.
+_HISTORY_SOCKET = "history"
 
 
 class Source(BaseModel):
@@ -122,7 +126,9 @@ class QueryEngine:
             # The generator service holds the LLM (and its secrets); this side only sends messages.
             data = with_remote_generators(data)
         check_secrets(data, "query")
-        self.pipeline: Pipeline = attach_models(attach_store(load_pipeline(data, "query"), store), remote)
+        self.pipeline: Pipeline = attach_condensers(
+            attach_models(attach_store(load_pipeline(data, "query"), store), remote)
+        )
         self._answer_builder = find_component(self.pipeline, AnswerBuilder, "query")
         self._joiners = [n for n, c in self.pipeline.walk() if isinstance(c, DocumentJoiner)]
         # The last ranking stage: what feeds the answer's documents (the joiner, or a reranker after it).
@@ -141,6 +147,7 @@ class QueryEngine:
             for socket in sockets
             if socket in _QUESTION_SOCKETS
         }
+        self._history_inputs = _history_inputs(self.pipeline)
         self._retrieval_data = data
         self._retrieval: Pipeline | None = None
         self._warm = False
@@ -158,7 +165,9 @@ class QueryEngine:
             if self._ranked is None:
                 raise SpecError(f"query: nothing is connected to {self._answer_builder}.documents.")
             data = retrieval_only(self._retrieval_data, self._ranked)
-            self._retrieval = attach_models(attach_store(load_pipeline(data, "query"), self.store), self.remote)
+            retrieval = attach_models(attach_store(load_pipeline(data, "query"), self.store), self.remote)
+            # A condensing stage borrows the full pipeline's LLM, which the cut leaves out.
+            self._retrieval = attach_condensers(retrieval, self.pipeline)
             self._retrieval.warm_up()
         return self._retrieval
 
@@ -168,9 +177,11 @@ class QueryEngine:
         top_k: int | None = None,
         filters: dict[str, Any] | None = None,
         deepen_branches: bool = True,
+        history: Sequence[str] = (),
     ) -> list[Document]:
         """The ranked chunks for ``question``, without generating an answer.
 
+        :param history: The conversation's earlier user turns, oldest first (``question`` is the last user turn).
         :param deepen_branches: Let each retriever return at least ``top_k`` chunks. False keeps the spec's
             per-branch depth (``candidates``), so the fused order is the one serving gives; fewer than
             ``top_k`` chunks may come back.
@@ -178,21 +189,31 @@ class QueryEngine:
         """
         if not question or not question.strip():
             raise InvalidRequestError("The question is empty; give a question in words.")
+        turns = _checked_history(history)
         pipeline = self.retrieval_pipeline
         inputs = {
             name: value
-            for name, value in self._inputs(question, top_k, filters, deepen_branches).items()
+            for name, value in self._inputs(question, top_k, filters, deepen_branches, turns).items()
             if name in dict(pipeline.walk())
         }
         result = run_pipeline(pipeline, inputs)
         return list(result[str(self._ranked)]["documents"])
 
     def _inputs(
-        self, question: str, top_k: int | None, filters: dict[str, Any] | None, deepen_branches: bool = True
+        self,
+        question: str,
+        top_k: int | None,
+        filters: dict[str, Any] | None,
+        deepen_branches: bool = True,
+        history: Sequence[str] = (),
     ) -> dict[str, Any]:
         data: dict[str, dict[str, Any]] = {}
         for component, socket in self._question_inputs:
             data.setdefault(component, {})[socket] = question
+        turns = [turn for turn in history if turn.strip()]
+        if turns:
+            for component in self._history_inputs:
+                data.setdefault(component, {})[_HISTORY_SOCKET] = turns
         for name, default_k in self._retrievers.items():
             if top_k or filters:
                 data.setdefault(name, {})
@@ -224,6 +245,7 @@ class QueryEngine:
         top_k: int | None = None,
         filters: dict[str, Any] | None = None,
         on_token: Callable[[str], None] | None = None,
+        history: Sequence[str] = (),
     ) -> Answer:
         """Answer ``question``.
 
@@ -231,12 +253,15 @@ class QueryEngine:
         :param filters: Haystack metadata filters, e.g. ``{"field": "meta.source", "operator": "==", ...}``.
         :param on_token: Called with each piece of the answer as the LLM produces it (LLM specs only;
             an extractive answer arrives whole in the return value).
-        :raises InvalidRequestError: when the question is empty.
+        :param history: The conversation's earlier user turns, oldest first (``question`` is the last user turn);
+            a follow-up is retrieved and answered as the conversation means it.
+        :raises InvalidRequestError: when the question is empty or a history turn is not text.
         """
         if not question or not question.strip():
             raise InvalidRequestError("The question is empty; give a question in words.")
+        turns = _checked_history(history)
         self.warm_up()
-        inputs = self._inputs(question, top_k, filters)
+        inputs = self._inputs(question, top_k, filters, history=turns)
         if on_token is not None:
             for name in self._streamers:
                 inputs.setdefault(name, {})["streaming_callback"] = _token_callback(on_token)
@@ -252,6 +277,28 @@ class QueryEngine:
             answer=answer.data or "",
             sources=[Source.from_document(d, i) for i, d in enumerate(docs, start=1)],
         )
+
+
+def _checked_history(history: Sequence[str]) -> list[str]:
+    """The non-blank earlier turns, oldest first.
+
+    :raises InvalidRequestError: when ``history`` is a string or holds something other than strings.
+    """
+    if isinstance(history, str) or not all(isinstance(turn, str) for turn in history):
+        raise InvalidRequestError("history must be a list of the earlier user questions (strings), oldest first.")
+    return [turn for turn in history if turn.strip()]
+
+
+def _history_inputs(pipeline: Pipeline) -> list[str]:
+    """Components that take the conversation's history: the condensing stages when the spec has any (their
+    standalone question is all the rest needs), else every component with an open ``history`` socket."""
+    takers = [
+        name
+        for name, sockets in pipeline.inputs().items()
+        if _HISTORY_SOCKET in sockets and name in dict(pipeline.walk())
+    ]
+    condensers = [name for name in takers if isinstance(pipeline.get_component(name), QuestionCondenser)]
+    return condensers or takers
 
 
 def _token_callback(on_token: Callable[[str], None]) -> Callable[[StreamingChunk], None]:

@@ -49,6 +49,13 @@ Question = Annotated[
     Field(description="The question, in words."),
 ]
 TopK = Annotated[int | None, Field(ge=1, le=_SERVING.max_top_k, description="Sources to return.")]
+History = Annotated[
+    list[Annotated[str, StringConstraints(max_length=_SERVING.max_question_chars)]],
+    Field(
+        max_length=_SERVING.max_history_turns,
+        description="The conversation's earlier user questions, oldest first: a follow-up is answered as they mean it.",
+    ),
+]
 ShortText = Annotated[str, Field(max_length=20_000)]
 
 
@@ -121,23 +128,34 @@ class RAG(IndexJobs):
             "header": _SERVING.api_key_header,
             "spec": f"{spec.name} ({spec.hash}) from {origin}",
             "streams": self.engine.streams,
+            "max_history_turns": _SERVING.max_history_turns,
         }
 
     @bentoml.api
     @http_errors
-    def ask(self, question: Question, top_k: TopK = None) -> AskResponse:
-        """Answer ``question`` with numbered citations ([n]) into ``sources``."""
-        return _ask_response(self.engine.ask(question, top_k=top_k))
+    def ask(
+        self,
+        question: Question,
+        top_k: TopK = None,
+        history: History = [],  # noqa: B006 (pydantic copies defaults)
+    ) -> AskResponse:
+        """Answer ``question`` with numbered citations ([n]) into ``sources``; ``history`` makes it a follow-up."""
+        return _ask_response(self.engine.ask(question, top_k=top_k, history=history))
 
     @bentoml.api
-    async def ask_stream(self, question: Question, top_k: TopK = None) -> AsyncGenerator[str, None]:
+    async def ask_stream(
+        self,
+        question: Question,
+        top_k: TopK = None,
+        history: History = [],  # noqa: B006 (pydantic copies defaults)
+    ) -> AsyncGenerator[str, None]:
         """Like /ask, as newline-delimited JSON: ``{"token"}`` pieces, then ``{"answer", "sources"}``.
 
         Errors found before the first piece (store down, bad input) are real 4xx/503 responses.
         """
-        return await self._stream(question, top_k)  # type: ignore[return-value]
+        return await self._stream(question, top_k, history)  # type: ignore[return-value]
 
-    async def _stream(self, question: str, top_k: int | None) -> Response:
+    async def _stream(self, question: str, top_k: int | None, history: list[str]) -> Response:
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
@@ -146,7 +164,8 @@ class RAG(IndexJobs):
 
         def work() -> None:
             try:
-                emit("answer", self.engine.ask(question, top_k=top_k, on_token=lambda t: emit("token", t)))
+                answer = self.engine.ask(question, top_k=top_k, on_token=lambda t: emit("token", t), history=history)
+                emit("answer", answer)
             except Exception as e:
                 emit("error", e)
 
@@ -175,9 +194,14 @@ class RAG(IndexJobs):
 
     @bentoml.api
     @http_errors
-    def retrieve(self, question: Question, top_k: TopK = None) -> RetrieveResponse:
-        """The ranked chunks for ``question``; nothing is generated."""
-        docs = self.engine.retrieve(question, top_k=top_k)
+    def retrieve(
+        self,
+        question: Question,
+        top_k: TopK = None,
+        history: History = [],  # noqa: B006 (pydantic copies defaults)
+    ) -> RetrieveResponse:
+        """The ranked chunks for ``question`` (a follow-up of ``history``); nothing is generated."""
+        docs = self.engine.retrieve(question, top_k=top_k, history=history)
         return RetrieveResponse(documents=[Source.from_document(d, i) for i, d in enumerate(docs, 1)])
 
     @bentoml.api

@@ -30,8 +30,13 @@ def _template() -> dict[str, Any]:
     return data
 
 
+def template_parameter(component: str, parameter: str) -> Any:
+    """An init parameter of a component of ``template.yaml`` (a copy): the one place built-in prompts live."""
+    return copy.deepcopy(_template()["components"][component]["init_parameters"][parameter])
+
+
 def _prompt(index: int) -> str:
-    text: str = _template()["components"]["prompt_builder"]["init_parameters"]["template"][index]["content"][0]["text"]
+    text: str = template_parameter("prompt_builder", "template")[index]["content"][0]["text"]
     return text
 
 
@@ -117,8 +122,11 @@ def _query(mode: RetrievalMode, generator: GeneratorKind, ranked: bool) -> dict[
         names.append("answerer")
         wires += [(f"{last}.documents", "answerer.documents"), ("answerer.replies", "answer_builder.replies")]
     else:
-        names += ["prompt_builder", "llm"]
+        # A follow-up is rewritten into a standalone question (by the same LLM) before retrieval and the prompt.
+        names += ["prompt_builder", "llm", "condenser"]
+        wires += [("condenser.query", receiver) for receiver in ("bm25_retriever.query", "query_embedder.text")]
         wires += [
+            ("condenser.query", "prompt_builder.query"),
             (f"{last}.documents", "prompt_builder.documents"),
             ("prompt_builder.prompt", "llm.messages"),
             ("llm.replies", "answer_builder.replies"),

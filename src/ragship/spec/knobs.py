@@ -254,6 +254,19 @@ KNOBS: dict[str, Knob] = {
             grid=True,
         ),
         Knob(
+            "history_weight",
+            "Weight of each earlier question a follow-up leans on, against the question's 1 (0 ignores the history).",
+            float,
+            0.5,
+            (
+                Target(Role.BM25_RETRIEVER, "history_weight"),
+                Target(Role.TEXT_EMBEDDER, "history_weight"),
+                Target(Role.ANSWERER, "history_weight"),
+            ),
+            minimum=0,
+            grid=True,
+        ),
+        Knob(
             "openai_api_key_env",
             "Environment variable holding the endpoint's API key (never the key).",
             str,

@@ -24,6 +24,7 @@ class Role(StrEnum):
     EMBEDDING_RETRIEVER = "embedding retriever"
     JOINER = "joiner"
     RANKER = "ranker"
+    ANSWERER = "answerer"
     OPENAI_GENERATOR = "openai generator"
     LOCAL_GENERATOR = "local generator"
 
@@ -53,6 +54,7 @@ ROLE_CLASSES: dict[Role, tuple[str, ...]] = {
         "haystack.components.rankers.meta_field.MetaFieldRanker",
         "haystack.components.rankers.lost_in_the_middle.LostInTheMiddleRanker",
     ),
+    Role.ANSWERER: ("ragship.components.answerers.ExtractiveAnswerer",),
     Role.OPENAI_GENERATOR: ("haystack.components.generators.chat.openai.OpenAIChatGenerator",),
     Role.LOCAL_GENERATOR: ("ragship.components.generators.LocalChatGenerator",),
 }

@@ -1,8 +1,11 @@
 // The page talks to the same API as any client: /ask_stream (or /ask) and /feedback.
 "use strict";
 const $ = (id) => document.getElementById(id);
-let config = { auth: false, header: "x-api-key", streams: false };
+let config = { auth: false, header: "x-api-key", streams: false, max_history_turns: 10 };
 let last = null;
+// The conversation lives in the page: the earlier questions, oldest first, go with each follow-up.
+let history = [];
+const TURN_ANSWER_CHARS = 300;
 
 function headers() {
   const h = { "content-type": "application/json" };
@@ -113,9 +116,40 @@ function renderSources(sources) {
   }
 }
 
+function addTurn(turn) {
+  // An earlier turn: its question and the start of its answer, citations dropped (their sources are gone).
+  const li = document.createElement("li");
+  const asked = document.createElement("div");
+  asked.className = "asked";
+  asked.textContent = turn.question;
+  const said = document.createElement("div");
+  said.className = "said";
+  const text = turn.answer.replace(/\[\d+\]/g, "").replace(/\s+/g, " ").trim();
+  said.textContent = text.length > TURN_ANSWER_CHARS ? `${text.slice(0, TURN_ANSWER_CHARS)}…` : text;
+  li.append(asked, said);
+  $("turns").appendChild(li);
+  $("conversation").hidden = false;
+}
+
+function newConversation() {
+  history = [];
+  last = null;
+  $("turns").replaceChildren();
+  $("conversation").hidden = true;
+  $("result").hidden = true;
+  $("answer").replaceChildren();
+  $("sources").replaceChildren();
+  $("new-conversation").hidden = true;
+  $("question").value = "";
+  $("question").placeholder = "How do I run the tests?";
+  setStatus("", false);
+  $("question").focus();
+}
+
 async function ask(question) {
   const route = config.streams ? "/ask_stream" : "/ask";
-  const response = await fetch(route, { method: "POST", headers: headers(), body: JSON.stringify({ question }) });
+  const body = { question, history: history.slice(-config.max_history_turns) };
+  const response = await fetch(route, { method: "POST", headers: headers(), body: JSON.stringify(body) });
   if (!response.ok) throw new Error(await errorText(response));
   if (!config.streams) return response.json();
   const reader = response.body.getReader();
@@ -150,10 +184,15 @@ $("ask-form").addEventListener("submit", async (event) => {
   for (const b of document.querySelectorAll("#rating button")) { b.disabled = false; b.classList.remove("chosen"); }
   try {
     const result = await ask(question);
+    if (last) addTurn(last);
+    history.push(question);
     last = { question, answer: result.answer, sources: result.sources.map((s) => s.source) };
     renderAnswer(result.answer);
     renderSources(result.sources);
     $("result").hidden = false;
+    $("new-conversation").hidden = false;
+    $("question").value = "";
+    $("question").placeholder = "Ask a follow-up…";
     setStatus(`${result.sources.length} sources`, false);
   } catch (err) {
     setStatus(err.message, true);
@@ -161,6 +200,8 @@ $("ask-form").addEventListener("submit", async (event) => {
     $("ask").disabled = false;
   }
 });
+
+$("new-conversation").addEventListener("click", newConversation);
 
 for (const button of document.querySelectorAll("#rating button")) {
   button.addEventListener("click", async () => {
