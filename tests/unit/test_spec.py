@@ -171,19 +171,27 @@ def test_haystack_serializes_the_template_back_the_same(variant: dict) -> None:
 
 
 def test_every_tunable_knob_lands_where_its_targets_say() -> None:
-    """default_spec(knob=v) and with_overrides(default_spec(), knob=v) agree, with and without a ranker."""
+    """default_spec(knob=v) and with_overrides(default_spec(), knob=v) agree, with and without a ranker, for an
+    LLM and the extractive answerer; each knob changes at least one of them."""
     from ragship.spec import KNOBS, with_overrides
 
     other = {int: 3, float: 0.25, list: [0.6, 0.4], str: "other/model"}
-    for ranker in (None, "x/ranker"):
-        for name, knob in KNOBS.items():
-            if not knob.targets or name in ("ranker_model", "embedding_backend", "fusion", "local_model"):
-                continue
-            value = {"split_overlap": 7, "split_length": 99}.get(name, other[knob.kind])
-            built = default_spec(generator="openai", ranker_model=ranker, **{name: value})
-            tuned = with_overrides(default_spec(generator="openai", ranker_model=ranker), **{name: value})
-            assert (built.indexing, built.query) == (tuned.indexing, tuned.query), name
-            assert built.hash != default_spec(generator="openai", ranker_model=ranker).hash, name
+    for name, knob in KNOBS.items():
+        if not knob.targets or name in ("ranker_model", "embedding_backend", "fusion", "local_model"):
+            continue
+        value = {"split_overlap": 7, "split_length": 99, "answer_sentences": 2}.get(name, other[knob.kind])
+        changed = set()
+        for ranker in (None, "x/ranker"):
+            for generator in ("openai", "extractive"):
+                base = {"generator": generator, "ranker_model": ranker}
+                if generator == "extractive" and knob.setting and knob.setting.startswith("openai"):
+                    continue
+                built = default_spec(**base, **{name: value})
+                tuned = with_overrides(default_spec(**base), **{name: value})
+                assert (built.indexing, built.query) == (tuned.indexing, tuned.query), name
+                if built.hash != default_spec(**base).hash:
+                    changed.add(generator)
+        assert changed, name
 
 
 def test_a_bad_knob_value_names_the_knob_and_the_bound(tmp_path: Path) -> None:

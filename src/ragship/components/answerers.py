@@ -71,7 +71,7 @@ class ExtractiveAnswerer:
 
     def __init__(
         self,
-        max_sentences: int = 3,
+        max_sentences: int = default_of("answer_sentences"),
         max_sentence_chars: int = 400,
         min_relative_score: float = 0.5,
         other_source_score: float = 1.0,

@@ -254,6 +254,16 @@ KNOBS: dict[str, Knob] = {
             grid=True,
         ),
         Knob(
+            "answer_sentences",
+            "Most sentences in an extractive answer (longer answers hold more context, and more noise).",
+            int,
+            3,
+            (Target(Role.ANSWERER, "max_sentences"),),
+            minimum=1,
+            maximum=20,
+            grid=True,
+        ),
+        Knob(
             "history_weight",
             "Weight of each earlier question a follow-up leans on, against the question's 1 (0 ignores the history).",
             float,
