@@ -39,12 +39,18 @@ def run_tracked_eval(
     progress: Progress | None = None,
     nested: bool = False,
     run_name: str | None = None,
+    register: bool = False,
 ) -> RetrievalEvaluation:
-    """Evaluate and record everything in one MLflow run (a child run when ``nested``)."""
+    """Evaluate and record everything in one MLflow run (a child run when ``nested``).
+
+    The run logs the spec model; it is registered only with ``register`` (else by ``ragship promote``).
+    """
     import mlflow
     import pandas as pd
 
+    from ragship.tracking.prompts import link_spec_prompt
     from ragship.tracking.spec_model import log_spec_model  # imports mlflow.pyfunc: only when one is logged
+    from ragship.tracking.versions import register_run
 
     settings = settings or get_settings()
     # Evaluation indices live beside (never inside) the given store: same backend, own index.
@@ -92,8 +98,11 @@ def run_tracked_eval(
         mlflow.log_figure(plots.metrics_bar(result.metrics, f"{dataset.name} {dataset.split}, {mode}"), "metrics.png")
         ndcg = [m["ndcg_at_10"] for m in result.per_query.values()]
         mlflow.log_figure(plots.per_query_histogram(ndcg, "ndcg_at_10"), "per_query_ndcg.png")
-        log_spec_model(spec, settings)
+        log_spec_model(spec)
+        link_spec_prompt(spec, run.info.run_id, settings)
         result.run_id = run.info.run_id
+    if register:
+        result.registered_version = register_run(run.info.run_id, settings)
     return result
 
 
@@ -227,9 +236,11 @@ def run_tracked_qa(
 
     from ragship.eval.answers import evaluate_answers
     from ragship.eval.datasets import load_qa
+    from ragship.eval.genai import log_answer_assessments
     from ragship.pipelines.indexing import discover_files
     from ragship.pipelines.query import QueryEngine
     from ragship.sync import Syncer
+    from ragship.tracking.prompts import link_spec_prompt
 
     settings = settings or get_settings()
     examples = load_qa(qa_path)
@@ -258,10 +269,12 @@ def run_tracked_qa(
         )
         with spec_file(spec) as path:
             mlflow.log_artifact(str(path))
+        link_spec_prompt(spec, run.info.run_id, settings)
         result = evaluate_answers(QueryEngine(spec, store), examples, settings)
         mlflow.log_metrics(result.metrics)
         mlflow.set_tag("ragship.notes", "; ".join(result.notes) or "none")
         mlflow.log_table(pd.DataFrame(result.rows), artifact_file="answers.json")
         mlflow.log_figure(plots.metrics_bar(result.metrics, f"QA: {Path(qa_path).name}"), "qa_metrics.png")
+        log_answer_assessments(examples, result.rows)
         result.run_id = run.info.run_id
     return result
