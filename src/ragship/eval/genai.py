@@ -9,8 +9,9 @@ ragship's own per-answer metrics (:mod:`ragship.eval.answers`); the model-based 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ragship.eval.answers import normalize, source_scores, text_scores
@@ -18,6 +19,7 @@ from ragship.eval.datasets import QAExample
 
 _TEXT = ("token_f1", "contains_answer")
 _SOURCES = ("source_recall", "cited_source_precision")
+_WORKER_KNOBS = ("MLFLOW_GENAI_EVAL_MAX_WORKERS", "MLFLOW_GENAI_EVAL_MAX_SCORER_WORKERS")
 
 
 def answer_scorers() -> list[Any]:
@@ -74,5 +76,18 @@ def log_answer_assessments(examples: list[QAExample], rows: list[dict[str, Any]]
     import mlflow
 
     # MLflow prints its "evaluation completed" summary to stdout, which carries `ragship eval-qa --json`.
-    with contextlib.redirect_stdout(sys.stderr):
+    with _serial(), contextlib.redirect_stdout(sys.stderr):
         return mlflow.genai.evaluate(data=assessment_table(examples, rows), scorers=answer_scorers())
+
+
+@contextlib.contextmanager
+def _serial() -> Iterator[None]:
+    """One evaluation thread, unless the user set MLflow's knobs: the scorers are arithmetic, and ten
+    threads (MLflow's default) writing traces at once exhaust a sqlite store's connection pool."""
+    added = [k for k in _WORKER_KNOBS if k not in os.environ]
+    os.environ.update(dict.fromkeys(added, "1"))
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)

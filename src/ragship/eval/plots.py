@@ -1,20 +1,30 @@
 """Figures logged with evaluations, and shown in notebooks when a cell returns one.
 
-The figures are plain :class:`~matplotlib.figure.Figure` objects, never pyplot's: a Jupyter kernel draws
-every open pyplot figure at the end of a cell, so a pyplot figure made only to be logged to MLflow would show
-as well, and one a cell returns would show twice. A Figure is drawn once, when a cell returns it (IPython's
-formatter renders it as PNG), and needs no GUI backend anywhere (CLI, services, CI).
+The figures are :class:`~matplotlib.figure.Figure` objects made without pyplot: a Jupyter kernel draws every
+open pyplot figure at the end of a cell, so a pyplot figure made only to be logged to MLflow would show as
+well, and one a cell returns would show twice. These show once, when a cell returns one (``_repr_png_``),
+and need no GUI backend anywhere (CLI, services, CI).
 """
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from matplotlib.figure import Figure
 
 
+class ShownFigure(Figure):
+    """A figure that IPython draws as PNG when a cell returns it."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png")
+        return buffer.getvalue()
+
+
 def _figure(width: float, height: float) -> tuple[Figure, Any]:
-    fig = Figure(figsize=(width, height))
+    fig = ShownFigure(figsize=(width, height))
     return fig, fig.subplots()
 
 
