@@ -135,6 +135,7 @@ def promote(
     as_json: JsonOption = False,
 ) -> None:
     """Make the run's spec the champion if its primary metric is >= the champion's (same dataset)."""
+    from ragship.tracking.registry import UNREGISTERED
     from ragship.tracking.registry import promote as do_promote
 
     decision = do_promote(run_id, force=force, reason=reason)
@@ -142,7 +143,8 @@ def promote(
         print_json(decision.to_dict())
     else:
         verdict = "[green]promoted[/green]" if decision.promoted else "[red]refused[/red]"
-        out.print(f"{verdict} version {decision.version}: {decision.reason}")
+        which = "(not registered)" if decision.version == UNREGISTERED else f"version {decision.version}"
+        out.print(f"{verdict} {which}: {decision.reason}")
     if not decision.promoted:
         raise typer.Exit(1)
 
