@@ -262,7 +262,7 @@ def test_eval_register_registers_the_run_with_its_facts(
     result = run_tracked_eval(default_spec(), dataset.limited(5), slice_store, "bm25", settings, register=True)
     client = _client(settings)
     [version] = client.search_model_versions(f"run_id='{result.run_id}'")
-    assert result.registered_version == version.version
+    assert result.registered_version == str(version.version)
     assert version.tags["run_id"] == result.run_id and version.tags["dataset"] == dataset.name
     assert f"{result.metrics['ndcg_at_10']:.4f}" in version.description
 
