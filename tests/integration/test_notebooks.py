@@ -108,7 +108,8 @@ def test_evaluate_then_promote_notebooks(
 
     promoted = _execute("03_promote_and_package.ipynb", tmp_path, home=home)
     assert _warnings(promoted) == [] and _images(promoted) == 0
-    [version] = registry.search_model_versions("name='ragship'")  # the promoted run, and only it
+    [found] = registry.search_model_versions("name='ragship'")  # the promoted run, and only it
+    version = registry.get_model_version("ragship", found.version)  # search results carry no aliases
     assert version.aliases == ["champion"] and version.description
     assert {"spec_name", "spec_hash", "dataset", "dataset_fingerprint", "ndcg_at_10", "run_id"} <= set(version.tags)
     assert version.tags["run_id"] == version.run_id and version.tags["answers.run_id"]  # notebook 02's QA run
