@@ -1,8 +1,9 @@
 """Where registered spec models logged before the tracking split find their class.
 
-MLflow pickles a pyfunc model's class by module path, and versions registered before the split name
-``ragship.serving_model.RagshipModel``. Newer versions name :mod:`ragship.tracking.spec_model`. This alias
-keeps the older ones loadable with ``mlflow.pyfunc.load_model``; nothing in ragship imports it.
+Versions logged before models-from-code hold a cloudpickled ``RagshipModel`` named by module path: the
+oldest name ``ragship.serving_model.RagshipModel``, later ones :mod:`ragship.tracking.spec_model`. This
+alias keeps the oldest loadable with ``mlflow.pyfunc.load_model``; nothing in ragship imports it. Versions
+logged since hold code (:mod:`ragship.tracking.spec_model_code`) and no pickle.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from ragship.eval.tracked import run_grid, run_tracked_eval
 from ragship.settings import Settings, load_settings
 from ragship.spec import default_spec, load_spec
 from ragship.tracking.registry import CHAMPION, champion, promote
-from ragship.tracking.runs import init_mlflow
+from ragship.tracking.runs import MODEL_URI_TAG, init_mlflow
 
 NFCORPUS = Path(__file__).resolve().parents[3] / "shared" / "data" / "nfcorpus"
 pytestmark = [
@@ -62,8 +62,9 @@ def _check_run(settings: Settings, run_id: str, mode: str) -> None:
     assert 0 < run.data.metrics["ndcg_at_10"] <= 1
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert {"spec.yaml", "per_query.json", "metrics.png", "per_query_ndcg.png"} <= artifacts
-    [version] = client.search_model_versions(f"run_id='{run_id}'")
-    assert version.name == settings.mlflow.registered_model
+    # The run logs its spec model; registering it is for `ragship promote` (or `eval --register`).
+    assert run.data.tags[MODEL_URI_TAG].startswith("models:/")
+    assert not client.search_model_versions(f"run_id='{run_id}'")
     import mlflow
 
     spec_path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="spec.yaml")
@@ -128,10 +129,23 @@ def test_promotion_gate(settings: Settings, grid: dict[str, Any], tmp_path: Path
     rows = sorted(grid["rows"], key=lambda r: r["ndcg_at_10"])
     worse, better = rows[0], rows[-1]
     assert worse["ndcg_at_10"] < better["ndcg_at_10"]
+    client = _client(settings)
+    name = settings.mlflow.registered_model
+    assert not client.search_model_versions(f"name='{name}'")  # the grid registered nothing
     assert promote(better["run_id"], settings=settings).promoted
     refused = promote(worse["run_id"], settings=settings)
     assert not refused.promoted and "below the champion" in refused.reason
-    assert champion(settings)["run_id"] == better["run_id"]  # type: ignore[index]
+    assert refused.version == "unregistered"  # a refused run stays out of the registry
+    current = champion(settings)
+    assert current is not None and current["run_id"] == better["run_id"]
+    [version] = client.search_model_versions(f"name='{name}'")
+    run = client.get_run(better["run_id"])
+    assert version.run_id == better["run_id"] and version.version == current["version"]
+    for key in ("spec_name", "spec_hash", "dataset", "dataset_fingerprint"):
+        assert version.tags[key] == run.data.params[key] and run.data.params[key] in version.description
+    assert version.tags["ndcg_at_10"] == f"{better['ndcg_at_10']:.4f}" and version.tags["run_id"] == better["run_id"]
+    assert f"ndcg_at_10 {better['ndcg_at_10']:.4f}" in version.description
+    assert current["tags"]["spec_hash"] == run.data.params["spec_hash"] and current["description"]
     with pytest.raises(TrackingError, match="--reason"):
         promote(worse["run_id"], force=True, settings=settings)
     forced = promote(worse["run_id"], force=True, reason="rollback drill", settings=settings)
@@ -151,19 +165,34 @@ def test_runs_on_other_datasets_are_not_comparable(
     assert not decision.promoted and "not comparable" in decision.reason
 
 
-def test_champion_model_answers_in_a_fresh_process(settings: Settings, grid: dict[str, Any], tmp_path: Path) -> None:
-    assert champion(settings) is not None
-    store = str(tmp_path / "answers")
-    doc = tmp_path / "fact.md"
-    doc.write_text("# Fact\n\nThe champion model answers from the pelican archive.\n")
+@pytest.fixture(scope="module")
+def answer_store(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A store with one fact, for registered models to answer from."""
     from ragship.assembly import open_indexer
 
+    folder = tmp_path_factory.mktemp("answers")
+    doc = folder / "fact.md"
+    doc.write_text("# Fact\n\nThe champion model answers from the pelican archive.\n")
+    store = str(folder / "store")
     open_indexer(default_spec(), store, settings).index([doc])
+    return store
+
+
+def _answer_in_fresh_process(settings: Settings, model_uri: str, store: str, forbid_unpickling: bool) -> Any:
+    """Load ``model_uri`` with mlflow.pyfunc in a new interpreter and ask it one question."""
+    # While the model loads, any unpickling fails the run: models-from-code must load from code alone.
+    guard = (
+        "import pickle, cloudpickle; saved = (pickle.load, pickle.loads, cloudpickle.load, cloudpickle.loads)\n"
+        "def refuse(*a, **k): raise AssertionError('the model unpickled something')\n"
+        "pickle.load = pickle.loads = cloudpickle.load = cloudpickle.loads = refuse\n"
+        if forbid_unpickling
+        else ""
+    )
+    restore = "pickle.load, pickle.loads, cloudpickle.load, cloudpickle.loads = saved\n" if forbid_unpickling else ""
     code = (
-        "import json, mlflow; "
-        f"mlflow.set_tracking_uri({settings.tracking_uri!r}); "
-        f"model = mlflow.pyfunc.load_model('models:/ragship@{CHAMPION}'); "
-        "print(json.dumps(model.predict(['Which archive does the champion answer from?'])))"
+        f"import json, mlflow\nmlflow.set_tracking_uri({settings.tracking_uri!r})\n{guard}"
+        f"model = mlflow.pyfunc.load_model({model_uri!r})\n{restore}"
+        "print(json.dumps(model.predict(['Which archive does the champion answer from?'])))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -177,6 +206,65 @@ def test_champion_model_answers_in_a_fresh_process(settings: Settings, grid: dic
     [answer] = json.loads(result.stdout.strip().splitlines()[-1])
     assert "pelican archive" in answer["answer"]
     assert answer["sources"][0]["source"].endswith("fact.md")
+    return answer
+
+
+def test_champion_model_answers_in_a_fresh_process(settings: Settings, grid: dict[str, Any], answer_store: str) -> None:
+    import mlflow
+
+    current = champion(settings)
+    assert current is not None
+    # The registered version holds code and the spec, no pickled model.
+    local = Path(mlflow.artifacts.download_artifacts(current["model_uri"]))
+    files = {p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()}
+    assert "spec_model_code.py" in files and "artifacts/spec.yaml" in files
+    assert not [f for f in files if f.endswith(".pkl")], files
+    flavor = yaml.safe_load((local / "MLmodel").read_text())["flavors"]["python_function"]
+    assert flavor["model_code_path"].endswith("spec_model_code.py") and "python_model" not in flavor
+    _answer_in_fresh_process(settings, f"models:/ragship@{CHAMPION}", answer_store, forbid_unpickling=True)
+
+
+@pytest.mark.parametrize("module", ["ragship.tracking.spec_model", "ragship.serving_model"])
+def test_versions_pickled_the_old_way_still_load_and_serve(settings: Settings, answer_store: str, module: str) -> None:
+    """Versions registered before models-from-code hold a cloudpickled RagshipModel named by one of two paths."""
+    import mlflow
+
+    from ragship.tracking.runs import spec_file
+    from ragship.tracking.spec_model import RagshipModel
+
+    legacy = settings.model_copy(update={"mlflow": settings.mlflow.model_copy(update={"registered_model": "legacy"})})
+    init_mlflow(legacy)
+    # cloudpickle names a class by its __module__ (it checks that path leads back to the class).
+    RagshipModel.__module__ = module
+    try:
+        with mlflow.start_run(run_name=f"old-{module}"), spec_file(default_spec()) as path:
+            info = mlflow.pyfunc.log_model(
+                name="ragship",
+                python_model=RagshipModel(),
+                artifacts={"spec": str(path)},
+                registered_model_name="legacy",
+                pip_requirements=["ragship"],
+            )
+    finally:
+        RagshipModel.__module__ = "ragship.tracking.spec_model"
+    uri = f"models:/legacy/{info.registered_model_version}"
+    pickled = Path(mlflow.artifacts.download_artifacts(uri)) / "python_model.pkl"
+    assert module.encode() in pickled.read_bytes()
+    _answer_in_fresh_process(settings, uri, answer_store, forbid_unpickling=False)
+    from ragship.tracking.registry import load_registered_spec
+
+    assert load_registered_spec(uri, legacy).hash == default_spec().hash
+
+
+def test_eval_register_registers_the_run_with_its_facts(
+    settings: Settings, dataset: BeirDataset, slice_store: str
+) -> None:
+    result = run_tracked_eval(default_spec(), dataset.limited(5), slice_store, "bm25", settings, register=True)
+    client = _client(settings)
+    [version] = client.search_model_versions(f"run_id='{result.run_id}'")
+    assert result.registered_version == str(version.version)
+    assert version.tags["run_id"] == result.run_id and version.tags["dataset"] == dataset.name
+    assert f"{result.metrics['ndcg_at_10']:.4f}" in version.description
 
 
 def test_cli_eval_json(nfcorpus_slice: Path, slice_store: str, tmp_path: Path, cli) -> None:
@@ -251,3 +339,40 @@ def test_golden_qa_set_scores_answers(settings: Settings, tmp_path: Path) -> Non
     assert any(n.startswith("faithfulness skipped") for n in result.notes)
     run = _client(settings).get_run(str(result.run_id))
     assert run.data.tags["ragship.notes"].startswith("faithfulness skipped")
+    # The same scores per question in MLflow's GenAI evaluation: one trace per question, one assessment per scorer.
+    import mlflow
+
+    traces = mlflow.search_traces(run_id=str(result.run_id), return_type="list")
+    assert len(traces) == len(result.rows)
+    scorers = {"exact_match", "token_f1", "contains_answer", "source_recall", "cited_source_precision"}
+    for name in scorers:
+        assert run.data.metrics[f"{name}/mean"] == pytest.approx(metrics[name])
+    by_question = {t.data.request: t for t in traces}
+    row = result.rows[0]
+    trace = next(t for q, t in by_question.items() if row["question"] in str(q))
+    scores = {a.name: a.value for a in trace.info.assessments if a.name in scorers}
+    assert scores == {k: row[k] for k in scorers}
+
+
+def test_prompt_of_an_llm_spec_is_registered_once_and_linked_to_runs(settings: Settings) -> None:
+    import mlflow
+
+    from ragship.spec import default_spec as spec_with
+    from ragship.tracking.prompts import link_spec_prompt, prompt_template
+
+    spec = spec_with(generator="openai")
+    init_mlflow(settings)
+    client = _client(settings)
+    with mlflow.start_run() as first:
+        uri = link_spec_prompt(spec, first.info.run_id, settings)
+    with mlflow.start_run() as second:
+        assert link_spec_prompt(spec, second.info.run_id, settings) == uri  # same template: same version
+    assert uri == "prompts:/ragship-default-openai/1"
+    prompt = mlflow.genai.load_prompt(uri)
+    assert prompt.template == prompt_template(spec) and prompt.tags["spec_hash"] == spec.hash
+    # The run page's "Prompts" link reads this tag.
+    for run in (first, second):
+        linked = json.loads(client.get_run(run.info.run_id).data.tags["mlflow.linkedPrompts"])
+        assert linked == [{"name": "ragship-default-openai", "version": "1"}]
+    with mlflow.start_run() as extractive:
+        assert link_spec_prompt(spec_with(), extractive.info.run_id, settings) is None

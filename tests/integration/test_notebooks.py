@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import papermill
@@ -31,6 +32,22 @@ def _text(nb: nbformat.NotebookNode) -> str:
     return "\n".join(parts)
 
 
+def _warnings(nb: nbformat.NotebookNode) -> list[str]:
+    """stderr lines that warn (Python warnings, logged WARNINGs, TqdmWarning...)."""
+    lines = (
+        line
+        for cell in nb.cells
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "stream" and output.get("name") == "stderr"
+        for line in output.get("text", "").splitlines()
+    )
+    return [line for line in lines if "warn" in line.lower()]
+
+
+def _images(nb: nbformat.NotebookNode) -> int:
+    return sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+
+
 def test_prototype_notebook(tmp_path: Path) -> None:
     nb = _execute(
         "01_prototype.ipynb",
@@ -43,6 +60,7 @@ def test_prototype_notebook(tmp_path: Path) -> None:
     assert "docs/testing.md" in text  # the test question's best source, shown with its score
     assert {"bm25", "dense", "hybrid"} <= set(text.split())
     assert (tmp_path / "spec.yaml").is_file() and "indexing:" in (tmp_path / "spec.yaml").read_text()
+    assert _warnings(nb) == [] and _images(nb) == 0
 
 
 def test_reindex_notebook_returns_its_summary(tmp_path: Path) -> None:
@@ -50,6 +68,17 @@ def test_reindex_notebook_returns_its_summary(tmp_path: Path) -> None:
     summary = next(o["data"]["application/json"] for c in nb.cells for o in c.get("outputs", []) if "data" in o
                    and "application/json" in o["data"])  # fmt: skip
     assert summary["added"] == len(list((REPO / "docs").glob("*.md"))) and summary["failed"] == 0
+    assert _warnings(nb) == []
+
+
+def _registry(home: str) -> Any:
+    from mlflow import MlflowClient
+
+    from ragship.settings import load_settings
+    from ragship.tracking.runs import init_mlflow
+
+    init_mlflow(load_settings(home=home))
+    return MlflowClient()
 
 
 @pytest.mark.skipif(not NFCORPUS.exists(), reason="needs ../shared/data/nfcorpus (BEIR NFCorpus)")
@@ -70,10 +99,20 @@ def test_evaluate_then_promote_notebooks(
     )
     text = _text(evaluated)
     assert "ndcg_at_10" in text and "best run:" in text
-    images = [o for c in evaluated.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert len(images) >= 2  # metric bars and the grid comparison render inline
+    assert _warnings(evaluated) == []
+    # What the notebook draws, once each: the metric bars and the grid comparison (not the figures logged
+    # to MLflow by each run).
+    assert _images(evaluated) == 2
+    registry = _registry(home)
+    assert registry.search_model_versions("name='ragship'") == []  # evaluations log models, register none
 
     promoted = _execute("03_promote_and_package.ipynb", tmp_path, home=home)
+    assert _warnings(promoted) == [] and _images(promoted) == 0
+    [found] = registry.search_model_versions("name='ragship'")  # the promoted run, and only it
+    version = registry.get_model_version("ragship", found.version)  # search results carry no aliases
+    assert version.aliases == ["champion"] and version.description
+    assert {"spec_name", "spec_hash", "dataset", "dataset_fingerprint", "ndcg_at_10", "run_id"} <= set(version.tags)
+    assert version.tags["run_id"] == version.run_id and version.tags["answers.run_id"]  # notebook 02's QA run
     decision = next(
         o["data"]["text/plain"] for c in promoted.cells for o in c.get("outputs", []) if "'promoted'" in
         o.get("data", {}).get("text/plain", "")

@@ -34,9 +34,12 @@ def eval_command(
     store: StoreOption = None,
     mode: ModeOption = None,
     limit_queries: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N judged queries.")] = None,
+    register: Annotated[
+        bool, typer.Option("--register", help="Also register the run's spec as a model version (else: `promote`).")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Evaluate retrieval on a BEIR dataset and record the run in MLflow."""
+    """Evaluate retrieval on a BEIR dataset and record the run (with its spec model) in MLflow."""
     from ragship.assembly import resolve_spec
     from ragship.eval.datasets import load_beir
     from ragship.eval.tracked import run_tracked_eval
@@ -49,14 +52,23 @@ def eval_command(
     with progress_bar() as bar:
         task = bar.add_task(f"evaluating {data.name} ({chosen})", total=len(data.queries))
         result = run_tracked_eval(
-            resolved, data, store, chosen, settings, lambda _stage, done, _total: bar.update(task, completed=done)
+            resolved,
+            data,
+            store,
+            chosen,
+            settings,
+            lambda _stage, done, _total: bar.update(task, completed=done),
+            register=register,
         )
+    registered = {"registered_version": result.registered_version} if register else {}
     if as_json:
-        print_json({"metrics": result.metrics, "run_id": result.run_id})
+        print_json({"metrics": result.metrics, "run_id": result.run_id, **registered})
         return
     _print_metrics(f"{data.name} {split} ({len(data.queries)} queries), mode {chosen}", result.metrics)
     reuse = "reused" if result.reused_index else "built"
     out.print(f"index {reuse}; MLflow run {result.run_id} (`ragship mlflow ui` to browse).")
+    if register:
+        out.print(f"registered as version {result.registered_version}; `ragship promote {result.run_id}` to serve it")
 
 
 def _print_metrics(title: str, metrics: dict[str, float]) -> None:
@@ -128,6 +140,7 @@ def promote(
     as_json: JsonOption = False,
 ) -> None:
     """Make the run's spec the champion if its primary metric is >= the champion's (same dataset)."""
+    from ragship.tracking.registry import UNREGISTERED
     from ragship.tracking.registry import promote as do_promote
 
     decision = do_promote(run_id, force=force, reason=reason)
@@ -135,7 +148,8 @@ def promote(
         print_json(decision.to_dict())
     else:
         verdict = "[green]promoted[/green]" if decision.promoted else "[red]refused[/red]"
-        out.print(f"{verdict} version {decision.version}: {decision.reason}")
+        which = "(not registered)" if decision.version == UNREGISTERED else f"version {decision.version}"
+        out.print(f"{verdict} {which}: {decision.reason}")
     if not decision.promoted:
         raise typer.Exit(1)
 
@@ -153,9 +167,9 @@ def champion_command(as_json: JsonOption = False) -> None:
         print_json(current)
         return
     out.print(f"{current['model_uri']} = version {current['version']} (run {current['run_id']})")
-    out.print(f"dataset {current['dataset']} ({current['dataset_fingerprint']}), spec {current['spec_hash']}")
-    for name, value in sorted(current["metrics"].items()):
-        out.print(f"  {name} = {value:.4f}")
+    out.print(current["description"] or "(no description: registered before versions were described)")
+    for name, value in sorted(current["tags"].items()):
+        out.print(f"  {name} = {value}")
 
 
 @mlflow_app.command("ui")

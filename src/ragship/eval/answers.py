@@ -36,6 +36,22 @@ def token_f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def text_scores(answer: str, golds: list[str]) -> dict[str, float]:
+    """``token_f1`` (best over gold answers) and ``contains_answer`` of one answer."""
+    return {
+        "token_f1": max(token_f1(answer, g) for g in golds),
+        "contains_answer": float(any(normalize(g) in normalize(answer) for g in golds)),
+    }
+
+
+def source_scores(sources: list[str], cited: list[str], gold: set[str]) -> dict[str, float]:
+    """``source_recall`` (a gold file is among the sources) and ``cited_source_precision`` of one answer."""
+    return {
+        "source_recall": float(bool(gold & set(sources))) if gold else 1.0,
+        "cited_source_precision": (sum(c in gold for c in cited) / len(cited)) if cited and gold else 0.0,
+    }
+
+
 @dataclass
 class AnswerEvaluation:
     """Means over the QA set, per-question rows, and notes on what was skipped."""
@@ -78,11 +94,10 @@ def evaluate_answers(
                 "question": ex.question,
                 "answer": ans.answer,
                 "gold": ex.answers[0],
-                "token_f1": max(token_f1(ans.answer, g) for g in ex.answers),
-                "contains_answer": float(any(normalize(g) in normalize(ans.answer) for g in ex.answers)),
-                "source_recall": float(bool(gold & set(sources))) if gold else 1.0,
-                "cited_source_precision": (sum(c in gold for c in cited) / len(cited)) if cited and gold else 0.0,
+                **text_scores(ans.answer, ex.answers),
+                **source_scores(sources, cited, gold),
                 "sources": sources,
+                "cited": cited,
             }
         )
     exact = AnswerExactMatchEvaluator().run(

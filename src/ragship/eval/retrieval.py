@@ -33,6 +33,8 @@ class RetrievalEvaluation:
     reused_index: bool
     seconds: dict[str, float] = field(default_factory=dict)
     run_id: str | None = None
+    #: The model version registered from the run (``ragship eval --register``), else None.
+    registered_version: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """What `ragship eval --json` prints."""

@@ -28,12 +28,18 @@ def run_tracked_eval(
     progress: Progress | None = None,
     nested: bool = False,
     run_name: str | None = None,
+    register: bool = False,
 ) -> RetrievalEvaluation:
-    """Evaluate and record everything in one MLflow run (a child run when ``nested``)."""
+    """Evaluate and record everything in one MLflow run (a child run when ``nested``).
+
+    The run logs the spec model; it is registered only with ``register`` (else by ``ragship promote``).
+    """
     import mlflow
     import pandas as pd
 
+    from ragship.tracking.prompts import link_spec_prompt
     from ragship.tracking.spec_model import log_spec_model  # imports mlflow.pyfunc: only when one is logged
+    from ragship.tracking.versions import register_run
 
     settings = settings or get_settings()
     # Evaluation indices live beside (never inside) the given store: same backend, own index.
@@ -81,8 +87,11 @@ def run_tracked_eval(
         mlflow.log_figure(plots.metrics_bar(result.metrics, f"{dataset.name} {dataset.split}, {mode}"), "metrics.png")
         ndcg = [m["ndcg_at_10"] for m in result.per_query.values()]
         mlflow.log_figure(plots.per_query_histogram(ndcg, "ndcg_at_10"), "per_query_ndcg.png")
-        log_spec_model(spec, settings)
+        log_spec_model(spec)
+        link_spec_prompt(spec, run.info.run_id, settings)
         result.run_id = run.info.run_id
+    if register:
+        result.registered_version = register_run(run.info.run_id, settings)
     return result
 
 
@@ -216,8 +225,10 @@ def run_tracked_qa(
     from ragship.eval.answers import evaluate_answers
     from ragship.eval.conversations import evaluate_conversations, is_conversation_set, load_conversations
     from ragship.eval.datasets import load_qa
+    from ragship.eval.genai import log_answer_assessments
     from ragship.pipelines.indexing import discover_files
     from ragship.pipelines.query import QueryEngine
+    from ragship.tracking.prompts import link_spec_prompt
 
     settings = settings or get_settings()
     conversational = is_conversation_set(qa_path)
@@ -249,6 +260,7 @@ def run_tracked_qa(
         )
         with spec_file(spec) as path:
             mlflow.log_artifact(str(path))
+        link_spec_prompt(spec, run.info.run_id, settings)
         engine = QueryEngine(spec, store)
         if conversational:
             result = evaluate_conversations(engine, conversations)
@@ -258,5 +270,6 @@ def run_tracked_qa(
         mlflow.set_tag("ragship.notes", "; ".join(result.notes) or "none")
         mlflow.log_table(pd.DataFrame(result.rows), artifact_file="answers.json")
         mlflow.log_figure(plots.metrics_bar(result.metrics, f"QA: {Path(qa_path).name}"), "qa_metrics.png")
+        log_answer_assessments(examples, result.rows)
         result.run_id = run.info.run_id
     return result

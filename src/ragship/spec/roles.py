@@ -25,6 +25,7 @@ class Role(StrEnum):
     JOINER = "joiner"
     RANKER = "ranker"
     ANSWERER = "answerer"
+    PROMPT_BUILDER = "prompt builder"
     OPENAI_GENERATOR = "openai generator"
     LOCAL_GENERATOR = "local generator"
 
@@ -55,6 +56,10 @@ ROLE_CLASSES: dict[Role, tuple[str, ...]] = {
         "haystack.components.rankers.lost_in_the_middle.LostInTheMiddleRanker",
     ),
     Role.ANSWERER: ("ragship.components.answerers.ExtractiveAnswerer",),
+    Role.PROMPT_BUILDER: (
+        "haystack.components.builders.chat_prompt_builder.ChatPromptBuilder",
+        "haystack.components.builders.prompt_builder.PromptBuilder",
+    ),
     Role.OPENAI_GENERATOR: ("haystack.components.generators.chat.openai.OpenAIChatGenerator",),
     Role.LOCAL_GENERATOR: ("ragship.components.generators.LocalChatGenerator",),
 }

@@ -12,9 +12,12 @@ from typing import Any
 from ragship.errors import TrackingError
 from ragship.settings import Settings, get_settings
 from ragship.spec import PipelineSpec, load_spec
-from ragship.tracking.runs import init_mlflow
+from ragship.tracking.runs import MODEL_URI_TAG, init_mlflow
+from ragship.tracking.versions import register_run, run_version
 
 CHAMPION = "champion"
+#: What a refused decision names as its version when the run was never registered.
+UNREGISTERED = "unregistered"
 
 
 @dataclass
@@ -36,7 +39,8 @@ class PromotionDecision:
 def promote(
     run_id: str, force: bool = False, reason: str | None = None, settings: Settings | None = None
 ) -> PromotionDecision:
-    """Give the run's registered model the ``champion`` alias if it is at least as good as the current one.
+    """Register the run's spec model and give it the ``champion`` alias if it is at least as good as the
+    current one. A refused run stays unregistered (its version is ``unregistered``) unless registered before.
 
     Comparable only on the same dataset fingerprint. ``force`` overrides the gate and needs a reason,
     recorded as a tag on the model version.
@@ -52,10 +56,9 @@ def promote(
         run = client.get_run(run_id)
     except MlflowException as e:
         raise TrackingError(f"Run {run_id} not found in {settings.tracking_uri}.") from e
-    versions = client.search_model_versions(f"run_id='{run_id}' and name='{name}'")
-    if not versions:
-        raise TrackingError(f"Run {run_id} registered no '{name}' model version; evaluate with `ragship eval` first.")
-    version = str(versions[0].version)
+    version = run_version(run_id, settings)
+    if version is None and not run.data.tags.get(MODEL_URI_TAG):
+        raise TrackingError(f"Run {run_id} logged no spec model; evaluate with `ragship eval` first.")
     value = run.data.metrics.get(metric)
     if value is None:
         raise TrackingError(f"Run {run_id} has no metric {metric!r} (RAGSHIP_MLFLOW__PRIMARY_METRIC).")
@@ -71,7 +74,7 @@ def promote(
         if ours != theirs:
             return PromotionDecision(
                 False,
-                version,
+                version or UNREGISTERED,
                 f"not comparable: dataset fingerprint {ours} differs from the champion's {theirs}; "
                 "evaluate on the champion's dataset or use --force --reason",
                 metric,
@@ -81,15 +84,17 @@ def promote(
         if champion_value is not None and value < champion_value:
             return PromotionDecision(
                 False,
-                version,
+                version or UNREGISTERED,
                 f"{metric} {value:.4f} is below the champion's {champion_value:.4f} (version {current.version})",
                 metric,
                 value,
                 champion_value,
             )
+    if force and not reason:
+        raise TrackingError("--force needs --reason TEXT, recorded on the model version.")
+    # Registered only now that it is promoted (or earlier, by `ragship eval --register`).
+    version = version or register_run(run_id, settings)
     if force:
-        if not reason:
-            raise TrackingError("--force needs --reason TEXT, recorded on the model version.")
         client.set_model_version_tag(name, version, "promotion_forced_reason", reason)
     client.set_registered_model_alias(name, CHAMPION, version)
     client.set_model_version_tag(name, version, "promoted_from_run", run_id)
@@ -102,7 +107,7 @@ def promote(
 
 
 def best_run(settings: Settings | None = None) -> str:
-    """The finished evaluation run with the highest primary metric that registered a spec model."""
+    """The finished evaluation run with the highest primary metric that logged a spec model."""
     import mlflow
 
     settings = settings or get_settings()
@@ -115,10 +120,9 @@ def best_run(settings: Settings | None = None) -> str:
         max_results=50,
         output_format="list",
     )
-    client = mlflow.MlflowClient()
     for run in runs:
-        name = settings.mlflow.registered_model
-        if client.search_model_versions(f"run_id='{run.info.run_id}' and name='{name}'"):
+        # Runs from before models were logged unregistered have a version instead of the tag.
+        if run.data.tags.get(MODEL_URI_TAG) or run_version(run.info.run_id, settings):
             return str(run.info.run_id)
     raise TrackingError(
         f"No finished evaluation run with metric {metric!r} in experiment '{settings.mlflow.experiment}'; "
@@ -127,7 +131,7 @@ def best_run(settings: Settings | None = None) -> str:
 
 
 def champion(settings: Settings | None = None) -> dict[str, Any] | None:
-    """The current champion: version, run, metrics and dataset, or None."""
+    """The current champion: version, run, metrics, dataset, and the version's description and tags, or None."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -147,6 +151,7 @@ def champion(settings: Settings | None = None) -> dict[str, Any] | None:
         "dataset": run.data.params.get("dataset"),
         "dataset_fingerprint": run.data.params.get("dataset_fingerprint"),
         "spec_hash": run.data.params.get("spec_hash"),
+        "description": version.description,
         "tags": version.tags,
     }
 

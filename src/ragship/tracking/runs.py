@@ -19,6 +19,8 @@ from ragship.spec import PipelineSpec, Role
 
 #: The tag that says what a run is (``qa``, ``feedback``...), so searches can pick one kind.
 KIND_TAG = "ragship.kind"
+#: The tag on an evaluation run that holds its logged spec model's URI (``models:/<model id>``).
+MODEL_URI_TAG = "ragship.model_uri"
 
 
 def git_commit(cwd: Path | None = None) -> str:
