@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -115,6 +115,12 @@ class QueryEngine:
             for name, sockets in self.pipeline.inputs(include_components_with_connected_inputs=True).items()
             if "streaming_callback" in sockets
         ]
+        self._generators = [
+            name
+            for name, sockets in self.pipeline.inputs(include_components_with_connected_inputs=True).items()
+            if "generation_kwargs" in sockets and name in self._streamers
+        ]
+        self._served_types = {name: str(c.get("type", "")) for name, c in spec.query.get("components", {}).items()}
         self._question_inputs = {
             (component, socket)
             for component, sockets in self.pipeline.inputs().items()
@@ -148,9 +154,11 @@ class QueryEngine:
         top_k: int | None = None,
         filters: dict[str, Any] | None = None,
         deepen_branches: bool = True,
+        history: Sequence[str] = (),
     ) -> list[Document]:
         """The ranked chunks for ``question``, without generating an answer.
 
+        :param history: The conversation's earlier user turns, oldest first (accepted, not yet used).
         :param deepen_branches: Let each retriever return at least ``top_k`` chunks. False keeps the spec's
             per-branch depth (``candidates``), so the fused order is the one serving gives; fewer than
             ``top_k`` chunks may come back.
@@ -193,6 +201,26 @@ class QueryEngine:
                 data.setdefault(self._ranked, {})["top_k"] = top_k
         return data
 
+    def generation_kwargs(self, max_tokens: int | None = None, temperature: float | None = None) -> dict[str, Any]:
+        """``max_tokens`` and ``temperature`` in the words of the spec's LLM, for :meth:`ask`'s ``generation_kwargs``.
+
+        Local Hugging Face models count ``max_new_tokens`` and sample only when told to; OpenAI-compatible
+        endpoints take ``max_completion_tokens`` and ``temperature``. Empty for an extractive spec.
+        """
+        kinds = {self._served_types.get(name, "") for name in self._generators}
+        if not kinds:
+            return {}
+        if any(kind.endswith("HuggingFaceLocalChatGenerator") for kind in kinds):
+            local: dict[str, Any] = {} if max_tokens is None else {"max_new_tokens": max_tokens}
+            if temperature is not None:  # transformers rejects temperature 0: greedy decoding says the same
+                greedy = temperature == 0
+                local.update({"do_sample": False} if greedy else {"do_sample": True, "temperature": temperature})
+            return local
+        remote: dict[str, Any] = {} if max_tokens is None else {"max_completion_tokens": max_tokens}
+        if temperature is not None:
+            remote["temperature"] = temperature
+        return remote
+
     @property
     def streams(self) -> bool:
         """Whether the answer can arrive in pieces (the spec generates with an LLM)."""
@@ -204,6 +232,8 @@ class QueryEngine:
         top_k: int | None = None,
         filters: dict[str, Any] | None = None,
         on_token: Callable[[str], None] | None = None,
+        history: Sequence[str] = (),
+        generation_kwargs: dict[str, Any] | None = None,
     ) -> Answer:
         """Answer ``question``.
 
@@ -211,6 +241,9 @@ class QueryEngine:
         :param filters: Haystack metadata filters, e.g. ``{"field": "meta.source", "operator": "==", ...}``.
         :param on_token: Called with each piece of the answer as the LLM produces it (LLM specs only;
             an extractive answer arrives whole in the return value).
+        :param history: The conversation's earlier user turns, oldest first (accepted, not yet used).
+        :param generation_kwargs: Passed to the spec's LLM for this answer (e.g. ``max_new_tokens``,
+            ``temperature``); an extractive spec ignores them.
         :raises InvalidRequestError: when the question is empty.
         """
         if not question or not question.strip():
@@ -220,6 +253,9 @@ class QueryEngine:
         if on_token is not None:
             for name in self._streamers:
                 inputs.setdefault(name, {})["streaming_callback"] = _token_callback(on_token)
+        if generation_kwargs:
+            for name in self._generators:
+                inputs.setdefault(name, {})["generation_kwargs"] = dict(generation_kwargs)
         result = run_pipeline(self.pipeline, inputs)
         answers = result.get(self._answer_builder, {}).get("answers", [])
         if not answers:

@@ -33,12 +33,18 @@ from ragship.serving.embedder import Embedder
 from ragship.serving.generator import Generator
 from ragship.serving.http import guard, http_errors, public_error, response_for
 from ragship.serving.jobs import jobs_app, serve_jobs
+from ragship.serving.mcp_tools import mcp_app
+from ragship.serving.openai_routes import openai_app
+from ragship.serving.openai_schema import STABLE_MODEL_ID
+from ragship.serving.served import ServedEngine
 from ragship.serving.ui import ui_app
 from ragship.settings import RatingName, get_settings
 from ragship.tracking.feedback import Feedback, FeedbackRecorder, rating_value
 
 _SETTINGS = get_settings()
 _SERVING = _SETTINGS.serving
+# The engine, for the OpenAI-compatible /v1 routes and the MCP server (set in RAG.__init__).
+_SERVED = ServedEngine()
 
 Question = Annotated[
     str,
@@ -92,6 +98,8 @@ def _ask_response(answer: Answer) -> AskResponse:
     threads=_SERVING.threads,
 )
 @bentoml.asgi_app(jobs_app, path="/index")
+@bentoml.asgi_app(openai_app(_SERVED, _SERVING), path="/v1")
+@bentoml.asgi_app(mcp_app(_SERVED, _SERVING), path="/")
 @bentoml.asgi_app(ui_app, path="/")
 class RAG:
     """Answers questions over the store with the served spec; see ``/docs.json`` for the schema."""
@@ -111,8 +119,12 @@ class RAG:
         remote = RemoteModels(
             embed_queries=lambda texts: self.embedder.embed_queries(texts),
             embed_documents=lambda texts: self.embedder.embed_documents(texts),
-            generate=(lambda messages: self.generator.generate(messages)) if llm else None,
-            stream=(lambda messages: self.generator.stream(messages)) if llm else None,
+            generate=(lambda messages, kwargs: self.generator.generate(messages, generation_kwargs=kwargs))
+            if llm
+            else None,
+            stream=(lambda messages, kwargs: self.generator.stream(messages, generation_kwargs=kwargs))
+            if llm
+            else None,
             rank=lambda q, texts, scale: self.embedder.rank(query=q, texts=texts, scale=scale),
         )
         if in_api:
@@ -120,6 +132,7 @@ class RAG:
         store = store_for(spec, settings=_SETTINGS)
         self.engine = open_query_engine(spec, store, settings=_SETTINGS, remote=remote)
         self.engine.warm_up()
+        _SERVED.set(self.engine, STABLE_MODEL_ID, spec.name)
         self.feedback_recorder = FeedbackRecorder(spec, origin, _SETTINGS)
         ui_app.state.config = {
             "auth": _SERVING.api_key is not None,
