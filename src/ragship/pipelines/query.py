@@ -202,24 +202,10 @@ class QueryEngine:
         return data
 
     def generation_kwargs(self, max_tokens: int | None = None, temperature: float | None = None) -> dict[str, Any]:
-        """``max_tokens`` and ``temperature`` in the words of the spec's LLM, for :meth:`ask`'s ``generation_kwargs``.
-
-        Local Hugging Face models count ``max_new_tokens`` and sample only when told to; OpenAI-compatible
-        endpoints take ``max_completion_tokens`` and ``temperature``. Empty for an extractive spec.
-        """
-        kinds = {self._served_types.get(name, "") for name in self._generators}
-        if not kinds:
-            return {}
-        if any(kind.endswith("HuggingFaceLocalChatGenerator") for kind in kinds):
-            local: dict[str, Any] = {} if max_tokens is None else {"max_new_tokens": max_tokens}
-            if temperature is not None:  # transformers rejects temperature 0: greedy decoding says the same
-                greedy = temperature == 0
-                local.update({"do_sample": False} if greedy else {"do_sample": True, "temperature": temperature})
-            return local
-        remote: dict[str, Any] = {} if max_tokens is None else {"max_completion_tokens": max_tokens}
-        if temperature is not None:
-            remote["temperature"] = temperature
-        return remote
+        """``max_tokens`` and ``temperature`` in the words of the spec's LLM, for :meth:`ask` (see
+        :func:`llm_generation_kwargs`); empty for an extractive spec."""
+        kinds = [self._served_types.get(name, "") for name in self._generators]
+        return llm_generation_kwargs(kinds, max_tokens, temperature)
 
     @property
     def streams(self) -> bool:
@@ -268,6 +254,28 @@ class QueryEngine:
             answer=answer.data or "",
             sources=[Source.from_document(d, i) for i, d in enumerate(docs, start=1)],
         )
+
+
+def llm_generation_kwargs(
+    generator_types: Sequence[str], max_tokens: int | None = None, temperature: float | None = None
+) -> dict[str, Any]:
+    """A reply's length and temperature as ``generation_kwargs`` of the given chat generator types.
+
+    Local Hugging Face models count ``max_new_tokens`` and sample only when told to (transformers rejects
+    temperature 0; greedy decoding is what it means); OpenAI-compatible endpoints take
+    ``max_completion_tokens`` and ``temperature``. No generator: nothing to say.
+    """
+    if not generator_types:
+        return {}
+    if any(kind.endswith("HuggingFaceLocalChatGenerator") for kind in generator_types):
+        local: dict[str, Any] = {} if max_tokens is None else {"max_new_tokens": max_tokens}
+        if temperature is not None:
+            local.update({"do_sample": False} if temperature == 0 else {"do_sample": True, "temperature": temperature})
+        return local
+    remote: dict[str, Any] = {} if max_tokens is None else {"max_completion_tokens": max_tokens}
+    if temperature is not None:
+        remote["temperature"] = temperature
+    return remote
 
 
 def _token_callback(on_token: Callable[[str], None]) -> Callable[[StreamingChunk], None]:

@@ -6,8 +6,7 @@ the rest of the API scales. The API key guard in front of the service covers ``/
 MCP clients send the key as ``Authorization: Bearer ...``.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the SDK reads the tools' signatures, whose bounds come from settings.
 from dataclasses import asdict
 from typing import Annotated
 
