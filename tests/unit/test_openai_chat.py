@@ -87,10 +87,13 @@ def test_usage_estimate_and_error_body() -> None:
 
 
 def test_max_tokens_and_temperature_speak_each_generators_words() -> None:
-    local = ["haystack.components.generators.chat.hugging_face_local.HuggingFaceLocalChatGenerator"]
-    remote = ["haystack.components.generators.chat.openai.OpenAIChatGenerator"]
+    local = [("ragship.components.generators.LocalChatGenerator", {"max_new_tokens": 64, "do_sample": False})]
+    remote = [("haystack.components.generators.chat.openai.OpenAIChatGenerator", {"temperature": 0.0})]
+    older = [("some.Generator", {"max_tokens": 64})]
     assert llm_generation_kwargs([], 10, 0.5) == {}
     assert llm_generation_kwargs(local, 10, 0) == {"max_new_tokens": 10, "do_sample": False}
     assert llm_generation_kwargs(local, None, 0.7) == {"do_sample": True, "temperature": 0.7}
     assert llm_generation_kwargs(remote, 10, 0.2) == {"max_completion_tokens": 10, "temperature": 0.2}
+    assert llm_generation_kwargs(older, 10) == {"max_tokens": 10}
+    assert llm_generation_kwargs([("x.Transformers", {})], 10) == {"max_new_tokens": 10}
     assert llm_generation_kwargs(remote) == {}

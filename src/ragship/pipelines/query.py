@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -120,7 +120,6 @@ class QueryEngine:
             for name, sockets in self.pipeline.inputs(include_components_with_connected_inputs=True).items()
             if "generation_kwargs" in sockets and name in self._streamers
         ]
-        self._served_types = {name: str(c.get("type", "")) for name, c in spec.query.get("components", {}).items()}
         self._question_inputs = {
             (component, socket)
             for component, sockets in self.pipeline.inputs().items()
@@ -204,8 +203,16 @@ class QueryEngine:
     def generation_kwargs(self, max_tokens: int | None = None, temperature: float | None = None) -> dict[str, Any]:
         """``max_tokens`` and ``temperature`` in the words of the spec's LLM, for :meth:`ask` (see
         :func:`llm_generation_kwargs`); empty for an extractive spec."""
-        kinds = [self._served_types.get(name, "") for name in self._generators]
-        return llm_generation_kwargs(kinds, max_tokens, temperature)
+        components = self.spec.query.get("components", {})
+        generators = [
+            (
+                str(components[n].get("type", "")),
+                dict(components[n].get("init_parameters", {}).get("generation_kwargs") or {}),
+            )
+            for n in self._generators
+            if n in components
+        ]
+        return llm_generation_kwargs(generators, max_tokens, temperature)
 
     @property
     def streams(self) -> bool:
@@ -256,26 +263,34 @@ class QueryEngine:
         )
 
 
-def llm_generation_kwargs(
-    generator_types: Sequence[str], max_tokens: int | None = None, temperature: float | None = None
-) -> dict[str, Any]:
-    """A reply's length and temperature as ``generation_kwargs`` of the given chat generator types.
+LENGTH_KEYS = ("max_new_tokens", "max_completion_tokens", "max_tokens")  # transformers, OpenAI, older OpenAI
 
-    Local Hugging Face models count ``max_new_tokens`` and sample only when told to (transformers rejects
-    temperature 0; greedy decoding is what it means); OpenAI-compatible endpoints take
-    ``max_completion_tokens`` and ``temperature``. No generator: nothing to say.
+
+def llm_generation_kwargs(
+    generators: Sequence[tuple[str, Mapping[str, Any]]], max_tokens: int | None = None, temperature: float | None = None
+) -> dict[str, Any]:
+    """A reply's length and temperature as run-time ``generation_kwargs`` of the spec's chat generators.
+
+    :param generators: Each generator's type and its own ``generation_kwargs`` from the spec. The length goes
+        under the key those already use; with none, under OpenAI's ``max_completion_tokens`` for an OpenAI
+        generator, else transformers' ``max_new_tokens`` (the local generators).
+    :returns: ``{}`` without a generator. Transformers models sample only when told to and reject
+        temperature 0, which means greedy decoding there.
     """
-    if not generator_types:
+    if not generators:
         return {}
-    if any(kind.endswith("HuggingFaceLocalChatGenerator") for kind in generator_types):
-        local: dict[str, Any] = {} if max_tokens is None else {"max_new_tokens": max_tokens}
-        if temperature is not None:
-            local.update({"do_sample": False} if temperature == 0 else {"do_sample": True, "temperature": temperature})
-        return local
-    remote: dict[str, Any] = {} if max_tokens is None else {"max_completion_tokens": max_tokens}
-    if temperature is not None:
-        remote["temperature"] = temperature
-    return remote
+    own = {key for _, kwargs in generators for key in kwargs}
+    length = next((key for key in LENGTH_KEYS if key in own), None)
+    if length is None:
+        length = "max_completion_tokens" if any("OpenAI" in kind for kind, _ in generators) else "max_new_tokens"
+    out: dict[str, Any] = {} if max_tokens is None else {length: max_tokens}
+    if temperature is None:
+        return out
+    if length == "max_new_tokens":
+        out.update({"do_sample": False} if temperature == 0 else {"do_sample": True, "temperature": temperature})
+    else:
+        out["temperature"] = temperature
+    return out
 
 
 def _token_callback(on_token: Callable[[str], None]) -> Callable[[StreamingChunk], None]:
