@@ -148,6 +148,21 @@ class ServingSettings(BaseModel):
     max_history_turns: int = Field(
         10, ge=0, le=1000, description="Earlier user turns a request may send as history (each as long as a question)."
     )
+    chat_max_messages: int = Field(
+        200, ge=1, le=100_000, description="Messages in one /v1/chat/completions request; more get 400."
+    )
+    chat_max_message_chars: int = Field(
+        50_000,
+        ge=100,
+        le=10_000_000,
+        description="Characters in one chat message (earlier turns, pasted answers); longer ones get 400. The "
+        "question itself (the last user message) is held to max_question_chars.",
+    )
+    chat_sources_in_content: bool = Field(
+        True,
+        description="Append a short 'Sources: [1] docs/x.md ...' block to each chat answer's content, for chat UIs "
+        "that show only content (Open WebUI); the sources always travel in the response's `sources` field too.",
+    )
     timeout_s: float = Field(60.0, gt=0, le=3600, description="Per-request timeout of the query API.")
     max_concurrency: int = Field(64, ge=1, le=10_000, description="Requests in flight per query worker; more get 503.")
     threads: int = Field(16, ge=1, le=512, description="Threads running pipelines per query worker.")

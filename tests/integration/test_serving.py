@@ -218,6 +218,25 @@ def test_the_streaming_endpoint_streams_tokens_before_the_answer(served: Served)
     assert arrivals[0][0] < arrivals[-1][0]
 
 
+def test_openai_chat_streams_the_llm_and_its_max_tokens_reach_the_generator(served: Served) -> None:
+    import openai
+
+    client = openai.OpenAI(base_url=f"{served.url}/v1", api_key=API_KEY, max_retries=0, timeout=120)
+
+    def words(**limits: Any) -> list[str]:
+        stream = client.chat.completions.create(
+            model="ragship", messages=[{"role": "user", "content": QUESTION}], stream=True, **limits
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        # The LLM's reply, without the sources list after it (serving.chat_sources_in_content). The tiny model's
+        # tokenizer is word-level: a word is a token (the streamer may send several in one piece).
+        return text.split("\n\nSources:")[0].split()
+
+    # The spec lets the tiny model write 24 tokens; the request's max_tokens becomes its max_new_tokens.
+    free, capped = words(), words(max_tokens=2, temperature=0)
+    assert len(capped) <= 2 < len(free), (capped, free)
+
+
 def _assert_page_layout(page: Any, shot: Path) -> None:
     """What the user must see once an answer is shown, at the current viewport; saves a screenshot."""
     page.screenshot(path=shot, full_page=True)

@@ -55,6 +55,21 @@ def test_guard_requires_the_key_except_on_public_paths() -> None:
     assert client.get("/healthz").status_code == 200
 
 
+def test_guard_takes_a_bearer_key_and_answers_openai_routes_in_openai_errors() -> None:
+    app = Starlette(
+        routes=[Route("/ask", _echo, methods=["POST"]), Route("/v1/chat/completions", _echo, methods=["POST"])]
+    )
+    client = TestClient(RequestGuard(app, api_key="s3cret", header="x-api-key", max_bytes=1024))
+    assert client.post("/ask", json={}, headers={"authorization": "Bearer s3cret"}).status_code == 200
+    assert client.post("/ask", json={}, headers={"authorization": "Basic s3cret"}).status_code == 401
+    wrong = client.post("/v1/chat/completions", json={}, headers={"authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    assert wrong.json()["error"]["type"] == "authentication_error" and "Bearer" in wrong.json()["error"]["message"]
+    big = client.post("/v1/chat/completions", content=b"x" * 2048, headers={"authorization": "Bearer s3cret"})
+    assert big.status_code == 413 and big.json()["error"]["code"] == "request_too_large"
+    assert isinstance(client.post("/ask", content=b"x" * 2048, headers={"x-api-key": "s3cret"}).json()["error"], str)
+
+
 def test_guard_without_a_key_lets_everyone_in() -> None:
     assert _guarded(api_key=None).post("/ask", json={}).status_code == 200
 
@@ -136,14 +151,17 @@ def test_remote_embedding_backend_checks_the_count_and_retries_overload() -> Non
 
 def test_remote_chat_generator_streams_pieces_and_returns_the_whole_reply() -> None:
     generator = RemoteChatGenerator(served_type="x.OpenAIChatGenerator")
-    generator.generate = lambda messages: "whole " + messages[-1]["content"][0]["text"]
-    generator.stream = lambda messages: iter(["Run ", "make ", "test [1]"])
+    sent: list[dict[str, Any] | None] = []
+    generator.generate = lambda messages, kwargs: sent.append(kwargs) or "whole " + messages[-1]["content"][0]["text"]
+    generator.stream = lambda messages, kwargs: sent.append(kwargs) or iter(["Run ", "make ", "test [1]"])
     question = [ChatMessage.from_user("q?")]
     assert generator.run(question)["replies"][0].text == "whole q?"
     chunks: list[StreamingChunk] = []
-    reply = generator.run(question, streaming_callback=chunks.append)["replies"][0]
+    limits = {"max_completion_tokens": 5}
+    reply = generator.run(question, streaming_callback=chunks.append, generation_kwargs=limits)["replies"][0]
     assert [c.content for c in chunks] == ["Run ", "make ", "test [1]"]
     assert reply.text == "Run make test [1]"
+    assert sent == [None, limits]  # the run's generation_kwargs travel to the Generator service
 
 
 def test_only_chat_generators_are_replaced_by_stand_ins() -> None:

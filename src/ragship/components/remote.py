@@ -23,8 +23,9 @@ from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_
 from ragship.errors import ModelError, ModelServiceUnavailableError
 
 EmbedFn = Callable[[list[str]], list[list[float]]]
-GenerateFn = Callable[[list[dict[str, Any]]], str]
-StreamFn = Callable[[list[dict[str, Any]]], Iterable[str]]
+# (messages as ChatMessage.to_dict(), generation_kwargs or None) -> the reply, whole or in pieces.
+GenerateFn = Callable[[list[dict[str, Any]], dict[str, Any] | None], str]
+StreamFn = Callable[[list[dict[str, Any]], dict[str, Any] | None], Iterable[str]]
 RankFn = Callable[[str, list[str], bool], list[float]]
 
 
@@ -135,21 +136,28 @@ class RemoteChatGenerator:
         return default_from_dict(cls, data)
 
     @component.output_types(replies=list[ChatMessage])
-    def run(self, messages: list[ChatMessage], streaming_callback: StreamingCallbackT | None = None) -> dict[str, Any]:
+    def run(
+        self,
+        messages: list[ChatMessage],
+        streaming_callback: StreamingCallbackT | None = None,
+        generation_kwargs: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Send ``messages`` to the generator service.
 
         :param streaming_callback: Receives each piece of the reply as a :class:`StreamingChunk`.
+        :param generation_kwargs: Overrides of the served generator's own ``generation_kwargs`` for this reply.
         :returns: ``replies``: the assistant's message.
         """
         if self.generate is None or self.stream is None:
             raise ModelError(f"RemoteChatGenerator standing in for {self.served_type!r} has no service attached.")
         payload = [m.to_dict() for m in messages]
+        kwargs = dict(generation_kwargs) if generation_kwargs else None
         if streaming_callback is None:
-            return {"replies": [ChatMessage.from_assistant(call_service("generator", self.generate, payload))]}
+            return {"replies": [ChatMessage.from_assistant(call_service("generator", self.generate, payload, kwargs))]}
         pieces: list[str] = []
         stream = self.stream
         try:
-            for piece in call_service("generator", lambda p: iter(stream(p)), payload):
+            for piece in call_service("generator", lambda p, k: iter(stream(p, k)), payload, kwargs):
                 pieces.append(piece)
                 streaming_callback(StreamingChunk(content=piece))
         except ModelServiceUnavailableError:

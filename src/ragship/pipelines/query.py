@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +141,11 @@ class QueryEngine:
             for name, sockets in self.pipeline.inputs(include_components_with_connected_inputs=True).items()
             if "streaming_callback" in sockets
         ]
+        self._generators = [
+            name
+            for name, sockets in self.pipeline.inputs(include_components_with_connected_inputs=True).items()
+            if "generation_kwargs" in sockets and name in self._streamers
+        ]
         self._question_inputs = {
             (component, socket)
             for component, sockets in self.pipeline.inputs().items()
@@ -234,6 +239,20 @@ class QueryEngine:
                 data.setdefault(self._ranked, {})["top_k"] = top_k
         return data
 
+    def generation_kwargs(self, max_tokens: int | None = None, temperature: float | None = None) -> dict[str, Any]:
+        """``max_tokens`` and ``temperature`` in the words of the spec's LLM, for :meth:`ask` (see
+        :func:`llm_generation_kwargs`); empty for an extractive spec."""
+        components = self.spec.query.get("components", {})
+        generators = [
+            (
+                str(components[n].get("type", "")),
+                dict(components[n].get("init_parameters", {}).get("generation_kwargs") or {}),
+            )
+            for n in self._generators
+            if n in components
+        ]
+        return llm_generation_kwargs(generators, max_tokens, temperature)
+
     @property
     def streams(self) -> bool:
         """Whether the answer can arrive in pieces (the spec generates with an LLM)."""
@@ -246,6 +265,7 @@ class QueryEngine:
         filters: dict[str, Any] | None = None,
         on_token: Callable[[str], None] | None = None,
         history: Sequence[str] = (),
+        generation_kwargs: dict[str, Any] | None = None,
     ) -> Answer:
         """Answer ``question``.
 
@@ -255,6 +275,8 @@ class QueryEngine:
             an extractive answer arrives whole in the return value).
         :param history: The conversation's earlier user turns, oldest first (``question`` is the last user turn);
             a follow-up is retrieved and answered as the conversation means it.
+        :param generation_kwargs: Passed to the spec's LLM for this answer (e.g. ``max_new_tokens``,
+            ``temperature``); an extractive spec ignores them.
         :raises InvalidRequestError: when the question is empty or a history turn is not text.
         """
         if not question or not question.strip():
@@ -265,6 +287,9 @@ class QueryEngine:
         if on_token is not None:
             for name in self._streamers:
                 inputs.setdefault(name, {})["streaming_callback"] = _token_callback(on_token)
+        if generation_kwargs:
+            for name in self._generators:
+                inputs.setdefault(name, {})["generation_kwargs"] = dict(generation_kwargs)
         result = run_pipeline(self.pipeline, inputs)
         answers = result.get(self._answer_builder, {}).get("answers", [])
         if not answers:
@@ -299,6 +324,36 @@ def _history_inputs(pipeline: Pipeline) -> list[str]:
     ]
     condensers = [name for name in takers if isinstance(pipeline.get_component(name), QuestionCondenser)]
     return condensers or takers
+
+
+LENGTH_KEYS = ("max_new_tokens", "max_completion_tokens", "max_tokens")  # transformers, OpenAI, older OpenAI
+
+
+def llm_generation_kwargs(
+    generators: Sequence[tuple[str, Mapping[str, Any]]], max_tokens: int | None = None, temperature: float | None = None
+) -> dict[str, Any]:
+    """A reply's length and temperature as run-time ``generation_kwargs`` of the spec's chat generators.
+
+    :param generators: Each generator's type and its own ``generation_kwargs`` from the spec. The length goes
+        under the key those already use; with none, under OpenAI's ``max_completion_tokens`` for an OpenAI
+        generator, else transformers' ``max_new_tokens`` (the local generators).
+    :returns: ``{}`` without a generator. Transformers models sample only when told to and reject
+        temperature 0, which means greedy decoding there.
+    """
+    if not generators:
+        return {}
+    own = {key for _, kwargs in generators for key in kwargs}
+    length = next((key for key in LENGTH_KEYS if key in own), None)
+    if length is None:
+        length = "max_completion_tokens" if any("OpenAI" in kind for kind, _ in generators) else "max_new_tokens"
+    out: dict[str, Any] = {} if max_tokens is None else {length: max_tokens}
+    if temperature is None:
+        return out
+    if length == "max_new_tokens":
+        out.update({"do_sample": False} if temperature == 0 else {"do_sample": True, "temperature": temperature})
+    else:
+        out["temperature"] = temperature
+    return out
 
 
 def _token_callback(on_token: Callable[[str], None]) -> Callable[[StreamingChunk], None]:

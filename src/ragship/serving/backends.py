@@ -145,18 +145,20 @@ class SpecGenerator:
         replies = self.component.run(messages=chat, **kwargs)["replies"]
         return replies[0].text or "" if replies else ""
 
-    def generate(self, messages: list[dict[str, Any]]) -> str:
-        """The reply to ``messages`` (``ChatMessage.to_dict()`` form)."""
-        return self._run(messages)
+    def generate(self, messages: list[dict[str, Any]], generation_kwargs: dict[str, Any] | None = None) -> str:
+        """The reply to ``messages`` (``ChatMessage.to_dict()`` form); ``generation_kwargs`` override the spec's."""
+        return self._run(messages, **_overrides(generation_kwargs))
 
-    def stream(self, messages: list[dict[str, Any]]) -> Iterator[str]:
+    def stream(self, messages: list[dict[str, Any]], generation_kwargs: dict[str, Any] | None = None) -> Iterator[str]:
         """The reply in pieces, as the model produces them."""
         pieces: queue.Queue[Any] = queue.Queue()
         failure: list[BaseException] = []
 
         def produce() -> None:
             try:
-                self._run(messages, streaming_callback=lambda chunk: _put(pieces, chunk))
+                self._run(
+                    messages, streaming_callback=lambda chunk: _put(pieces, chunk), **_overrides(generation_kwargs)
+                )
             except BaseException as e:  # re-raised in the consuming thread
                 failure.append(e)
             finally:
@@ -167,6 +169,11 @@ class SpecGenerator:
             yield piece
         if failure:
             raise failure[0]
+
+
+def _overrides(generation_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    # Haystack generators merge run-time generation_kwargs over their own; none given: the spec's stand.
+    return {"generation_kwargs": dict(generation_kwargs)} if generation_kwargs else {}
 
 
 def _put(pieces: queue.Queue[Any], chunk: StreamingChunk) -> None:

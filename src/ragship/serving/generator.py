@@ -31,14 +31,19 @@ class Generator:
         self.llm.warm_up()
 
     @bentoml.api
-    def generate(self, messages: list[dict[str, Any]]) -> str:
-        """The reply to chat ``messages`` (Haystack ``ChatMessage.to_dict()`` form)."""
-        return self.llm.generate(messages)
+    def generate(self, messages: list[dict[str, Any]], generation_kwargs: dict[str, Any] | None = None) -> str:
+        """The reply to chat ``messages`` (Haystack ``ChatMessage.to_dict()`` form).
+
+        ``generation_kwargs`` (e.g. ``max_new_tokens``, ``temperature``) override the spec's for this reply.
+        """
+        return self.llm.generate(messages, generation_kwargs)
 
     @bentoml.api
-    def stream(self, messages: list[dict[str, Any]]) -> Gen[str, None, None]:
+    def stream(
+        self, messages: list[dict[str, Any]], generation_kwargs: dict[str, Any] | None = None
+    ) -> Gen[str, None, None]:
         """The reply in pieces as the model produces them."""
-        yield from self.llm.stream(messages)
+        yield from self.llm.stream(messages, generation_kwargs)
 
     @bentoml.api
     def model_info(self) -> dict[str, str]:

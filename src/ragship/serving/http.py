@@ -20,6 +20,7 @@ from pydantic import TypeAdapter
 from starlette.responses import JSONResponse, Response
 
 from ragship.errors import RagshipError
+from ragship.serving.openai_schema import error_body
 from ragship.settings import ServingSettings
 
 logger = logging.getLogger("ragship.serving")
@@ -31,6 +32,8 @@ ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 # Probes, metrics and the page itself stay open so orchestrators and browsers can reach them.
 PUBLIC_PATHS = frozenset({"/", "/healthz", "/livez", "/readyz", "/metrics", "/ui/config.json", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/ui/static/",)
+# Routes that speak OpenAI's protocol: the guard's refusals there use OpenAI's error body.
+OPENAI_PREFIX = "/v1/"
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -154,7 +157,8 @@ class RequestGuard:
     """ASGI middleware: require the API key (when configured) and cap request bodies.
 
     :param api_key: Expected key; None disables auth.
-    :param header: Header carrying the key.
+    :param header: Header carrying the key; ``Authorization: Bearer <key>`` is accepted too (OpenAI and MCP
+        clients send that).
     :param max_bytes: Largest accepted body; larger ones get 413 whether announced or streamed.
     :param public_paths: Paths reachable without a key.
     """
@@ -182,17 +186,27 @@ class RequestGuard:
             return
         headers = dict(scope.get("headers") or [])
         if self.api_key is not None and not self._public(scope["path"]):
-            given = headers.get(self.header, b"")
+            given = headers.get(self.header, b"") or _bearer(headers.get(b"authorization", b""))
             if not hmac.compare_digest(given, self.api_key):
                 problem = "is missing" if not given else "is wrong"
-                message = f"The API key {problem}: send it in the {self.header.decode()} header."
-                await error_response(401, message)(scope, receive, send)
+                message = (
+                    f"The API key {problem}: send it in the {self.header.decode()} header "
+                    "or as Authorization: Bearer <key>."
+                )
+                await self._refuse(scope, 401, message)(scope, receive, send)
                 return
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await error_response(413, self._too_large(int(declared)))(scope, receive, send)
+            await self._refuse(scope, 413, self._too_large(int(declared)))(scope, receive, send)
             return
         await self._guarded(scope, receive, send)
+
+    @staticmethod
+    def _refuse(scope: dict[str, Any], status: int, message: str) -> JSONResponse:
+        """The refusal in the body the route's clients read: OpenAI's under /v1, ragship's elsewhere."""
+        if scope["path"].startswith(OPENAI_PREFIX):
+            return JSONResponse(error_body(status, message), status_code=status)
+        return error_response(status, message)
 
     def _too_large(self, size: int | None) -> str:
         got = f" ({size:,} bytes)" if size is not None else ""
@@ -222,7 +236,7 @@ class RequestGuard:
             if exceeded:
                 if not started:
                     started = True
-                    await error_response(413, self._too_large(None))(scope, receive, send)
+                    await self._refuse(scope, 413, self._too_large(None))(scope, receive, send)
                 return
             started = started or message["type"] == "http.response.start"
             await send(message)
@@ -235,7 +249,13 @@ class RequestGuard:
                 raise
             if not started:
                 started = True
-                await error_response(413, self._too_large(None))(scope, receive, send)
+                await self._refuse(scope, 413, self._too_large(None))(scope, receive, send)
+
+
+def _bearer(authorization: bytes) -> bytes:
+    """The token of an ``Authorization: Bearer <token>`` header (b'' for any other scheme)."""
+    scheme, _, token = authorization.partition(b" ")
+    return token.strip() if scheme.lower() == b"bearer" else b""
 
 
 def guard(service: Any, serving: ServingSettings) -> None:

@@ -36,12 +36,18 @@ from ragship.serving.embedder import Embedder
 from ragship.serving.generator import Generator
 from ragship.serving.http import guard, http_errors, public_error, response_for
 from ragship.serving.index_jobs import IndexJobs, serve_index_jobs
+from ragship.serving.mcp_tools import mcp_app
+from ragship.serving.openai_routes import openai_app
+from ragship.serving.openai_schema import STABLE_MODEL_ID
+from ragship.serving.served import ServedEngine
 from ragship.serving.ui import ui_app
 from ragship.settings import get_settings
 from ragship.tracking.feedback import Feedback, FeedbackRecorder, rating_value
 
 _SETTINGS = get_settings()
 _SERVING = _SETTINGS.serving
+# The engine, for the OpenAI-compatible /v1 routes and the MCP server (set in RAG.__init__).
+_SERVED = ServedEngine()
 
 Question = Annotated[
     str,
@@ -89,6 +95,8 @@ def _ask_response(answer: Answer) -> AskResponse:
     workers=_SERVING.workers,
     threads=_SERVING.threads,
 )
+@bentoml.asgi_app(openai_app(_SERVED, _SERVING), path="/v1")
+@bentoml.asgi_app(mcp_app(_SERVED, _SERVING), path="/")
 @bentoml.asgi_app(ui_app, path="/")
 class RAG(IndexJobs):
     """Answers questions over the store with the served spec; see ``/docs.json`` for the schema."""
@@ -107,8 +115,12 @@ class RAG(IndexJobs):
         # Dependency clients get their endpoints after __init__, so bind the calls late. In this process the
         # pipeline's own embedder and ranker run their models; from the Embedder, only the model call travels.
         remote = RemoteModels(
-            generate=(lambda messages: self.generator.generate(messages)) if llm else None,
-            stream=(lambda messages: self.generator.stream(messages)) if llm else None,
+            generate=(lambda messages, kwargs: self.generator.generate(messages, generation_kwargs=kwargs))
+            if llm
+            else None,
+            stream=(lambda messages, kwargs: self.generator.stream(messages, generation_kwargs=kwargs))
+            if llm
+            else None,
         )
         if not in_api:
             remote.embed_queries = lambda texts: self.embedder.embed_queries(texts)
@@ -122,6 +134,7 @@ class RAG(IndexJobs):
             with contextlib.suppress(SpecError):  # a spec that cannot cut retrieval out says so at /retrieve
                 pipelines.append(self.engine.retrieval_pipeline)
             coalesce_query_embedders(pipelines, _SERVING.embedder_max_batch_size)
+        _SERVED.set(self.engine, STABLE_MODEL_ID, spec.name)
         self.feedback_recorder = FeedbackRecorder(spec, origin, _SETTINGS)
         ui_app.state.config = {
             "auth": _SERVING.api_key is not None,
