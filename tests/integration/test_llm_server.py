@@ -97,6 +97,17 @@ def test_openai_generator_answers_from_the_retrieved_documents(docs_store: str, 
     assert "make test" in first.answer
 
 
+def test_a_spec_without_a_base_url_follows_openai_base_url(
+    docs_store: str, llama: str, llm_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # How the Helm chart moves generation (llm.endpoint): the spec names no endpoint, the environment does
+    spec = short(default_spec(generator="openai", openai_model=MODEL, openai_api_key_env=KEY_ENV))
+    assert spec.query["components"]["llm"]["init_parameters"]["api_base_url"] is None
+    monkeypatch.setenv("OPENAI_BASE_URL", llama)
+    answer = open_query_engine(spec, docs_store).ask(QUESTION)
+    assert "make test" in answer.answer
+
+
 def test_openai_generator_streams_token_by_token(docs_store: str, llama: str, llm_key: str) -> None:
     engine = open_query_engine(openai_spec(llama), docs_store)
     pieces: list[str] = []
