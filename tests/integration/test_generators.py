@@ -162,10 +162,13 @@ def test_openai_generator_gives_up_after_its_retries(
     docs_store: str, flaky_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import openai
+    from haystack.core.errors import PipelineRuntimeError
 
     monkeypatch.setattr(_FlakyChatCompletions, "failures", 100)
-    with pytest.raises(openai.InternalServerError) as err:
+    with pytest.raises(PipelineRuntimeError) as err:
         open_query_engine(_flaky_spec(flaky_server), docs_store).ask(QUESTION)
-    assert err.value.status_code == 503
+    cause = err.value.__cause__
+    assert isinstance(cause, openai.InternalServerError) and cause.status_code == 503
+    assert "llm" in str(err.value)  # Haystack names the component that failed
     assert len(_FlakyChatCompletions.requests) == 3  # the spec's max_retries=2 after the first try
-    assert "sk-test-not-a-real-key" not in str(err.value)
+    assert "sk-test-not-a-real-key" not in str(err.value) + str(cause)
