@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -80,6 +81,35 @@ def test_server_lists_its_model_and_refuses_requests_without_the_key(llama: str)
     assert httpx.get(f"{llama}/models").status_code == 401
     listed = httpx.get(f"{llama}/models", headers={"Authorization": f"Bearer {KEY}"}).json()
     assert [m["id"] for m in listed["data"]] == [MODEL]
+
+
+def test_cli_starts_reports_and_stops_a_server(tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RAGSHIP_")},
+        "RAGSHIP_HOME": str(tmp_path),
+        "RAGSHIP_LOCAL_LLAMA__VENV": str(REPO / ".tools/llama"),
+        "RAGSHIP_LOCAL_LLAMA__PORT": "0",
+        "PORT": "1",  # the server would take PORT from the environment over its config
+    }
+
+    def ragship(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([RAGSHIP, "llm", *args], env=env, capture_output=True, text=True, timeout=180)
+
+    started = ragship("start")
+    assert started.returncode == 0, started.stderr
+    url = started.stdout.strip()
+    try:
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", url), url
+        assert [m["id"] for m in httpx.get(f"{url}/models").json()["data"]] == [MODEL]  # no key asked for
+        assert ragship("start").stdout.strip() == url  # already running: the same server
+        status = ragship("status")
+        assert status.returncode == 0 and url in status.stdout
+    finally:
+        stopped = ragship("stop")
+    assert stopped.returncode == 0 and "stopped" in stopped.stderr
+    assert ragship("status").returncode == 1
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/models")
 
 
 def test_openai_generator_answers_from_the_retrieved_documents(docs_store: str, llama: str, llm_key: str) -> None:
