@@ -184,6 +184,9 @@ def test_bentoml_serve_streams_and_answers_through_the_llama_server(
         "BENTOML_HOME": str(tmp_path / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "True",
         "HF_HUB_OFFLINE": "1",
+        # An answer takes about a second on 2 idle cores, but llama.cpp's threads spin at their barriers:
+        # on a machine shared with other builds one was seen to take over 60 s (BentoML's default here).
+        "RAGSHIP_SERVING__TIMEOUT_S": "300",
     }
     spec_path = tmp_path / "spec.yaml"
     init_args = ["--generator", "openai", "--openai-base-url", llama, "--openai-model", MODEL]
