@@ -207,7 +207,7 @@ def test_bentoml_serve_streams_and_answers_through_the_llama_server(
     env["RAGSHIP_SERVING__SPEC"] = str(spec_path)
 
     serve = bentoml_serve("bentos.query:RAG", env=env, log=tmp_path / "serve.log", cwd=REPO, timeout_s=240)
-    with serve as url, httpx.Client(base_url=url, timeout=120) as http:
+    with serve as url, httpx.Client(base_url=url, timeout=300) as http:
         arrivals: list[tuple[float, dict[str, object]]] = []
         with http.stream("POST", "/ask_stream", json={"question": QUESTION}) as response:
             assert response.status_code == 200
