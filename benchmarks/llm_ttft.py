@@ -113,6 +113,8 @@ def served(spec: PipelineSpec, store: str, home: Path) -> Iterator[str]:
         "BENTOML_HOME": str(home / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "True",
         "HF_HUB_OFFLINE": "1",
+        # BentoML's 60 s default cut a streamed answer off on a machine shared with other builds
+        "RAGSHIP_SERVING__TIMEOUT_S": "300",
     }
     with bentoml_serve("bentos.query:RAG", env=env, log=home / "serve.log", cwd=REPO, timeout_s=600) as url:
         yield url
