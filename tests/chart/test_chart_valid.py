@@ -21,7 +21,9 @@ MATRIX = [
     ("trial-redis", ["trial-redis"]),
     ("monitoring", ["monitoring"]),
     ("rabbitmq", ["rabbitmq"]),
-    ("everything", ["gpu", "es-api-key", "trial-redis", "monitoring"]),
+    ("llm-external", ["llm-external"]),
+    ("llm-server", ["llm-server"]),
+    ("everything", ["gpu", "es-api-key", "trial-redis", "monitoring", "llm-server"]),
 ]
 CASES = [pytest.param(files, id=case) for case, files in MATRIX]
 

@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 import pytest
 
 from ragship.assembly import open_query_engine
-from ragship.errors import ConfigError
 from ragship.spec import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_PROMPT, default_spec
 
 QUESTION = "How do I run the tests?"
@@ -78,27 +77,43 @@ def test_smollm2_answers_from_the_given_documents_and_streams(smollm2: Any) -> N
     assert "".join(pieces).strip() == reply.text.strip()
 
 
-class _ChatCompletions(BaseHTTPRequestHandler):
-    """Just enough of the OpenAI chat-completions protocol, recording what it was sent."""
+# The happy paths of the `openai` generator run against a real llama.cpp server (test_llm_server.py). This
+# stand-in stays for what a real server cannot be made to do on demand: answer 503 for a while. It also
+# records each request, which a real server does not show, so the wire format is checked here too.
+class _FlakyChatCompletions(BaseHTTPRequestHandler):
+    """Just enough of the OpenAI chat-completions protocol: 503 for the first ``failures`` requests, then
+    an answer; every request is recorded."""
 
     requests: ClassVar[list[dict[str, Any]]] = []
+    failures: ClassVar[int] = 0
     reply = "Run `make test`, which runs the linters and the whole pytest suite [1]."
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-        payload = {
-            "id": "chatcmpl-test",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": self.reply}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
-        }
+        if len(type(self).requests) <= type(self).failures:
+            self._send(503, {"error": {"message": "overloaded", "type": "server_error"}})
+            return
+        self._send(
+            200,
+            {
+                "id": "chatcmpl-test",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": self.reply}, "finish_reason": "stop"}
+                ],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+            },
+        )
+
+    def _send(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        self.send_header("retry-after-ms", "10")  # the client's backoff would otherwise take seconds
         self.end_headers()
         self.wfile.write(data)
 
@@ -107,9 +122,10 @@ class _ChatCompletions(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def openai_server() -> Iterator[str]:
-    _ChatCompletions.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ChatCompletions)
+def flaky_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    _FlakyChatCompletions.requests = []
+    monkeypatch.setenv("RAGSHIP_TEST_LLM_KEY", "sk-test-not-a-real-key")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FlakyChatCompletions)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/v1"
@@ -117,36 +133,42 @@ def openai_server() -> Iterator[str]:
     server.server_close()
 
 
-def test_openai_compatible_endpoint(docs_store: str, openai_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RAGSHIP_TEST_LLM_KEY", "sk-test-not-a-real-key")
-    spec = default_spec(
-        generator="openai",
-        openai_base_url=openai_server,
-        openai_model="tiny",
-        openai_api_key_env="RAGSHIP_TEST_LLM_KEY",
+def _flaky_spec(base_url: str) -> Any:
+    return default_spec(
+        generator="openai", openai_base_url=base_url, openai_model="tiny", openai_api_key_env="RAGSHIP_TEST_LLM_KEY"
     )
-    assert "sk-test-not-a-real-key" not in spec.to_yaml()
-    answer = open_query_engine(spec, docs_store).ask(QUESTION)
 
-    assert answer.answer == _ChatCompletions.reply
-    [request] = _ChatCompletions.requests
-    assert request["path"] == "/v1/chat/completions"
-    assert request["auth"] == "Bearer sk-test-not-a-real-key"
-    assert request["body"]["model"] == "tiny"
-    system, user = request["body"]["messages"]
+
+def test_openai_generator_retries_a_server_error_then_answers(
+    docs_store: str, flaky_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_FlakyChatCompletions, "failures", 2)
+    answer = open_query_engine(_flaky_spec(flaky_server), docs_store).ask(QUESTION)
+
+    assert answer.answer == _FlakyChatCompletions.reply
+    first, *retries = _FlakyChatCompletions.requests
+    assert len(retries) == 2 and all(r["body"] == first["body"] for r in retries)  # the same request again
+    assert first["path"] == "/v1/chat/completions"
+    assert first["auth"] == "Bearer sk-test-not-a-real-key"
+    assert first["body"]["model"] == "tiny"
+    system, user = first["body"]["messages"]
     assert system["role"] == "system" and "square brackets" in system["content"]
     assert f"Question: {QUESTION}" in user["content"]
     assert answer.sources[0].snippet.split(" ...")[0][:60] in " ".join(user["content"].split())
     assert [s.cited for s in answer.sources] == [True, False, False, False, False]
 
 
-def test_openai_without_key_fails_clearly(docs_store: str, openai_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RAGSHIP_MISSING_KEY", raising=False)
-    spec = default_spec(generator="openai", openai_base_url=openai_server, openai_api_key_env="RAGSHIP_MISSING_KEY")
-    with pytest.raises(ConfigError) as err:
-        open_query_engine(spec, docs_store)
-    assert str(err.value) == (
-        "query.components.llm.init_parameters.api_key reads a secret from RAGSHIP_MISSING_KEY, "
-        "which is not set; export it before running."
-    )
-    assert _ChatCompletions.requests == []
+def test_openai_generator_gives_up_after_its_retries(
+    docs_store: str, flaky_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import openai
+    from haystack.core.errors import PipelineRuntimeError
+
+    monkeypatch.setattr(_FlakyChatCompletions, "failures", 100)
+    with pytest.raises(PipelineRuntimeError) as err:
+        open_query_engine(_flaky_spec(flaky_server), docs_store).ask(QUESTION)
+    cause = err.value.__cause__
+    assert isinstance(cause, openai.InternalServerError) and cause.status_code == 503
+    assert "llm" in str(err.value)  # Haystack names the component that failed
+    assert len(_FlakyChatCompletions.requests) == 3  # the spec's max_retries=2 after the first try
+    assert "sk-test-not-a-real-key" not in str(err.value) + str(cause)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from ragship.cli import config, data, es, evaluate, feedback, index, plan, query, queue, reindex, spec
+from ragship.cli import config, data, es, evaluate, feedback, index, llm, plan, query, queue, reindex, spec
 from ragship.cli.common import run_app
 
 __all__ = ["app", "main"]
@@ -29,6 +29,7 @@ app.add_typer(spec.spec_app, name="spec")
 app.add_typer(config.config_app, name="config")
 app.add_typer(es.es_app, name="es")
 app.add_typer(queue.queue_app, name="queue")
+app.add_typer(llm.llm_app, name="llm")
 app.add_typer(evaluate.mlflow_app, name="mlflow")
 app.add_typer(data.data_app, name="data")
 app.add_typer(feedback.feedback_app, name="feedback")

