@@ -28,8 +28,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ragship.local.llama_server import LocalLlama
 from ragship.assembly import open_indexer, open_query_engine
+from ragship.local.llama_server import LocalLlama
 from ragship.serving.launch import bentoml_serve
 from ragship.settings import load_settings
 from ragship.spec import PipelineSpec, default_spec

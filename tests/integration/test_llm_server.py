@@ -22,9 +22,9 @@ import pytest
 import yaml
 from haystack.core.errors import PipelineRuntimeError
 
+from ragship.assembly import open_query_engine
 from ragship.errors import ConfigError
 from ragship.local.llama_server import LocalLlama, LocalLlamaError
-from ragship.assembly import open_query_engine
 from ragship.serving.launch import bentoml_serve
 from ragship.settings import load_settings
 from ragship.spec import PipelineSpec, default_spec
