@@ -270,6 +270,7 @@ def run_tracked_qa(
         mlflow.set_tag("ragship.notes", "; ".join(result.notes) or "none")
         mlflow.log_table(pd.DataFrame(result.rows), artifact_file="answers.json")
         mlflow.log_figure(plots.metrics_bar(result.metrics, f"QA: {Path(qa_path).name}"), "qa_metrics.png")
-        log_answer_assessments(examples, result.rows)
+        if not conversational:  # per-turn rows (with history and alone) have no single answer to assess
+            log_answer_assessments(examples, result.rows)
         result.run_id = run.info.run_id
     return result
