@@ -20,7 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from ragship.enums import QueryModels, RetrievalMode
+from ragship.enums import AccessDefault, QueryModels, RetrievalMode
 from ragship.errors import ConfigError
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -142,6 +142,23 @@ class ServingSettings(BaseModel):
     )
     api_key: SecretStr | None = Field(None, description="Required in the API key header when set.")
     api_key_header: str = Field("x-api-key", description="Header carrying the API key.")
+    keys_file: Path | None = Field(
+        None,
+        description="Per-principal API keys (`ragship keys add`): a JSON file of salted scrypt hashes, shared by "
+        "every replica; unset: only api_key and OIDC tokens are accepted.",
+    )
+    keys_reload_ms: int = Field(
+        1000, ge=0, le=3_600_000, description="How often at most the keys file is checked for changes (revocations)."
+    )
+    rate_per_minute: int = Field(
+        600, ge=0, le=1_000_000, description="Requests per minute per principal (token bucket; 0: no limit)."
+    )
+    max_concurrent_per_principal: int = Field(
+        16, ge=0, le=10_000, description="Requests in flight per principal and process (0: no limit)."
+    )
+    index_submissions_per_hour: int = Field(
+        120, ge=0, le=1_000_000, description="Index submissions per hour per principal, admins excepted (0: no limit)."
+    )
     max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=1024**3, description="Larger request bodies get 413.")
     max_question_chars: int = Field(2000, ge=10, le=100_000, description="Longer questions get 400.")
     max_top_k: int = Field(50, ge=1, le=1000, description="Largest top_k a request may ask for.")
@@ -193,6 +210,47 @@ class ServingSettings(BaseModel):
         pattern=SERVICE_URL_PATTERN,
         description="URL of a Generator deployed on its own (e.g. http://ragship-generator:3000); "
         "unset: `bentoml serve` starts the Generator beside the RAG API.",
+    )
+
+
+class AuthSettings(BaseModel):
+    """Bearer tokens (JWTs) from an OIDC provider: where its signing keys are and which claims to trust."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jwks_url: str | None = Field(
+        None, pattern=r"(?i)^https?://\S+$", description="The provider's JWKS URL (its jwks_uri); wins over jwks_file."
+    )
+    jwks_file: Path | None = Field(None, description="A JWKS JSON file (keys mounted from a Secret).")
+    issuer: str | None = Field(None, description="Required `iss` of tokens; tokens are refused while it is unset.")
+    audience: str | None = Field(None, description="Required `aud` of tokens (the client id of ragship).")
+    groups_claim: str = Field("groups", description="Claim holding the principal's groups (a list or a string).")
+    name_claim: str = Field("sub", description="Claim naming the principal in job and feedback records.")
+    scopes_claim: str = Field("scope", description="Claim holding ragship scopes (space-separated or a list).")
+    default_scopes: list[str] = Field(
+        ["query", "feedback"], description="Scopes of a token whose scopes claim names none of ragship's."
+    )
+    algorithms: list[str] = Field(["RS256", "ES256"], description="Signature algorithms accepted.")
+    leeway_s: int = Field(30, ge=0, le=600, description="Clock skew allowed on exp / nbf.")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether bearer JWTs are checked at all (a key source and an issuer are set)."""
+        return bool((self.jwks_url or self.jwks_file) and self.issuer)
+
+
+class AccessSettings(BaseModel):
+    """Which groups may read a document: marks in the document win, then path rules, then the default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: AccessDefault = Field(
+        AccessDefault.PUBLIC, description="What a document with no groups is: public (everyone) or deny (admins)."
+    )
+    rules: dict[str, list[str]] = Field(
+        {},
+        description="Glob on the source name -> groups, for files that carry no access mark, e.g. "
+        '{"reports/finance/**": ["finance"]}; the first matching glob wins.',
     )
 
 
@@ -347,6 +405,8 @@ class Settings(BaseSettings):
     local_redis: LocalRedisSettings = Field(default_factory=LocalRedisSettings)  # type: ignore[arg-type]
     local_rabbitmq: LocalRabbitmqSettings = Field(default_factory=LocalRabbitmqSettings)  # type: ignore[arg-type]
     worker: WorkerSettings = Field(default_factory=WorkerSettings)  # type: ignore[arg-type]
+    auth: AuthSettings = Field(default_factory=AuthSettings)  # type: ignore[arg-type]
+    access: AccessSettings = Field(default_factory=AccessSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(

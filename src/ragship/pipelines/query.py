@@ -12,6 +12,7 @@ from haystack.components.joiners import DocumentJoiner
 from haystack.dataclasses import StreamingChunk
 from pydantic import BaseModel
 
+from ragship.access.scope import AccessScope, current_scope
 from ragship.components.remote import RemoteModels, with_remote_generators
 from ragship.components.retrievers import StoreBM25Retriever, StoreEmbeddingRetriever
 from ragship.enums import RetrievalMode
@@ -168,8 +169,12 @@ class QueryEngine:
         top_k: int | None = None,
         filters: dict[str, Any] | None = None,
         deepen_branches: bool = True,
+        access: AccessScope | None = None,
     ) -> list[Document]:
         """The ranked chunks for ``question``, without generating an answer.
+
+        :param access: Whose documents may be read; the request's scope (or a local admin's outside a
+            server) when None. It is ANDed into every retriever's filter: ``filters`` cannot widen it.
 
         :param deepen_branches: Let each retriever return at least ``top_k`` chunks. False keeps the spec's
             per-branch depth (``candidates``), so the fused order is the one serving gives; fewer than
@@ -181,25 +186,32 @@ class QueryEngine:
         pipeline = self.retrieval_pipeline
         inputs = {
             name: value
-            for name, value in self._inputs(question, top_k, filters, deepen_branches).items()
+            for name, value in self._inputs(question, top_k, filters, current_scope(access), deepen_branches).items()
             if name in dict(pipeline.walk())
         }
         result = run_pipeline(pipeline, inputs)
         return list(result[str(self._ranked)]["documents"])
 
     def _inputs(
-        self, question: str, top_k: int | None, filters: dict[str, Any] | None, deepen_branches: bool = True
+        self,
+        question: str,
+        top_k: int | None,
+        filters: dict[str, Any] | None,
+        access: AccessScope,
+        deepen_branches: bool = True,
     ) -> dict[str, Any]:
         data: dict[str, dict[str, Any]] = {}
         for component, socket in self._question_inputs:
             data.setdefault(component, {})[socket] = question
         for name, default_k in self._retrievers.items():
-            if top_k or filters:
-                data.setdefault(name, {})
+            data.setdefault(name, {})
             if top_k and deepen_branches:
                 data[name]["top_k"] = max(top_k, default_k)
-            if filters:
-                data[name]["filters"] = filters
+            # Every search carries the scope, ANDed with the caller's filters (else the spec's own).
+            own = filters or getattr(self.pipeline.get_component(name), "filters", None)
+            scoped = access.restrict(own)
+            if scoped:
+                data[name]["filters"] = scoped
         if top_k:
             # The last stage returns top_k; a joiner before a reranker passes at least that many on
             # (or, with the spec's depths kept, exactly what it passes when serving).
@@ -224,6 +236,7 @@ class QueryEngine:
         top_k: int | None = None,
         filters: dict[str, Any] | None = None,
         on_token: Callable[[str], None] | None = None,
+        access: AccessScope | None = None,
     ) -> Answer:
         """Answer ``question``.
 
@@ -231,12 +244,14 @@ class QueryEngine:
         :param filters: Haystack metadata filters, e.g. ``{"field": "meta.source", "operator": "==", ...}``.
         :param on_token: Called with each piece of the answer as the LLM produces it (LLM specs only;
             an extractive answer arrives whole in the return value).
+        :param access: Whose documents may be read (see :meth:`retrieve`).
         :raises InvalidRequestError: when the question is empty.
         """
         if not question or not question.strip():
             raise InvalidRequestError("The question is empty; give a question in words.")
+        scope = current_scope(access)
         self.warm_up()
-        inputs = self._inputs(question, top_k, filters)
+        inputs = self._inputs(question, top_k, filters, scope)
         if on_token is not None:
             for name in self._streamers:
                 inputs.setdefault(name, {})["streaming_callback"] = _token_callback(on_token)

@@ -20,7 +20,6 @@ from pydantic import TypeAdapter
 from starlette.responses import JSONResponse, Response
 
 from ragship.errors import RagshipError
-from ragship.settings import ServingSettings
 
 logger = logging.getLogger("ragship.serving")
 
@@ -238,11 +237,6 @@ class RequestGuard:
                 await error_response(413, self._too_large(None))(scope, receive, send)
 
 
-def guard(service: Any, serving: ServingSettings) -> None:
-    """Put :class:`RequestGuard` in front of ``service`` with the configured key and limits."""
-    service.add_asgi_middleware(
-        RequestGuard,
-        api_key=serving.api_key.get_secret_value() if serving.api_key else None,
-        header=serving.api_key_header,
-        max_bytes=serving.max_request_bytes,
-    )
+def is_public(path: str) -> bool:
+    """Whether ``path`` is reachable without credentials (probes, metrics, the page's files)."""
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)

@@ -101,7 +101,11 @@ class IndexJobs:
     @with_status(202)
     @http_errors
     def index_submit(self, documents: Documents) -> JobAccepted:
-        """Queue ``documents`` for indexing; answers 202 with the job id at once."""
+        """Queue ``documents`` for indexing; answers 202 with the job id at once.
+
+        A caller may only submit documents marked for groups it is in (admins for any).
+        """
+        check_submission({doc.source: doc.content() for doc in documents})
         try:
             job_id = self.job_queue().submit_documents({doc.source: doc.content() for doc in documents})
         except QueueError as e:
@@ -117,6 +121,20 @@ class IndexJobs:
     def index_status(self, job_id: JobId) -> Job:
         """The state of job ``job_id`` (also ``GET /index/status?job_id=...``)."""
         return self.job_queue().job(job_id)
+
+
+def check_submission(documents: dict[str, bytes]) -> None:
+    """:raises PermissionDeniedError: when a document is marked for a group the caller is not in."""
+    from ragship.access.marks import declared_groups
+    from ragship.access.principal import current_principal
+    from ragship.settings import get_settings
+
+    principal = current_principal()
+    if principal is None or principal.is_admin:
+        return
+    rules = get_settings().access.rules
+    for source, content in documents.items():
+        principal.require_groups(declared_groups(source, content, rules), source)
 
 
 def serve_index_jobs(service: Any) -> None:

@@ -24,6 +24,7 @@ from ragship.components.remote import RemoteModels, chat_generator_names
 from ragship.enums import RatingName
 from ragship.errors import SpecError
 from ragship.pipelines.query import Answer, Source
+from ragship.serving.access_guard import guard
 from ragship.serving.batching import coalesce_query_embedders
 from ragship.serving.common import (
     limit_compute_threads,
@@ -34,7 +35,7 @@ from ragship.serving.common import (
 )
 from ragship.serving.embedder import Embedder
 from ragship.serving.generator import Generator
-from ragship.serving.http import guard, http_errors, public_error, response_for
+from ragship.serving.http import http_errors, public_error, response_for
 from ragship.serving.index_jobs import IndexJobs, serve_index_jobs
 from ragship.serving.ui import ui_app
 from ragship.settings import get_settings
@@ -117,7 +118,7 @@ class RAG(IndexJobs):
             coalesce_query_embedders(pipelines, _SERVING.embedder_max_batch_size)
         self.feedback_recorder = FeedbackRecorder(spec, origin, _SETTINGS)
         ui_app.state.config = {
-            "auth": _SERVING.api_key is not None,
+            "auth": bool(_SERVING.api_key or _SERVING.keys_file or _SETTINGS.auth.enabled),
             "header": _SERVING.api_key_header,
             "spec": f"{spec.name} ({spec.hash}) from {origin}",
             "streams": self.engine.streams,
@@ -200,7 +201,7 @@ class RAG(IndexJobs):
         return store_ready(self.engine.store)
 
 
-guard(RAG, _SERVING)
+guard(RAG, _SETTINGS)
 # Indexing jobs: POST /index/submit -> job id at once, GET /index/status?job_id=... (serving.index_jobs);
 # ``ragship worker`` processes index them. /metrics also reports the shared queue.
 serve_index_jobs(RAG)
