@@ -65,4 +65,7 @@ class Authenticator:
             return self.keys.principal(given)
         if self.tokens is not None and looks_like_jwt(given):
             return self.tokens.principal(given)
-        raise AuthenticationError("The API key or token is wrong.")
+        raise AuthenticationError(
+            f"The API key or token is wrong: send a valid one as Authorization: Bearer ... or in the "
+            f"{self.header.decode()} header."
+        )
