@@ -251,7 +251,8 @@ def test_submissions_only_for_the_submitters_groups(deployment: Deployment) -> N
             "/index/submit", json={"documents": [{"source": "hr/new.md", "text": "---\naccess: [hr]\n---\n# N\n\nz"}]}
         )
         assert own.status_code == 202, own.text
-        assert http.get("/index/status", params={"job_id": own.json()["job_id"]}).status_code == 200
+        status = http.get("/index/status", params={"job_id": own.json()["job_id"]})
+        assert status.status_code == 200 and status.json()["submitted_by"] == "hr-indexer", status.text
         assert http.post("/retrieve", json={"question": "budget"}).status_code == 403  # index scope only
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ragship.components.converters import SUPPORTED_TYPES
 from ragship.errors import QueueError
-from ragship.queue.job_state import Job, JobTooLargeError, QueueFullError
+from ragship.queue.job_state import Job, JobNotFoundError, JobTooLargeError, QueueFullError
 from ragship.serving.http import GetAsPost, http_errors, with_status
 from ragship.serving.queue_metrics import METRICS, QueueMetrics
 
@@ -105,9 +105,10 @@ class IndexJobs:
 
         A caller may only submit documents marked for groups it is in (admins for any).
         """
-        check_submission({doc.source: doc.content() for doc in documents})
+        contents = {doc.source: doc.content() for doc in documents}
+        submitter = check_submission(contents)
         try:
-            job_id = self.job_queue().submit_documents({doc.source: doc.content() for doc in documents})
+            job_id = self.job_queue().submit_documents(contents, submitted_by=submitter)
         except QueueError as e:
             full, too_large = isinstance(e, QueueFullError), isinstance(e, JobTooLargeError)
             outcome = "full" if full else "too_large" if too_large else "unavailable"
@@ -119,22 +120,35 @@ class IndexJobs:
     @bentoml.api(route="/index/status")
     @http_errors
     def index_status(self, job_id: JobId) -> Job:
-        """The state of job ``job_id`` (also ``GET /index/status?job_id=...``)."""
-        return self.job_queue().job(job_id)
+        """The state of job ``job_id`` (also ``GET /index/status?job_id=...``); only its submitter's (or an admin's)."""
+        from ragship.access.principal import current_principal
+
+        job = self.job_queue().job(job_id)
+        principal = current_principal()
+        if principal is not None and not principal.is_admin and job.submitted_by != principal.name:
+            raise JobNotFoundError(
+                f"No job {job_id!r} of principal {principal.name!r}; check the id /index/submit gave."
+            )
+        return job
 
 
-def check_submission(documents: dict[str, bytes]) -> None:
-    """:raises PermissionDeniedError: when a document is marked for a group the caller is not in."""
+def check_submission(documents: dict[str, bytes]) -> str:
+    """The submitting principal's name ("" outside a guarded service).
+
+    :raises PermissionDeniedError: when a document is marked for a group the caller is not in.
+    """
     from ragship.access.marks import declared_groups
     from ragship.access.principal import current_principal
     from ragship.settings import get_settings
 
     principal = current_principal()
-    if principal is None or principal.is_admin:
-        return
-    rules = get_settings().access.rules
-    for source, content in documents.items():
-        principal.require_groups(declared_groups(source, content, rules), source)
+    if principal is None:
+        return ""
+    if not principal.is_admin:
+        rules = get_settings().access.rules
+        for source, content in documents.items():
+            principal.require_groups(declared_groups(source, content, rules), source)
+    return principal.name
 
 
 def serve_index_jobs(service: Any) -> None:

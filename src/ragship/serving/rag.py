@@ -19,6 +19,7 @@ import bentoml
 from pydantic import BaseModel, Field, StringConstraints
 from starlette.responses import Response, StreamingResponse
 
+from ragship.access.principal import current_principal
 from ragship.assembly import open_query_engine, store_for
 from ragship.components.remote import RemoteModels, chat_generator_names
 from ragship.enums import RatingName
@@ -192,8 +193,14 @@ class RAG(IndexJobs):
         sources: Annotated[list[str], Field(max_length=100)] = [],  # noqa: B006 (pydantic copies defaults)
     ) -> FeedbackResponse:
         """Record a rating of an answer in MLflow, against the champion when it is what is served."""
+        principal = current_principal()
         feedback = Feedback(
-            rating=rating_value(rating), question=question, answer=answer, comment=comment, sources=sources
+            rating=rating_value(rating),
+            question=question,
+            answer=answer,
+            comment=comment,
+            sources=sources,
+            principal=principal.name if principal else "",
         )
         return FeedbackResponse(recorded=True, run_id=self.feedback_recorder.record(feedback))
 
