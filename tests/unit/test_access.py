@@ -234,3 +234,15 @@ def test_limits_refuse_over_rate_with_a_wait_then_recover(monkeypatch: pytest.Mo
     clock[0] += 60
     with limits.request("a"), limits.request("a"), pytest.raises(RateLimitedError, match="in flight"):
         limits.request("a").__enter__()
+
+
+def test_the_hourly_submission_cap_counts_over_an_hour(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    cap = PrincipalLimits(2, 0, period_s=3600, what="index submissions per hour")
+    for _ in range(2):
+        with cap.request("bob"):
+            pass
+    with pytest.raises(RateLimitedError, match="2 index submissions per hour; retry in 1800 s") as refused:
+        cap.request("bob").__enter__()
+    assert refused.value.retry_after_s == 1800

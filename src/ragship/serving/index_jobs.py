@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import bentoml
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from ragship.access.limits import PrincipalLimits
 from ragship.components.converters import SUPPORTED_TYPES
 from ragship.errors import QueueError
 from ragship.queue.job_state import Job, JobNotFoundError, JobTooLargeError, QueueFullError
@@ -148,7 +150,18 @@ def check_submission(documents: dict[str, bytes]) -> str:
         rules = get_settings().access.rules
         for source, content in documents.items():
             principal.require_groups(declared_groups(source, content, rules), source)
+        with _submission_cap().request(principal.name):
+            pass
     return principal.name
+
+
+@functools.cache
+def _submission_cap() -> PrincipalLimits:
+    """Index submissions per principal and hour (``serving.index_submissions_per_hour``), in this process."""
+    from ragship.settings import get_settings
+
+    per_hour = get_settings().serving.index_submissions_per_hour
+    return PrincipalLimits(per_hour, 0, period_s=3600, what="index submissions per hour")
 
 
 def serve_index_jobs(service: Any) -> None:
