@@ -156,6 +156,11 @@ class ServingSettings(BaseModel):
     max_concurrent_per_principal: int = Field(
         16, ge=0, le=10_000, description="Requests in flight per principal and process (0: no limit)."
     )
+    shared_limits: bool = Field(
+        False,
+        description="Count the per-principal limits in the queue's Redis, shared by every replica (off: each "
+        "process counts its own).",
+    )
     index_submissions_per_hour: int = Field(
         120, ge=0, le=1_000_000, description="Index submissions per hour per principal, admins excepted (0: no limit)."
     )

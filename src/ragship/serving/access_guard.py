@@ -76,7 +76,13 @@ class AccessGuard:
     def __init__(self, app: ASGIApp, settings: Settings, public: Any) -> None:
         self.app = app
         self.authenticator = Authenticator(settings)
-        self.limits = PrincipalLimits(settings.serving.rate_per_minute, settings.serving.max_concurrent_per_principal)
+        self.limits: Any = PrincipalLimits(
+            settings.serving.rate_per_minute, settings.serving.max_concurrent_per_principal
+        )
+        if settings.serving.shared_limits:
+            from ragship.serving.shared_limits import shared_limits
+
+            self.limits = shared_limits(settings)
         self.default: AccessDefault = settings.access.default
         self.public = public
         require_request_scope()
