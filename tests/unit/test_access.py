@@ -157,7 +157,10 @@ def test_the_converter_marks_each_document(tmp_path: Path) -> None:
     (tmp_path / "rules").mkdir()
     files = {
         "a.md": "---\naccess: [finance]\n---\n# A\n\ntext",
-        "b.jsonl": json.dumps({"text": "one", "access": ["hr"]}) + "\n" + json.dumps({"text": "two"}) + "\n",
+        "b.jsonl": json.dumps({"text": "one", "access": ["hr"]})
+        + "\n"
+        + json.dumps({"text": "two", "meta": {"access": ["finance"]}})  # only the record's own field counts
+        + "\n",
         "rules/c.md": "# C\n\nplain",
         "d.md": "# D\n\nplain",
     }

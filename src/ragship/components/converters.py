@@ -215,7 +215,8 @@ class FileConverter:
             raw_meta = record.get("meta")
             extra: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
             record_meta = {
-                **{k: v for k, v in extra.items() if k not in meta},
+                # A record's groups come from its own `access` field only (what /index/submit checks).
+                **{k: v for k, v in extra.items() if k not in meta and k != ACCESS_META},
                 **meta,
                 "record": str(record.get(self.jsonl_id_field, line_no)),
                 "title": title if isinstance(title, str) and title else meta["source"],
