@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import anyio.to_thread
+
 from ragship.access.authenticate import Authenticator
 from ragship.access.limits import PrincipalLimits
 from ragship.access.principal import Principal, set_current_principal
@@ -93,11 +95,9 @@ class AccessGuard:
             return
         headers = dict(scope.get("headers") or [])
         try:
-            principal = self.authenticator.principal(headers)
-            principal.require(scope_for(scope["path"]))
-            held = self.limits.request(principal.name) if not principal.is_admin else None
-            if held is not None:
-                held.__enter__()
+            # In a worker thread: a key's first scrypt, a JWKS fetch or a shared-limits call must not stall
+            # the event loop that every other request shares.
+            principal, held = await anyio.to_thread.run_sync(self._admit, headers, scope["path"])
         except (AuthenticationError, PermissionDeniedError, RateLimitedError) as e:
             await self._refuse(e, scope, receive, send)
             return
@@ -109,7 +109,16 @@ class AccessGuard:
             await self.app(scope, receive, send)
         finally:
             if held is not None:
-                held.__exit__(None, None, None)
+                await anyio.to_thread.run_sync(held.__exit__, None, None, None)
+
+    def _admit(self, headers: dict[bytes, bytes], path: str) -> tuple[Principal, Any]:
+        """The caller, checked for the route's scope, holding one request of its limits (None for admins)."""
+        principal = self.authenticator.principal(headers)
+        principal.require(scope_for(path))
+        held = self.limits.request(principal.name) if not principal.is_admin else None
+        if held is not None:
+            held.__enter__()
+        return principal, held
 
     def _bind(self, scope: dict[str, Any], principal: Principal) -> None:
         scope.setdefault("state", {})["principal"] = principal
