@@ -249,3 +249,12 @@ def test_the_hourly_submission_cap_counts_over_an_hour(monkeypatch: pytest.Monke
     with pytest.raises(RateLimitedError, match="2 index submissions per hour; retry in 1800 s") as refused:
         cap.request("bob").__enter__()
     assert refused.value.retry_after_s == 1800
+
+
+def test_routes_need_their_scope_and_unlisted_ones_need_admin() -> None:
+    from ragship.serving.access_guard import scope_for
+
+    assert scope_for("/ask") == scope_for("/retrieve") == scope_for("/v1/chat/completions") == Scope.QUERY
+    assert scope_for("/mcp") == Scope.QUERY
+    assert scope_for("/index/submit") == Scope.INDEX and scope_for("/feedback") == Scope.FEEDBACK
+    assert scope_for("/index/jobs") == scope_for("/feedback/export") == scope_for("/new-route") == Scope.ADMIN
