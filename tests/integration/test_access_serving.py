@@ -81,6 +81,7 @@ class Provider:
 class Replica:
     name: str
     url: str
+    home: Path
 
     def client(self, credential: str | None, timeout: float = 120) -> httpx.Client:
         headers = {"authorization": f"Bearer {credential}"} if credential else {}
@@ -167,7 +168,7 @@ def _replica(
         "BENTOML_HOME": str(home / "bentoml"),
     }
     url = stack.enter_context(bentoml_serve("bentos.query:RAG", env=replica_env, log=home / "serve.log", cwd=REPO))
-    return Replica(home.name, url)
+    return Replica(home.name, url, home)
 
 
 def _call(replica: Replica, credential: str | None, route: str, body: dict[str, Any]) -> httpx.Response:
@@ -254,6 +255,18 @@ def test_submissions_only_for_the_submitters_groups(deployment: Deployment) -> N
         status = http.get("/index/status", params={"job_id": own.json()["job_id"]})
         assert status.status_code == 200 and status.json()["submitted_by"] == "hr-indexer", status.text
         assert http.post("/retrieve", json={"question": "budget"}).status_code == 403  # index scope only
+
+
+def test_feedback_records_the_principals_name_never_its_key(deployment: Deployment) -> None:
+    from mlflow import MlflowClient
+
+    replica = deployment.replicas[0]
+    with replica.client(deployment.keys["rater"]) as http:
+        response = http.post("/feedback", json={"rating": "up", "question": "budget", "comment": "fine"})
+    assert response.status_code == 200, response.text
+    run = MlflowClient(tracking_uri=f"sqlite:///{replica.home / 'mlflow.db'}").get_run(response.json()["run_id"])
+    assert run.data.tags["ragship.principal"] == "rater"
+    assert deployment.keys["rater"] not in json.dumps(run.data.tags)
 
 
 def test_over_the_rate_gets_429_with_retry_after_then_succeeds(deployment: Deployment) -> None:
