@@ -258,3 +258,36 @@ def test_routes_need_their_scope_and_unlisted_ones_need_admin() -> None:
     assert scope_for("/mcp") == Scope.QUERY
     assert scope_for("/index/submit") == Scope.INDEX and scope_for("/feedback") == Scope.FEEDBACK
     assert scope_for("/index/jobs") == scope_for("/feedback/export") == scope_for("/new-route") == Scope.ADMIN
+
+
+def test_tokens_are_checked_against_a_jwks_file(tmp_path: Path) -> None:
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from ragship.access.tokens import TokenVerifier
+    from ragship.settings import AuthSettings
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "k1", "alg": "RS256"}]}))
+    verifier = TokenVerifier(
+        AuthSettings(jwks_file=tmp_path / "jwks.json", issuer="https://idp", audience="ragship", groups_claim="roles")
+    )
+    now = int(time.time())
+    claims = {"iss": "https://idp", "aud": "ragship", "sub": "carol", "roles": "hr,staff", "exp": now + 60}
+
+    def token(kid: str = "k1", **changes: object) -> str:
+        return jwt.encode({**claims, **changes}, key, algorithm="RS256", headers={"kid": kid})
+
+    carol = verifier.principal(token(scope="openid query"))
+    assert carol == Principal("carol", frozenset({"hr", "staff"}), frozenset({Scope.QUERY}))
+    assert verifier.principal(token()).scopes == {Scope.QUERY, Scope.FEEDBACK}  # the default scopes
+    for bad, words in (
+        (token(aud="other"), "(?i)audience"),
+        (token(iss="https://evil"), "(?i)issuer"),
+        (token(exp=now - 300), "(?i)expired"),
+        (token(kid="k2"), "kid"),
+        (token()[:-4] + "AAAA", "Signature"),
+    ):
+        with pytest.raises(AuthenticationError, match=words):
+            verifier.principal(bad)
