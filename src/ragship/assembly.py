@@ -65,6 +65,7 @@ def open_indexer(
         batch_files=batch_files or settings.index_batch_files,
         max_file_bytes=settings.max_file_bytes,
         remote=remote,
+        access_rules=settings.access.rules,
     )
 
 

@@ -63,6 +63,23 @@ class SyncMode(StrEnum):
     FULL = "full"
 
 
+class Scope(StrEnum):
+    """What a principal may do: ``query`` (ask, retrieve, chat, MCP, the page), ``index`` (submit jobs and read
+    their status), ``feedback`` (rate answers), ``admin`` (everything, all documents, job listings)."""
+
+    QUERY = "query"
+    INDEX = "index"
+    FEEDBACK = "feedback"
+    ADMIN = "admin"
+
+
+class AccessDefault(StrEnum):
+    """Who reads a document that carries no access groups: everyone (``public``) or only admins (``deny``)."""
+
+    PUBLIC = "public"
+    DENY = "deny"
+
+
 #: How a user rates a served answer (``POST /feedback``'s ``rating``); a Literal, so the API schema lists the values.
 RatingName = Literal["up", "down"]
 RATINGS: tuple[RatingName, ...] = get_args(RatingName)

@@ -100,3 +100,38 @@ class QueueError(RagshipError):
     http_status = 503
     fix = "The indexing queue is unavailable; retry shortly."
     retry_after_s: int | None = 5
+
+
+class AuthenticationError(RagshipError):
+    """No credentials, or credentials that do not check out (unknown, revoked or expired key or token).
+
+    ``reason`` is ``no_credentials`` or ``bad_credentials``: the refusal counter's label, never a secret.
+    """
+
+    http_status = 401
+    fix = "Send a valid API key or OIDC token (Authorization: Bearer ...)."
+
+    def __init__(self, message: str, reason: str = "bad_credentials") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class PermissionDeniedError(RagshipError):
+    """The principal is known but lacks the scope or group the request needs."""
+
+    http_status = 403
+    fix = "Ask an administrator for the scope or group named above."
+    reason = "scope"
+
+
+class RateLimitedError(RagshipError):
+    """The principal sent more requests than its limits allow; retry after ``retry_after_s``."""
+
+    http_status = 429
+    fix = ""
+    reason = "rate"
+    retry_after_s: int | None = 1
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -26,6 +26,7 @@ from typing import Any
 
 from haystack.dataclasses import ByteStream
 
+from ragship.access.marks import Rules, rules_fingerprint
 from ragship.components.converters import FileFailure, source_name
 from ragship.components.remote import RemoteModels
 from ragship.enums import SyncMode
@@ -137,8 +138,19 @@ def _under(source: str, roots: list[str]) -> bool:
     return any(source == root or source.startswith(root.rstrip("/") + "/") for root in roots)
 
 
+def entry_hash(spec: PipelineSpec, source: str, access_rules: Rules) -> str:
+    """The pipeline hash a source's manifest entry records: the spec's indexing hash, plus what the access
+    path rules decide for it (only when one matches, so stores indexed without rules stay current)."""
+    ruled = rules_fingerprint(source, access_rules)
+    return f"{spec.indexing_hash}+access:{ruled}" if ruled else spec.indexing_hash
+
+
 def plan_changes(
-    spec: PipelineSpec, store: RetrievalStore, sources: list[Source], delete_under: list[str] | None = None
+    spec: PipelineSpec,
+    store: RetrievalStore,
+    sources: list[Source],
+    delete_under: list[str] | None = None,
+    access_rules: Rules | None = None,
 ) -> SyncPlan:
     """Compare ``sources`` with the store's manifest.
 
@@ -148,13 +160,14 @@ def plan_changes(
         fails here, before anything is written.
     """
     manifest = store.manifest.read()
-    current = spec.indexing_hash
     plan = SyncPlan()
     for source in sources:
         entry = manifest.get(source.name)
         if entry is None:
             plan.added.append(source)
-        elif entry.content_hash != source.content_hash or entry.pipeline_hash != current:
+        elif entry.content_hash != source.content_hash or entry.pipeline_hash != entry_hash(
+            spec, source.name, access_rules or {}
+        ):
             plan.updated.append(source)
         else:
             plan.unchanged.append(source)
@@ -164,11 +177,14 @@ def plan_changes(
     return plan
 
 
-def plan_sync(spec: PipelineSpec, store: RetrievalStore, roots: Iterable[str | Path]) -> SyncPlan:
+def plan_sync(
+    spec: PipelineSpec, store: RetrievalStore, roots: Iterable[str | Path], access_rules: Rules | None = None
+) -> SyncPlan:
     """Plan a sync of the files under ``roots`` (files and directories), deletions included."""
     roots = list(roots)
     files, missing = discover_files(roots)
-    plan = plan_changes(spec, store, [Source.from_file(p) for p in files], [source_name(r) for r in roots])
+    sources = [Source.from_file(p) for p in files]
+    plan = plan_changes(spec, store, sources, [source_name(r) for r in roots], access_rules)
     plan.missing = missing
     return plan
 
@@ -186,6 +202,8 @@ class Syncer:
 
     :param store: Store to write into; it holds the manifest.
     :param batch_files: Sources per pipeline run and per manifest commit: bounds memory and lost work on a kill.
+    :param access_rules: Path glob -> groups for files with no access mark (settings ``access.rules``); a
+        change of what they decide for a file re-indexes it.
     ``spec``, ``max_file_bytes`` and ``remote`` shape the pipeline (see :class:`IndexingPipeline`).
     """
 
@@ -196,8 +214,10 @@ class Syncer:
         batch_files: int = 32,
         max_file_bytes: int | None = None,
         remote: RemoteModels | None = None,
+        access_rules: Rules | None = None,
     ) -> None:
         self.spec = spec
+        self.access_rules = dict(access_rules or {})
         self.store = store
         self.batch_files = batch_files
         self.max_file_bytes = max_file_bytes
@@ -209,10 +229,14 @@ class Syncer:
         (a no-op run loads no model), a staged store gets a fresh one (models are shared by Haystack's
         embedder cache, so that costs no second load)."""
         if store is not self.store:
-            return IndexingPipeline(self.spec, store, self.max_file_bytes, self.remote)
+            return IndexingPipeline(self.spec, store, self.max_file_bytes, self.remote, self._rules)
         if self._pipeline is None:
-            self._pipeline = IndexingPipeline(self.spec, store, self.max_file_bytes, self.remote)
+            self._pipeline = IndexingPipeline(self.spec, store, self.max_file_bytes, self.remote, self._rules)
         return self._pipeline
+
+    @property
+    def _rules(self) -> dict[str, list[str]]:
+        return {pattern: list(groups) for pattern, groups in self.access_rules.items()}
 
     def warm_up(self) -> None:
         """Load the models now rather than on the first write (services call this at startup)."""
@@ -227,7 +251,7 @@ class Syncer:
         """Index new and changed files under ``sources``; unchanged ones are skipped, nothing is deleted."""
         started = time.perf_counter()
         files, missing = discover_files(sources)
-        plan = plan_changes(self.spec, self.store, [Source.from_file(p) for p in files])
+        plan = plan_changes(self.spec, self.store, [Source.from_file(p) for p in files], None, self.access_rules)
         plan.missing = missing
         return self._apply(plan, SyncMode.INCREMENTAL, False, False, progress, should_stop, started)
 
@@ -240,7 +264,8 @@ class Syncer:
         :param progress: Called with (documents done, documents to index).
         """
         started = time.perf_counter()
-        plan = plan_changes(self.spec, self.store, [Source.from_bytes(n, c) for n, c in documents.items()])
+        sources = [Source.from_bytes(n, c) for n, c in documents.items()]
+        plan = plan_changes(self.spec, self.store, sources, None, self.access_rules)
         return self._apply(plan, SyncMode.INCREMENTAL, False, False, progress, None, started)
 
     def rebuild(
@@ -271,7 +296,7 @@ class Syncer:
             the manifest); a full rebuild that stops is discarded and the live index stays as it was.
         """
         started = time.perf_counter()
-        plan = plan_sync(self.spec, self.store, sources)
+        plan = plan_sync(self.spec, self.store, sources, self.access_rules)
         return self._apply(plan, SyncMode(mode), dry_run, allow_failures, progress, should_stop, started)
 
     def _apply(
@@ -320,7 +345,6 @@ class Syncer:
         if not todo:
             return
         pipeline = self.pipeline_for(store)
-        current = self.spec.indexing_hash
         added = {id(s) for s in plan.added}
         updated = {id(s) for s in plan.updated}
         for start in range(0, len(todo), self.batch_files):
@@ -341,7 +365,15 @@ class Syncer:
                 if source.name in failed:
                     continue
                 ids = tuple(sorted(store.ids_by_source(source.name)))
-                entries.append(ManifestEntry(source.name, source.content_hash, current, ids, now))
+                entries.append(
+                    ManifestEntry(
+                        source.name,
+                        source.content_hash,
+                        entry_hash(self.spec, source.name, self.access_rules),
+                        ids,
+                        now,
+                    )
+                )
                 report.added += id(source) in added
                 report.updated += id(source) in updated
             store.manifest.write(entries)

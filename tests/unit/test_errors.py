@@ -12,13 +12,16 @@ from pydantic import BaseModel
 
 from ragship import errors
 from ragship.errors import (
+    AuthenticationError,
     ConfigError,
     ConversionError,
     InvalidRequestError,
     ModelError,
     ModelServiceUnavailableError,
+    PermissionDeniedError,
     QueueError,
     RagshipError,
+    RateLimitedError,
     SpecError,
     StoreError,
     StoreUnavailableError,
@@ -35,6 +38,9 @@ DOMAIN_ERRORS = [
 ]
 STATUS = {
     InvalidRequestError: 400,
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
+    RateLimitedError: 429,
     ConversionError: 422,
     StoreUnavailableError: 503,
     ModelServiceUnavailableError: 503,
@@ -64,7 +70,7 @@ def test_every_domain_error_declares_its_status_and_a_one_line_fix() -> None:
     assert set(DOMAIN_ERRORS) == set(STATUS), "a new error class needs its status in STATUS"
     for cls in DOMAIN_ERRORS:
         assert 400 <= cls.http_status < 600 and "\n" not in cls.fix
-        assert (cls.retry_after_s is not None) == (cls.http_status == 503), cls
+        assert (cls.retry_after_s is not None) == (cls.http_status in (429, 503)), cls
         assert str(cls("what went wrong; how to fix it.")) == "what went wrong; how to fix it."  # call sites unchanged
 
 

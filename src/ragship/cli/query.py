@@ -32,13 +32,20 @@ def ask(
         list[str] | None, typer.Option("--source", help="Only search these source files (repeatable).")
     ] = None,
     as_json: JsonOption = False,
+    as_principal: Annotated[
+        str | None,
+        typer.Option("--as", help="Read only what this key's holder may (a keys-file name, or groups:finance,hr)."),
+    ] = None,
 ) -> None:
-    """Answer a question from the indexed documents, citing sources."""
+    """Answer a question from the indexed documents, citing sources (as a local admin unless --as)."""
+    from ragship.access.acting import scope_as
     from ragship.assembly import open_query_engine
+    from ragship.settings import get_settings
 
+    access = scope_as(as_principal, get_settings())
     engine = open_query_engine(spec, store, mode=mode)
     filters = {"field": "meta.source", "operator": "in", "value": source} if source else None
-    answer = engine.ask(question, top_k=top_k, filters=filters)
+    answer = engine.ask(question, top_k=top_k, filters=filters, access=access)
     if as_json:
         print_json(answer.to_dict())
         return

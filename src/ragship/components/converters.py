@@ -16,6 +16,8 @@ from typing import Any
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.dataclasses import ByteStream
 
+from ragship.access.marks import front_matter_access, groups_of, rule_access
+from ragship.access.scope import ACCESS_META
 from ragship.errors import ConversionError
 from ragship.spec.knobs import default_of
 
@@ -76,6 +78,8 @@ class FileConverter:
         self.jsonl_text_field = jsonl_text_field
         self.jsonl_title_field = jsonl_title_field
         self.jsonl_id_field = jsonl_id_field
+        # Path rules (settings, not spec): set by the indexing pipeline for files that carry no access mark.
+        self.access_rules: dict[str, list[str]] = {}
         self._converters: dict[str, Any] = {}
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,6 +114,7 @@ class FileConverter:
             try:
                 data, modified_at = _read(item, name, self.max_file_bytes)
                 docs, record_failures = self._convert(data, name, modified_at)
+                self._mark_access(docs, data, name)
             except ConversionError as e:
                 failures.append(FileFailure(name, str(e)))
                 continue
@@ -146,6 +151,22 @@ class FileConverter:
         meta["title"] = stem
         kind = "pdf" if suffix == ".pdf" else "docx"
         return [self._run_haystack(kind, data, meta)], []
+
+    def _mark_access(self, docs: list[Document], data: bytes, name: str) -> None:
+        """Give each document its access groups (``meta.access``): its own mark, else the path rules."""
+        suffix = PurePosixPath(name).suffix.lower()
+        marked = None
+        if suffix in {".md", ".markdown", ".html", ".htm"}:
+            marked = front_matter_access(_decode_text(data), name)
+        by_rule = rule_access(name, self.access_rules)
+        for doc in docs:
+            groups = doc.meta.get(ACCESS_META) if suffix == ".jsonl" else None
+            groups = groups_of(groups, f"{name} (record {doc.meta.get('record')})") if groups is not None else None
+            groups = groups if groups is not None else marked if marked is not None else by_rule
+            if groups is not None:
+                doc.meta[ACCESS_META] = groups
+            else:
+                doc.meta.pop(ACCESS_META, None)
 
     def _converter(self, kind: str) -> Any:
         if kind not in self._converters:
@@ -194,11 +215,14 @@ class FileConverter:
             raw_meta = record.get("meta")
             extra: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
             record_meta = {
-                **{k: v for k, v in extra.items() if k not in meta},
+                # A record's groups come from its own `access` field only (what /index/submit checks).
+                **{k: v for k, v in extra.items() if k not in meta and k != ACCESS_META},
                 **meta,
                 "record": str(record.get(self.jsonl_id_field, line_no)),
                 "title": title if isinstance(title, str) and title else meta["source"],
             }
+            if "access" in record:  # the record's own groups; checked with the others in _mark_access
+                record_meta[ACCESS_META] = record["access"]
             body = f"{title}\n\n{content}" if isinstance(title, str) and title else content
             documents.append(Document(content=body, meta=record_meta))
         if not documents and not failures:

@@ -66,6 +66,7 @@ class IndexingPipeline:
     :param store: The store the writer writes to.
     :param max_file_bytes: Overrides the spec converter's file size limit when given.
     :param remote: Services that run the models instead of this process (the BentoML deployment).
+    :param access_rules: Path glob -> groups for files that carry no access mark (settings ``access.rules``).
     """
 
     def __init__(
@@ -74,14 +75,16 @@ class IndexingPipeline:
         store: RetrievalStore,
         max_file_bytes: int | None = None,
         remote: RemoteModels | None = None,
+        access_rules: dict[str, list[str]] | None = None,
     ) -> None:
         self.store = store
         self.pipeline: Pipeline = attach_models(attach_store(load_pipeline(spec.indexing, "indexing"), store), remote)
         self._converter = find_component(self.pipeline, FileConverter, "indexing")
         self._writer = find_component(self.pipeline, StoreWriter, "indexing")
+        converter: Any = self.pipeline.get_component(self._converter)
         if max_file_bytes is not None:
-            converter: Any = self.pipeline.get_component(self._converter)
             converter.max_file_bytes = max_file_bytes
+        converter.access_rules = dict(access_rules or {})
         self._warm = False
 
     def warm_up(self) -> None:

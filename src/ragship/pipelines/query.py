@@ -12,6 +12,7 @@ from haystack.components.joiners import DocumentJoiner
 from haystack.dataclasses import StreamingChunk
 from pydantic import BaseModel
 
+from ragship.access.scope import AccessScope, current_scope
 from ragship.components.condensers import QuestionCondenser, attach_condensers
 from ragship.components.remote import RemoteModels, with_remote_generators
 from ragship.components.retrievers import StoreBM25Retriever, StoreEmbeddingRetriever
@@ -183,10 +184,13 @@ class QueryEngine:
         filters: dict[str, Any] | None = None,
         deepen_branches: bool = True,
         history: Sequence[str] = (),
+        access: AccessScope | None = None,
     ) -> list[Document]:
         """The ranked chunks for ``question``, without generating an answer.
 
         :param history: The conversation's earlier user turns, oldest first (``question`` is the last user turn).
+        :param access: Whose documents may be read; the request's scope (or a local admin's outside a
+            server) when None. It is ANDed into every retriever's filter: ``filters`` cannot widen it.
         :param deepen_branches: Let each retriever return at least ``top_k`` chunks. False keeps the spec's
             per-branch depth (``candidates``), so the fused order is the one serving gives; fewer than
             ``top_k`` chunks may come back.
@@ -198,7 +202,9 @@ class QueryEngine:
         pipeline = self.retrieval_pipeline
         inputs = {
             name: value
-            for name, value in self._inputs(question, top_k, filters, deepen_branches, turns).items()
+            for name, value in self._inputs(
+                question, top_k, filters, current_scope(access), deepen_branches, turns
+            ).items()
             if name in dict(pipeline.walk())
         }
         result = run_pipeline(pipeline, inputs)
@@ -209,6 +215,7 @@ class QueryEngine:
         question: str,
         top_k: int | None,
         filters: dict[str, Any] | None,
+        access: AccessScope,
         deepen_branches: bool = True,
         history: Sequence[str] = (),
     ) -> dict[str, Any]:
@@ -220,12 +227,14 @@ class QueryEngine:
             for component in self._history_inputs:
                 data.setdefault(component, {})[_HISTORY_SOCKET] = turns
         for name, default_k in self._retrievers.items():
-            if top_k or filters:
-                data.setdefault(name, {})
+            data.setdefault(name, {})
             if top_k and deepen_branches:
                 data[name]["top_k"] = max(top_k, default_k)
-            if filters:
-                data[name]["filters"] = filters
+            # Every search carries the scope, ANDed with the caller's filters (else the spec's own).
+            own = filters or getattr(self.pipeline.get_component(name), "filters", None)
+            scoped = access.restrict(own)
+            if scoped:
+                data[name]["filters"] = scoped
         if top_k:
             # The last stage returns top_k; a joiner before a reranker passes at least that many on
             # (or, with the spec's depths kept, exactly what it passes when serving).
@@ -266,6 +275,7 @@ class QueryEngine:
         on_token: Callable[[str], None] | None = None,
         history: Sequence[str] = (),
         generation_kwargs: dict[str, Any] | None = None,
+        access: AccessScope | None = None,
     ) -> Answer:
         """Answer ``question``.
 
@@ -277,13 +287,15 @@ class QueryEngine:
             a follow-up is retrieved and answered as the conversation means it.
         :param generation_kwargs: Passed to the spec's LLM for this answer (e.g. ``max_new_tokens``,
             ``temperature``); an extractive spec ignores them.
+        :param access: Whose documents may be read (see :meth:`retrieve`).
         :raises InvalidRequestError: when the question is empty or a history turn is not text.
         """
         if not question or not question.strip():
             raise InvalidRequestError("The question is empty; give a question in words.")
         turns = _checked_history(history)
+        scope = current_scope(access)
         self.warm_up()
-        inputs = self._inputs(question, top_k, filters, history=turns)
+        inputs = self._inputs(question, top_k, filters, scope, history=turns)
         if on_token is not None:
             for name in self._streamers:
                 inputs.setdefault(name, {})["streaming_callback"] = _token_callback(on_token)

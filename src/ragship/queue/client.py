@@ -100,8 +100,10 @@ class JobQueue:
         self._check_count(len(names))
         return self._submit("paths", len(names), {"paths": names}, None)
 
-    def submit_documents(self, documents: Mapping[str, bytes]) -> str:
+    def submit_documents(self, documents: Mapping[str, bytes], submitted_by: str = "") -> str:
         """Queue uploaded documents (source name -> content) for indexing; their bytes wait in Redis.
+
+        :param submitted_by: The submitting principal's name, kept in the job's record.
 
         :returns: The job id.
         :raises JobTooLargeError: over ``max_job_documents`` documents or ``max_job_bytes`` bytes.
@@ -119,7 +121,9 @@ class JobQueue:
             )
         payload: dict[bytes, bytes] = {FORMAT_FIELD: PAYLOAD_FORMAT}
         payload.update({source.encode(): content for source, content in documents.items()})
-        return self._submit("documents", len(documents), {}, payload)
+        return self._submit(
+            "documents", len(documents), {"submitted_by": submitted_by} if submitted_by else {}, payload
+        )
 
     def _check_count(self, count: int) -> None:
         if count > self.settings.max_job_documents:

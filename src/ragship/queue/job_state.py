@@ -105,6 +105,7 @@ class Job(BaseModel):
         0, description="Files or documents the current run has to index (unchanged ones excluded)."
     )
     worker: str | None = Field(None, description="host:pid of the worker that ran it last.")
+    submitted_by: str | None = Field(None, description="Name of the principal that submitted it (never a credential).")
     pid: int | None = None
     counts: dict[str, int] = Field(default_factory=dict, description="added, updated, unchanged, failed, chunks_*")
     failures: list[dict[str, str]] = Field(default_factory=list, description="Documents that failed: source, reason.")
@@ -115,7 +116,7 @@ class Job(BaseModel):
         """Parse the hash as stored."""
         data = {k.decode(): v.decode() for k, v in raw.items()}
         fields: dict[str, Any] = {"id": job_id}
-        for name in ("status", "kind", "worker", "error"):
+        for name in ("status", "kind", "worker", "error", "submitted_by"):
             if data.get(name):
                 fields[name] = data[name]
         for name in ("sources", "attempts", "retries", "redeliveries", "pid", "progress_done", "progress_total"):

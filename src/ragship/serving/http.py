@@ -21,7 +21,6 @@ from starlette.responses import JSONResponse, Response
 
 from ragship.errors import RagshipError
 from ragship.serving.openai_schema import error_body
-from ragship.settings import ServingSettings
 
 logger = logging.getLogger("ragship.serving")
 
@@ -203,10 +202,8 @@ class RequestGuard:
 
     @staticmethod
     def _refuse(scope: dict[str, Any], status: int, message: str) -> JSONResponse:
-        """The refusal in the body the route's clients read: OpenAI's under /v1, ragship's elsewhere."""
-        if scope["path"].startswith(OPENAI_PREFIX):
-            return JSONResponse(error_body(status, message), status_code=status)
-        return error_response(status, message)
+        """The refusal in the body the route's clients read (:func:`refusal`)."""
+        return refusal(scope, status, message)
 
     def _too_large(self, size: int | None) -> str:
         got = f" ({size:,} bytes)" if size is not None else ""
@@ -252,17 +249,19 @@ class RequestGuard:
                 await self._refuse(scope, 413, self._too_large(None))(scope, receive, send)
 
 
+def refusal(scope: dict[str, Any], status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """A guard's refusal in the body the route's clients read: OpenAI's under /v1, ragship's elsewhere."""
+    if scope["path"].startswith(OPENAI_PREFIX):
+        return JSONResponse(error_body(status, message), status_code=status, headers=headers)
+    return error_response(status, message, headers)
+
+
 def _bearer(authorization: bytes) -> bytes:
     """The token of an ``Authorization: Bearer <token>`` header (b'' for any other scheme)."""
     scheme, _, token = authorization.partition(b" ")
     return token.strip() if scheme.lower() == b"bearer" else b""
 
 
-def guard(service: Any, serving: ServingSettings) -> None:
-    """Put :class:`RequestGuard` in front of ``service`` with the configured key and limits."""
-    service.add_asgi_middleware(
-        RequestGuard,
-        api_key=serving.api_key.get_secret_value() if serving.api_key else None,
-        header=serving.api_key_header,
-        max_bytes=serving.max_request_bytes,
-    )
+def is_public(path: str) -> bool:
+    """Whether ``path`` is reachable without credentials (probes, metrics, the page's files)."""
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import bentoml
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from ragship.access.limits import PrincipalLimits
 from ragship.components.converters import SUPPORTED_TYPES
 from ragship.errors import QueueError
-from ragship.queue.job_state import Job, JobTooLargeError, QueueFullError
+from ragship.queue.job_state import Job, JobNotFoundError, JobTooLargeError, QueueFullError
 from ragship.serving.http import GetAsPost, http_errors, with_status
 from ragship.serving.queue_metrics import METRICS, QueueMetrics
 
@@ -101,9 +103,14 @@ class IndexJobs:
     @with_status(202)
     @http_errors
     def index_submit(self, documents: Documents) -> JobAccepted:
-        """Queue ``documents`` for indexing; answers 202 with the job id at once."""
+        """Queue ``documents`` for indexing; answers 202 with the job id at once.
+
+        A caller may only submit documents marked for groups it is in (admins for any).
+        """
+        contents = {doc.source: doc.content() for doc in documents}
+        submitter = check_submission(contents)
         try:
-            job_id = self.job_queue().submit_documents({doc.source: doc.content() for doc in documents})
+            job_id = self.job_queue().submit_documents(contents, submitted_by=submitter)
         except QueueError as e:
             full, too_large = isinstance(e, QueueFullError), isinstance(e, JobTooLargeError)
             outcome = "full" if full else "too_large" if too_large else "unavailable"
@@ -115,8 +122,46 @@ class IndexJobs:
     @bentoml.api(route="/index/status")
     @http_errors
     def index_status(self, job_id: JobId) -> Job:
-        """The state of job ``job_id`` (also ``GET /index/status?job_id=...``)."""
-        return self.job_queue().job(job_id)
+        """The state of job ``job_id`` (also ``GET /index/status?job_id=...``); only its submitter's (or an admin's)."""
+        from ragship.access.principal import current_principal
+
+        job = self.job_queue().job(job_id)
+        principal = current_principal()
+        if principal is not None and not principal.is_admin and job.submitted_by != principal.name:
+            raise JobNotFoundError(
+                f"No job {job_id!r} of principal {principal.name!r}; check the id /index/submit gave."
+            )
+        return job
+
+
+def check_submission(documents: dict[str, bytes]) -> str:
+    """The submitting principal's name ("" outside a guarded service).
+
+    :raises PermissionDeniedError: when a document is marked for a group the caller is not in.
+    """
+    from ragship.access.marks import declared_groups
+    from ragship.access.principal import current_principal
+    from ragship.settings import get_settings
+
+    principal = current_principal()
+    if principal is None:
+        return ""
+    if not principal.is_admin:
+        rules = get_settings().access.rules
+        for source, content in documents.items():
+            principal.require_groups(declared_groups(source, content, rules), source)
+        with _submission_cap().request(principal.name):
+            pass
+    return principal.name
+
+
+@functools.cache
+def _submission_cap() -> PrincipalLimits:
+    """Index submissions per principal and hour (``serving.index_submissions_per_hour``), in this process."""
+    from ragship.settings import get_settings
+
+    per_hour = get_settings().serving.index_submissions_per_hour
+    return PrincipalLimits(per_hour, 0, period_s=3600, what="index submissions per hour")
 
 
 def serve_index_jobs(service: Any) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import bentoml
 
+from ragship.serving.access_guard import guard
 from ragship.serving.embedder import Embedder
-from ragship.serving.http import guard
 from ragship.serving.index_jobs import IndexJobs, serve_index_jobs
 from ragship.settings import get_settings
 
@@ -34,5 +34,5 @@ class Indexing(IndexJobs):
         return self.job_queue().ping()
 
 
-guard(Indexing, _SERVING)
+guard(Indexing, _SETTINGS)
 serve_index_jobs(Indexing)

@@ -19,11 +19,13 @@ import bentoml
 from pydantic import BaseModel, Field, StringConstraints
 from starlette.responses import Response, StreamingResponse
 
+from ragship.access.principal import current_principal
 from ragship.assembly import open_query_engine, store_for
 from ragship.components.remote import RemoteModels, chat_generator_names
 from ragship.enums import RatingName
 from ragship.errors import SpecError
 from ragship.pipelines.query import Answer, Source
+from ragship.serving.access_guard import guard
 from ragship.serving.batching import coalesce_query_embedders
 from ragship.serving.common import (
     limit_compute_threads,
@@ -34,7 +36,7 @@ from ragship.serving.common import (
 )
 from ragship.serving.embedder import Embedder
 from ragship.serving.generator import Generator
-from ragship.serving.http import guard, http_errors, public_error, response_for
+from ragship.serving.http import http_errors, public_error, response_for
 from ragship.serving.index_jobs import IndexJobs, serve_index_jobs
 from ragship.serving.mcp_tools import mcp_app
 from ragship.serving.openai_routes import openai_app
@@ -137,7 +139,7 @@ class RAG(IndexJobs):
         _SERVED.set(self.engine, STABLE_MODEL_ID, spec.name)
         self.feedback_recorder = FeedbackRecorder(spec, origin, _SETTINGS)
         ui_app.state.config = {
-            "auth": _SERVING.api_key is not None,
+            "auth": bool(_SERVING.api_key or _SERVING.keys_file or _SETTINGS.auth.enabled),
             "header": _SERVING.api_key_header,
             "spec": f"{spec.name} ({spec.hash}) from {origin}",
             "streams": self.engine.streams,
@@ -228,8 +230,14 @@ class RAG(IndexJobs):
         sources: Annotated[list[str], Field(max_length=100)] = [],  # noqa: B006 (pydantic copies defaults)
     ) -> FeedbackResponse:
         """Record a rating of an answer in MLflow, against the champion when it is what is served."""
+        principal = current_principal()
         feedback = Feedback(
-            rating=rating_value(rating), question=question, answer=answer, comment=comment, sources=sources
+            rating=rating_value(rating),
+            question=question,
+            answer=answer,
+            comment=comment,
+            sources=sources,
+            principal=principal.name if principal else "",
         )
         return FeedbackResponse(recorded=True, run_id=self.feedback_recorder.record(feedback))
 
@@ -237,7 +245,7 @@ class RAG(IndexJobs):
         return store_ready(self.engine.store)
 
 
-guard(RAG, _SERVING)
+guard(RAG, _SETTINGS)
 # Indexing jobs: POST /index/submit -> job id at once, GET /index/status?job_id=... (serving.index_jobs);
 # ``ragship worker`` processes index them. /metrics also reports the shared queue.
 serve_index_jobs(RAG)

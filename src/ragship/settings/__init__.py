@@ -39,10 +39,13 @@ from ragship.settings.infrastructure import (
     QueueSettings,
     WorkerSettings,
 )
+from ragship.settings.security import AccessSettings, AuthSettings
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
     "SERVICE_URL_PATTERN",
+    "AccessSettings",
+    "AuthSettings",
     "DataSettings",
     "ElasticsearchSettings",
     "LocalElasticsearchSettings",
@@ -114,6 +117,8 @@ class Settings(BaseSettings):
     local_rabbitmq: LocalRabbitmqSettings = Field(default_factory=LocalRabbitmqSettings)  # type: ignore[arg-type]
     local_llama: LocalLlamaSettings = Field(default_factory=LocalLlamaSettings)  # type: ignore[arg-type]
     worker: WorkerSettings = Field(default_factory=WorkerSettings)  # type: ignore[arg-type]
+    auth: AuthSettings = Field(default_factory=AuthSettings)  # type: ignore[arg-type]
+    access: AccessSettings = Field(default_factory=AccessSettings)  # type: ignore[arg-type]
     data: DataSettings = Field(default_factory=DataSettings)  # type: ignore[arg-type]
 
     @classmethod

@@ -56,6 +56,28 @@ class ServingSettings(BaseModel):
     )
     api_key: SecretStr | None = Field(None, description="Required in the API key header when set.")
     api_key_header: str = Field("x-api-key", description="Header carrying the API key.")
+    keys_file: Path | None = Field(
+        None,
+        description="Per-principal API keys (`ragship keys add`): a JSON file of salted scrypt hashes, shared by "
+        "every replica; unset: only api_key and OIDC tokens are accepted.",
+    )
+    keys_reload_ms: int = Field(
+        1000, ge=0, le=3_600_000, description="How often at most the keys file is checked for changes (revocations)."
+    )
+    rate_per_minute: int = Field(
+        600, ge=0, le=1_000_000, description="Requests per minute per principal (token bucket; 0: no limit)."
+    )
+    max_concurrent_per_principal: int = Field(
+        16, ge=0, le=10_000, description="Requests in flight per principal and process (0: no limit)."
+    )
+    shared_limits: bool = Field(
+        False,
+        description="Count the per-principal limits in the queue's Redis, shared by every replica (off: each "
+        "process counts its own).",
+    )
+    index_submissions_per_hour: int = Field(
+        120, ge=0, le=1_000_000, description="Index submissions per hour per principal, admins excepted (0: no limit)."
+    )
     max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=1024**3, description="Larger request bodies get 413.")
     max_question_chars: int = Field(2000, ge=10, le=100_000, description="Longer questions get 400.")
     max_top_k: int = Field(50, ge=1, le=1000, description="Largest top_k a request may ask for.")

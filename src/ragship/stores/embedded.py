@@ -24,6 +24,7 @@ from haystack.document_stores.errors import DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
 from haystack.utils.filters import document_matches_filter
 
+from ragship.access.scope import ACCESS_META, AccessScope, split_access
 from ragship.errors import StoreError
 from ragship.settings import Settings
 from ragship.stores.base import RetrievalStore, WeightedClause, WriteResult
@@ -184,7 +185,11 @@ class EmbeddedDocumentStore:
         docs = [self._row_to_document(*row) for row in rows]
         if filters:
             _check_filters(filters)
-            docs = [d for d in docs if document_matches_filter(filters, d)]
+            access, filters = split_access(filters)
+            if access is not None:
+                docs = [d for d in docs if access.admits(d.meta.get(ACCESS_META))]
+            if filters:
+                docs = [d for d in docs if document_matches_filter(filters, d)]
         return docs
 
     def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
@@ -309,11 +314,13 @@ class EmbeddedDocumentStore:
             return []
         if filters:
             _check_filters(filters)
+        access, filters = split_access(filters)
+        where, access_params = access_sql(access)
         if len(matches) == 1:  # a plain search: no grouping, so SQLite ranks inside FTS5
             sql = (
                 "SELECT d.id, d.content, d.meta, NULL, -bm25(documents_fts) * ? AS score "
                 "FROM documents_fts JOIN documents d ON d.rowid = documents_fts.rowid "
-                "WHERE documents_fts MATCH ? ORDER BY bm25(documents_fts) LIMIT ?"
+                f"WHERE documents_fts MATCH ?{where} ORDER BY bm25(documents_fts) LIMIT ?"
             )
         else:
             per_clause = " UNION ALL ".join(
@@ -322,14 +329,15 @@ class EmbeddedDocumentStore:
             )
             # Ranked and cut before the join, so only the chunks returned are read from the table.
             best = (
-                f"SELECT rowid, SUM(score) AS score FROM ({per_clause}) "
-                "GROUP BY rowid ORDER BY score DESC, rowid LIMIT ?"
+                f"SELECT c.rowid, SUM(c.score) AS score FROM ({per_clause}) c "
+                + (f"JOIN documents d ON d.rowid = c.rowid WHERE 1{where} " if where else "")
+                + "GROUP BY c.rowid ORDER BY score DESC, c.rowid LIMIT ?"
             )
             sql = (
                 f"SELECT d.id, d.content, d.meta, NULL, s.score FROM ({best}) s "
                 "JOIN documents d ON d.rowid = s.rowid ORDER BY s.score DESC, d.rowid"
             )
-        params: list[Any] = [value for match, weight in matches for value in (weight, match)]
+        params: list[Any] = [value for match, weight in matches for value in (weight, match)] + access_params
         limit = top_k if not filters else top_k * 10
         while True:
             rows = self._reader().execute(sql, (*params, limit)).fetchall()
@@ -351,7 +359,8 @@ class EmbeddedDocumentStore:
         scores = index.scores(query_embedding)
         if filters:
             _check_filters(filters)
-        rowids, top_scores = index.top(scores, top_k, filters)
+        access, filters = split_access(filters)
+        rowids, top_scores = index.top(scores, top_k, filters, access)
         return self._documents_by_rowid(rowids, top_scores) if rowids else []
 
     # -- internals ------------------------------------------------------------------------------
@@ -414,6 +423,22 @@ class EmbeddedDocumentStore:
             embedding=from_blob(embedding),
             score=score,
         )
+
+
+def access_sql(access: AccessScope | None) -> tuple[str, list[Any]]:
+    """The SQL condition (`` AND ...`` on the chunk row ``d``) that keeps only what ``access`` may read."""
+    if access is None or access.groups is None:
+        return "", []
+    groups = sorted(access.groups)
+    # The groups are a JSON array in the chunk's meta; json_each reads it inside the query, so filtering
+    # happens before ranking cuts the candidates, never after.
+    clauses = []
+    if groups:
+        marks = ", ".join("?" * len(groups))
+        clauses.append(f"EXISTS (SELECT 1 FROM json_each(d.meta, '$.{ACCESS_META}') WHERE value IN ({marks}))")
+    if access.include_unmarked:
+        clauses.append(f"coalesce(json_array_length(d.meta, '$.{ACCESS_META}'), 0) = 0")
+    return (f" AND ({' OR '.join(clauses)})" if clauses else " AND 0"), list(groups)
 
 
 def _check_filters(filters: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 from haystack import Document
 from haystack.utils.filters import document_matches_filter
 
+from ragship.access.scope import ACCESS_META, AccessScope
 from ragship.errors import StoreError
 
 
@@ -34,6 +35,24 @@ class DenseIndex:
         self.rowids = rowids
         self.matrix = matrix
         self.metas = metas
+        # Rows of each access group, and the unmarked rows: a scope's mask is an OR of a few boolean arrays.
+        self.unmarked = np.ones(len(metas), dtype=bool)
+        self.group_rows: dict[str, np.ndarray] = {}
+        for i, meta in enumerate(metas):
+            for group in meta.get(ACCESS_META) or []:
+                rows = self.group_rows.setdefault(group, np.zeros(len(metas), dtype=bool))
+                rows[i] = True
+                self.unmarked[i] = False
+
+    def access_mask(self, access: AccessScope) -> np.ndarray | None:
+        """Rows ``access`` may read (None: all)."""
+        if access.groups is None:
+            return None
+        mask = self.unmarked.copy() if access.include_unmarked else np.zeros(len(self.metas), dtype=bool)
+        for group in access.groups:
+            if group in self.group_rows:
+                mask |= self.group_rows[group]
+        return mask
 
     @classmethod
     def from_rows(cls, rows: Sequence[tuple[int, bytes, str]]) -> DenseIndex | None:
@@ -61,8 +80,13 @@ class DenseIndex:
         result: np.ndarray = self.matrix @ (query / norm if norm else query)
         return result
 
-    def top(self, scores: np.ndarray, top_k: int, filters: dict[str, Any] | None) -> tuple[list[int], list[float]]:
-        """Row ids and scores of the ``top_k`` best rows that match ``filters``, best first."""
+    def top(
+        self, scores: np.ndarray, top_k: int, filters: dict[str, Any] | None, access: AccessScope | None = None
+    ) -> tuple[list[int], list[float]]:
+        """Row ids and scores of the ``top_k`` best rows that ``access`` may read and match ``filters``, best first."""
+        allowed = self.access_mask(access) if access is not None else None
+        if allowed is not None:
+            scores = np.where(allowed, scores, -np.inf)
         if filters:
             mask = np.fromiter(
                 (document_matches_filter(filters, Document(content="", meta=m)) for m in self.metas),

@@ -19,6 +19,7 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
+from ragship.access.scope import ACCESS_META
 from ragship.errors import StoreError
 from ragship.stores.es_text import PORTABLE_ANALYZER, STEMMED_FIELD, TEXT_ANALYZER, TextAnalysis
 
@@ -59,6 +60,7 @@ def index_body(
         "id": {"type": "keyword"},
         "content": {"type": "text", "analyzer": analysis.content_analyzer},
         "source": {"type": "keyword"},
+        ACCESS_META: {"type": "keyword"},  # the groups that may read the chunk (ragship.access.scope)
         "title": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 512}}},
     }
     mappings: dict[str, Any] = {"_meta": analysis.meta()}

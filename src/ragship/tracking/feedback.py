@@ -26,6 +26,7 @@ SPEC_HASH_TAG = "ragship.spec_hash"
 RATING_TAG = "ragship.rating"
 CHAMPION_VERSION_TAG = "ragship.champion_version"
 CHAMPION_RUN_TAG = "ragship.champion_run_id"
+PRINCIPAL_TAG = "ragship.principal"  # who rated: a principal's name, never its credential
 COMMENT_TAG = "mlflow.note.content"  # MLflow shows it as the run's description
 RATING_METRIC = "rating"
 CHAMPION_METRIC = "feedback_rating"
@@ -51,6 +52,8 @@ class Feedback:
     answer: str
     comment: str = ""
     sources: list[str] = field(default_factory=list)
+    #: Who rated (the principal's name, never its key or token); "" outside a guarded service.
+    principal: str = ""
 
 
 class FeedbackRecorder:
@@ -110,6 +113,8 @@ class FeedbackRecorder:
             tags[CHAMPION_RUN_TAG] = str(self._champion["run_id"])
         if feedback.comment:
             tags[COMMENT_TAG] = feedback.comment
+        if feedback.principal:
+            tags[PRINCIPAL_TAG] = feedback.principal
         run_id = str(client.create_run(self._experiment_id, tags=tags, run_name=f"{KIND}-{rating}").info.run_id)
         client.log_metric(run_id, RATING_METRIC, feedback.rating)
         client.log_dict(run_id, asdict(feedback), ARTIFACT)

@@ -201,6 +201,17 @@ volumeMounts:
     mountPath: /etc/ragship/es-ca
     readOnly: true
   {{- end }}
+  {{- if .root.Values.access.keys.existingSecret }}
+  {{- /* A directory mount (no subPath), so an edited Secret (a revocation) reaches the pod. */}}
+  - name: access-keys
+    mountPath: /etc/ragship/keys
+    readOnly: true
+  {{- end }}
+  {{- if .root.Values.access.oidc.jwks.existingSecret }}
+  - name: oidc-jwks
+    mountPath: /etc/ragship/jwks
+    readOnly: true
+  {{- end }}
   {{- with .extraMounts }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
@@ -218,6 +229,16 @@ volumes:
   {{- end }}
   {{- with .root.Values.elasticsearch.ca.existingSecret }}
   - name: es-ca
+    secret:
+      secretName: {{ . }}
+  {{- end }}
+  {{- with .root.Values.access.keys.existingSecret }}
+  - name: access-keys
+    secret:
+      secretName: {{ . }}
+  {{- end }}
+  {{- with .root.Values.access.oidc.jwks.existingSecret }}
+  - name: oidc-jwks
     secret:
       secretName: {{ . }}
   {{- end }}
