@@ -7,7 +7,6 @@ MCP clients send the key as ``Authorization: Bearer ...``.
 """
 
 # No `from __future__ import annotations`: the SDK reads the tools' signatures, whose bounds come from settings.
-from dataclasses import asdict
 from typing import Annotated
 
 from mcp.server import MCPServer
@@ -54,7 +53,7 @@ class AskResult(BaseModel):
 
 def found(source: Source) -> FoundSource:
     """A retrieved chunk in the tools' words (``source`` is the file)."""
-    data = asdict(source)
+    data = source.model_dump()
     data["file"] = data.pop("source")
     return FoundSource.model_validate(data)
 
