@@ -205,6 +205,60 @@ def test_an_hr_principal_reads_nothing_of_finance_on_any_route(deployment: Deplo
     assert len(rows) == 2 * 3 * 2 * 3 * 2
 
 
+def _chat(replica: Replica, credential: str, question: str, stream: bool) -> httpx.Response:
+    """A two-turn conversation on /v1/chat/completions, read to its last byte (streamed: every SSE chunk)."""
+    body = {
+        "model": "ragship",
+        "stream": stream,
+        "messages": [
+            {"role": "user", "content": "What does the budget say?"},
+            {"role": "assistant", "content": "Which budget?"},
+            {"role": "user", "content": question},
+        ],
+    }
+    with replica.client(credential) as http, http.stream("POST", "/v1/chat/completions", json=body) as response:
+        response.read()
+        return response
+
+
+async def _mcp_calls(url: str, credential: str, question: str) -> bytes:
+    """Both MCP tools through the official client; everything they returned, as JSON bytes."""
+    import httpx2
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with (
+        httpx2.AsyncClient(headers={"authorization": f"Bearer {credential}"}, timeout=120) as http,
+        streamable_http_client(f"{url}/mcp", http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        search = await session.call_tool("search", {"question": question, "top_k": 50})
+        ask = await session.call_tool("ask", {"question": question})
+    return json.dumps([search.model_dump(mode="json"), ask.model_dump(mode="json")]).encode()
+
+
+def test_chat_and_mcp_read_only_what_the_principal_may(deployment: Deployment) -> None:
+    import asyncio
+
+    question = f"{FINANCE_MARKER} budget margin ledger payroll"
+    for replica in deployment.replicas:
+        for who, credential in (("hr key", deployment.keys["hr"]), ("hr jwt", deployment.provider.token(["hr"]))):
+            for stream in (False, True):
+                response = _chat(replica, credential, question, stream)
+                assert response.status_code == 200, (replica.name, who, stream, response.text)
+                assert not leaks(response.content), (replica.name, who, stream, response.text)
+            tools = asyncio.run(_mcp_calls(replica.url, credential, question))
+            assert not leaks(tools), (replica.name, who, tools)
+        # the same questions do reach finance's chunks for an admin, through both protocols
+        assert FINANCE_MARKER in _chat(replica, ADMIN_KEY, question, stream=False).text.lower()
+        assert FINANCE_MARKER in asyncio.run(_mcp_calls(replica.url, ADMIN_KEY, question)).decode().lower()
+        # without credentials both protocols refuse, in their own words
+        with replica.client(None) as http:
+            refused = http.post("/v1/chat/completions", json={"model": "ragship", "messages": []})
+        assert refused.status_code == 401 and refused.json()["error"]["type"] == "authentication_error"
+
+
 def test_credentials_and_scopes_are_checked_on_every_replica(deployment: Deployment) -> None:
     p = deployment.provider
     for replica in deployment.replicas:
