@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import pytest
 
 from ragship.assembly import open_query_engine
+from ragship.pipelines.query import snippet_text
 from ragship.spec import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_PROMPT, default_spec
 
 QUESTION = "How do I run the tests?"
@@ -154,7 +155,9 @@ def test_openai_generator_retries_a_server_error_then_answers(
     system, user = first["body"]["messages"]
     assert system["role"] == "system" and "square brackets" in system["content"]
     assert f"Question: {QUESTION}" in user["content"]
-    assert answer.sources[0].snippet.split(" ...")[0][:60] in " ".join(user["content"].split())
+    # The first source's text is in the prompt (snippets are plain text; the prompt holds the chunk's Markdown).
+    prompt_as_text = " ".join(snippet_text(user["content"]).split())
+    assert answer.sources[0].snippet.split(" ...")[0][:60] in prompt_as_text
     assert [s.cited for s in answer.sources] == [True, False, False, False, False]
 
 
