@@ -24,10 +24,11 @@ from haystack.document_stores.errors import DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
 from haystack.utils.filters import document_matches_filter
 
-from ragship.access.scope import ACCESS_META, AccessScope, split_access
+from ragship.access.scope import ACCESS_META, split_access
 from ragship.errors import StoreError
 from ragship.settings import Settings
 from ragship.stores.base import RetrievalStore, WeightedClause, WriteResult
+from ragship.stores.embedded_access import access_sql
 from ragship.stores.embedded_dense import DenseIndex, from_blob, to_blob
 from ragship.stores.embedded_manifest import MANIFEST_SCHEMA, EmbeddedManifest
 from ragship.stores.embedded_schema import DB_FILE, SCHEMA
@@ -423,22 +424,6 @@ class EmbeddedDocumentStore:
             embedding=from_blob(embedding),
             score=score,
         )
-
-
-def access_sql(access: AccessScope | None) -> tuple[str, list[Any]]:
-    """The SQL condition (`` AND ...`` on the chunk row ``d``) that keeps only what ``access`` may read."""
-    if access is None or access.groups is None:
-        return "", []
-    groups = sorted(access.groups)
-    # The groups are a JSON array in the chunk's meta; json_each reads it inside the query, so filtering
-    # happens before ranking cuts the candidates, never after.
-    clauses = []
-    if groups:
-        marks = ", ".join("?" * len(groups))
-        clauses.append(f"EXISTS (SELECT 1 FROM json_each(d.meta, '$.{ACCESS_META}') WHERE value IN ({marks}))")
-    if access.include_unmarked:
-        clauses.append(f"coalesce(json_array_length(d.meta, '$.{ACCESS_META}'), 0) = 0")
-    return (f" AND ({' OR '.join(clauses)})" if clauses else " AND 0"), list(groups)
 
 
 def _check_filters(filters: dict[str, Any]) -> None:
