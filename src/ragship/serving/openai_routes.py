@@ -9,7 +9,6 @@ body. The wire format lives in :mod:`ragship.serving.openai_schema`; the answeri
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
@@ -41,6 +40,7 @@ from ragship.serving.openai_schema import (
     now,
 )
 from ragship.serving.served import ServedEngine
+from ragship.serving.streams import AnswerStream
 from ragship.settings import ServingSettings
 
 
@@ -212,23 +212,10 @@ class ChatRoutes:
         Errors before the first piece (store down) are real error responses; a later one is an ``error``
         event, which the openai SDK raises as an ``APIError``.
         """
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-
-        def emit(kind: str, value: Any) -> None:
-            loop.call_soon_threadsafe(events.put_nowait, (kind, value))
-
-        def work() -> None:
-            try:
-                emit("answer", ask(lambda token: emit("token", token)))
-            except Exception as e:
-                emit("error", e)
-
-        # An AnyIO worker thread, so the dependency clients can call back into this event loop.
-        worker = asyncio.ensure_future(anyio.to_thread.run_sync(work))
-        first = await events.get()
+        stream = AnswerStream(ask)
+        first = await stream.start()
         if first[0] == "error":
-            await worker
+            await stream.finish()
             return error_response(first[1])
         cid, created = completion_id(), now()
 
@@ -245,7 +232,7 @@ class ChatRoutes:
             while kind == "token":
                 streamed = True
                 yield chunk(Delta(content=value))
-                kind, value = await events.get()
+                kind, value = await stream.next()
             if kind == "error":
                 status, message = public_error(value)
                 yield f"data: {json.dumps(error_body(status, message))}\n\n"
@@ -270,7 +257,7 @@ class ChatRoutes:
                     )
                     yield f"data: {usage.model_dump_json(exclude_none=True)}\n\n"
                 yield "data: [DONE]\n\n"
-            await worker
+            await stream.finish()
 
         return StreamingResponse(sse(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 

@@ -8,13 +8,11 @@ at ``RAGSHIP_SERVING__EMBEDDER_URL`` / ``__GENERATOR_URL`` when deployed on thei
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncGenerator
-from typing import Annotated, Any
+from typing import Annotated
 
-import anyio.to_thread
 import bentoml
 from pydantic import BaseModel, Field, StringConstraints
 from starlette.responses import Response, StreamingResponse
@@ -42,6 +40,7 @@ from ragship.serving.mcp_tools import mcp_app
 from ragship.serving.openai_routes import openai_app
 from ragship.serving.openai_schema import STABLE_MODEL_ID
 from ragship.serving.served import ServedEngine
+from ragship.serving.streams import AnswerStream
 from ragship.serving.ui import ui_app
 from ragship.settings import get_settings
 from ragship.tracking.feedback import Feedback, FeedbackRecorder, rating_value
@@ -171,24 +170,12 @@ class RAG(IndexJobs):
         return await self._stream(question, top_k, history)  # type: ignore[return-value]
 
     async def _stream(self, question: str, top_k: int | None, history: list[str]) -> Response:
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-
-        def emit(kind: str, value: Any) -> None:
-            loop.call_soon_threadsafe(events.put_nowait, (kind, value))
-
-        def work() -> None:
-            try:
-                answer = self.engine.ask(question, top_k=top_k, on_token=lambda t: emit("token", t), history=history)
-                emit("answer", answer)
-            except Exception as e:
-                emit("error", e)
-
-        # An AnyIO worker thread, so the dependency clients can call back into this event loop.
-        worker = asyncio.ensure_future(anyio.to_thread.run_sync(work))
-        first = await events.get()
+        stream = AnswerStream(
+            lambda on_token: self.engine.ask(question, top_k=top_k, on_token=on_token, history=history)
+        )
+        first = await stream.start()
         if first[0] == "error":
-            await worker
+            await stream.finish()
             return response_for(first[1])
 
         async def lines() -> AsyncGenerator[str, None]:
@@ -202,8 +189,8 @@ class RAG(IndexJobs):
                 else:  # the status line is gone; the error travels as the last line
                     yield json.dumps({"error": public_error(value)[1]}) + "\n"
                     break
-                kind, value = await events.get()
-            await worker
+                kind, value = await stream.next()
+            await stream.finish()
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 
