@@ -108,7 +108,7 @@ k8s-tools: $(K8S_TOOLS)  ## helm, kubeconform and the Kubernetes/KEDA/ServiceMon
 # once into a cache outside the repo (like the Kubernetes binaries, deploy/cluster/build.py) and installed
 # with its [server] extras into its own venv: never into .venv, whose lock drops llama-cpp-python on purpose
 # (pyproject.toml [tool.uv]). Portable x86-64-v3 flags: the native build segfaults in AMX code here on the
-# first completion. The venv's path is LocalLlamaSettings.venv's default (src/ragship/settings.py).
+# first completion. The venv's path is LocalLlamaSettings.venv's default (src/ragship/settings/infrastructure.py).
 LLAMA_CPP_VERSION := 0.3.36
 LLAMA_CPP_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 LLAMA_CPP_CACHE ?= $(if $(filter 0,$(shell id -u)),/var/cache/ragship/llama-cpp,$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ragship/llama-cpp)
