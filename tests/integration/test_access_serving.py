@@ -3,8 +3,9 @@ keys file and one OIDC provider (a JWKS served on loopback).
 
 For every read route (/ask, /ask_stream, /retrieve) on both stores, an hr principal (API key or JWT) asking
 for the finance marker gets none of finance's chunks, snippets, titles or source names, and the marker
-appears nowhere in the response bytes. Then credentials (401), scopes (403), limits (429), submissions for
-foreign groups (403) and a revocation that both replicas honour.
+appears nowhere in the response bytes. Then credentials (401), scopes (403), limits (429: a rate shared by
+both replicas through the queue's Redis, the submission cap), submissions for foreign groups (403), one JSON
+log line per refusal with no secret in the log, and a revocation that both replicas honour.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ REPO = Path(__file__).resolve().parents[2]
 RAGSHIP = str(Path(sys.executable).parent / "ragship")
 ADMIN_KEY = "admin-" + uuid.uuid4().hex
 ISSUER, AUDIENCE = "https://idp.example.test", "ragship"
-RATE = 60
+RATE = 120  # per principal, counted in the queue's Redis for both replicas together
+SUBMISSIONS = 3  # index submissions per principal and hour
 QUESTIONS = (FINANCE_MARKER, f"{FINANCE_MARKER} budget margin ledger payroll", "Q3 margins")
 READ_ROUTES = ("/ask", "/ask_stream", "/retrieve")
 
@@ -109,6 +111,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, es_url: str, tiny_cross
         "indexer": ring.add("hr-indexer", ["hr"], ["index"]),
         "burst": ring.add("burst", ["hr"], ["query"]),
         "temp": ring.add("temp", ["hr"], ["query"]),
+        "roamer": ring.add("roamer", ["hr"], ["query"]),
+        "capped": ring.add("capped", ["hr"], ["index"]),
     }
     provider = Provider()
     alias = f"test-access-serving-{uuid.uuid4().hex[:8]}"
@@ -119,6 +123,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, es_url: str, tiny_cross
         "RAGSHIP_SERVING__KEYS_FILE": str(keys_file),
         "RAGSHIP_SERVING__KEYS_RELOAD_MS": "200",
         "RAGSHIP_SERVING__RATE_PER_MINUTE": str(RATE),
+        "RAGSHIP_SERVING__SHARED_LIMITS": "true",
+        "RAGSHIP_SERVING__INDEX_SUBMISSIONS_PER_HOUR": str(SUBMISSIONS),
         "RAGSHIP_AUTH__JWKS_URL": provider.jwks_url,
         "RAGSHIP_AUTH__ISSUER": ISSUER,
         "RAGSHIP_AUTH__AUDIENCE": AUDIENCE,
@@ -349,3 +355,105 @@ def test_a_revoked_key_is_refused_by_every_replica(deployment: Deployment, cli: 
         for _ in range(3):
             assert _call(replica, temp, "/retrieve", {"question": "budget"}).status_code == 401
         assert _call(replica, deployment.keys["hr"], "/retrieve", {"question": "budget"}).status_code == 200
+
+
+def _log_mark(replica: Replica) -> int:
+    return (replica.home / "serve.log").stat().st_size
+
+
+def _refusals(replica: Replica, since: int, expected: int) -> list[dict[str, Any]]:
+    """The refusal lines the replica logged after byte ``since``, once ``expected`` of them are there."""
+    deadline = time.monotonic() + 5
+    while True:
+        with (replica.home / "serve.log").open("rb") as log:
+            log.seek(since)
+            lines = [json.loads(line) for line in log.read().splitlines() if line.startswith(b'{"ts":')]
+        found = [line for line in lines if line.get("event") == "refusal"]
+        if len(found) >= expected or time.monotonic() > deadline:
+            return found
+
+
+def _submission(name: str) -> dict[str, Any]:
+    return {"documents": [{"source": f"hr/{name}.md", "text": "---\naccess: [hr]\n---\n# N\n\nz"}]}
+
+
+def test_the_submission_cap_answers_429_for_that_principal_only(deployment: Deployment) -> None:
+    replica = deployment.replicas[0]
+    mark = _log_mark(replica)
+    with replica.client(deployment.keys["capped"]) as http:
+        accepted = [http.post("/index/submit", json=_submission(f"capped-{i}")).status_code for i in range(SUBMISSIONS)]
+        over = http.post("/index/submit", json=_submission("capped-over"))
+    assert accepted == [202] * SUBMISSIONS
+    assert over.status_code == 429 and "index submissions per hour" in over.json()["error"], over.text
+    assert 60 < int(over.headers["retry-after"]) <= 3600 // SUBMISSIONS  # one submission back per 20 min
+    # another principal, and the admin, still submit
+    for credential in (deployment.keys["indexer"], ADMIN_KEY):
+        with replica.client(credential) as http:
+            assert http.post("/index/submit", json=_submission("other")).status_code == 202
+    lines = _refusals(replica, mark, 1)
+    assert [(r["reason"], r["route"], r["status"], r["principal"]) for r in lines] == [
+        ("submission_cap", "/index/submit", 429, "capped")
+    ]
+
+
+def test_the_rate_holds_across_replicas_through_redis(deployment: Deployment) -> None:
+    a, b = deployment.replicas
+    marks = [_log_mark(a), _log_mark(b)]
+    key = deployment.keys["roamer"]
+    start = time.monotonic()
+    with a.client(key) as on_a, b.client(key) as on_b:
+        first = [on_a.post("/retrieve", json={"question": ""}).status_code for _ in range(RATE // 2)]
+        second: list[int] = []
+        while len(second) < RATE and 429 not in second:
+            second.append(on_b.post("/retrieve", json={"question": ""}).status_code)
+        refill = (time.monotonic() - start) * RATE / 60
+        assert 429 not in first and second[-1] == 429, (first, second)
+        # b alone admits RATE; it refused once what a spent (plus the refill meanwhile) left nothing
+        assert len(second) - 1 <= RATE // 2 + refill + 1 < RATE, (len(second), refill)
+        refused = [on.post("/retrieve", json={"question": "budget"}) for on in (on_b, on_a)]
+        assert [r.status_code for r in refused] == [429, 429], [r.text for r in refused]
+        wait = max(int(r.headers["retry-after"]) for r in refused)
+        assert 1 <= wait <= 2
+        time.sleep(wait + 0.2)
+        assert on_a.post("/retrieve", json={"question": "budget"}).status_code == 200
+    # one log line per 429, on the replica that answered it
+    for replica, mark, count in ((a, marks[0], 1), (b, marks[1], 2)):
+        lines = _refusals(replica, mark, count)
+        assert [(r["reason"], r["route"], r["status"], r["principal"]) for r in lines] == [
+            ("rate", "/retrieve", 429, "roamer")
+        ] * count, (replica.name, lines)
+
+
+def test_admins_are_not_rate_limited(deployment: Deployment) -> None:
+    with deployment.replicas[1].client(ADMIN_KEY) as http:
+        statuses = {http.post("/retrieve", json={"question": ""}).status_code for _ in range(RATE + 5)}
+    assert statuses == {400}  # the empty question's own answer: never 429
+
+
+def test_each_refusal_is_one_json_log_line_with_no_secret(deployment: Deployment) -> None:
+    replica, p, keys = deployment.replicas[0], deployment.provider, deployment.keys
+    tampered, expired, foreign = keys["hr"][:-3] + "abc", p.token(["hr"], exp_in=-120), p.token(["hr"], key=p.stranger)
+    submit_finance = {"documents": [{"source": "x.md", "text": "---\naccess: [finance]\n---\n# x\n\ny"}]}
+    cases = [
+        (None, "/retrieve", {"question": "budget"}, 401, "no_credentials", None),
+        (tampered, "/retrieve", {"question": "budget"}, 401, "bad_credentials", None),
+        (expired, "/ask", {"question": "budget"}, 401, "bad_credentials", None),
+        (foreign, "/ask_stream", {"question": "budget"}, 401, "bad_credentials", None),
+        (keys["rater"], "/retrieve", {"question": "budget"}, 403, "scope", "rater"),
+        (ADMIN_KEY + "x", "/retrieve", {"question": "budget"}, 401, "bad_credentials", None),
+        (keys["indexer"], "/index/submit", submit_finance, 403, "scope", "hr-indexer"),
+    ]  # fmt: skip
+    mark = _log_mark(replica)
+    for credential, route, body, status, _, _ in cases:
+        assert _call(replica, credential, route, body).status_code == status, (route, status)
+    lines = _refusals(replica, mark, len(cases))
+    assert [(r["reason"], r["route"], r["status"], r["principal"]) for r in lines] == [
+        (reason, route, status, who) for _, route, _, status, reason, who in cases
+    ]
+    # no key, token, key secret or stored hash anywhere in either replica's log
+    stored = json.loads(deployment.keys_file.read_text())
+    hashes = [v for entry in stored["keys"].values() for k, v in entry.items() if k in ("hash", "salt")]
+    secrets = [*keys.values(), *(k.rsplit("_", 1)[-1] for k in keys.values()), ADMIN_KEY, tampered, expired, foreign]
+    for each in deployment.replicas:
+        log = (each.home / "serve.log").read_text(errors="replace")
+        assert hashes and not [s for s in [*secrets, *hashes] if s in log], each.name

@@ -3,12 +3,11 @@
 Every route behind it reads the caller from context (``ragship.access``): the query engine takes the
 access scope set here into every store search, and fails closed in a served process where none was set.
 Refusals answer 401 (no or bad credentials), 403 (scope) or 429 (rate, with Retry-After); each is counted
-on ``/metrics`` by reason and logged as one line that holds no key or token.
+on ``/metrics`` by reason and logged as one JSON line that holds no key or token (``refusals``).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import anyio.to_thread
@@ -20,9 +19,8 @@ from ragship.access.scope import require_request_scope, set_current
 from ragship.enums import AccessDefault, Scope
 from ragship.errors import AuthenticationError, PermissionDeniedError, RagshipError, RateLimitedError
 from ragship.serving.http import RequestGuard, is_public, refusal, response_for
+from ragship.serving.refusals import record_refusal
 from ragship.settings import Settings
-
-logger = logging.getLogger("ragship.serving.access")
 
 ASGIApp = Any
 
@@ -40,6 +38,15 @@ ROUTE_SCOPES: dict[str, Scope] = {
 PREFIX_SCOPES: tuple[tuple[str, Scope], ...] = (("/v1/", Scope.QUERY), ("/mcp", Scope.QUERY))
 
 
+class _RefusedError(Exception):
+    """A refusal on its way out of the worker thread, with the principal's name when it is known."""
+
+    def __init__(self, error: RagshipError, principal: str | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.principal = principal
+
+
 def scope_for(path: str) -> Scope:
     """The scope ``path`` needs (admin for any path not listed)."""
     if path in ROUTE_SCOPES:
@@ -48,24 +55,6 @@ def scope_for(path: str) -> Scope:
         if path.startswith(prefix):
             return scope
     return Scope.ADMIN
-
-
-class _Refusals:
-    """``ragship_auth_refusals_total{reason}``, made on first use (after BentoML sets up its registry)."""
-
-    _counter: Any = None
-
-    def count(self, reason: str) -> None:
-        if self._counter is None:
-            from prometheus_client import Counter
-
-            type(self)._counter = Counter(
-                "ragship_auth_refusals", "Requests refused by the access guard, by reason.", ["reason"]
-            )
-        self._counter.labels(reason=reason).inc()
-
-
-REFUSALS = _Refusals()
 
 
 class AccessGuard:
@@ -98,8 +87,8 @@ class AccessGuard:
             # In a worker thread: a key's first scrypt, a JWKS fetch or a shared-limits call must not stall
             # the event loop that every other request shares.
             principal, held = await anyio.to_thread.run_sync(self._admit, headers, scope["path"])
-        except (AuthenticationError, PermissionDeniedError, RateLimitedError) as e:
-            await self._refuse(e, scope, receive, send)
+        except _RefusedError as refused:
+            await self._refuse(refused.error, refused.principal, scope, receive, send)
             return
         except RagshipError as e:  # the keys file or the JWKS cannot be read: the operator's to fix
             await response_for(e)(scope, receive, send)
@@ -113,11 +102,19 @@ class AccessGuard:
 
     def _admit(self, headers: dict[bytes, bytes], path: str) -> tuple[Principal, Any]:
         """The caller, checked for the route's scope, holding one request of its limits (None for admins)."""
-        principal = self.authenticator.principal(headers)
-        principal.require(scope_for(path))
-        held = self.limits.request(principal.name) if not principal.is_admin else None
-        if held is not None:
-            held.__enter__()
+        try:
+            principal = self.authenticator.principal(headers)
+        except AuthenticationError as e:
+            raise _RefusedError(e, None) from e
+        try:
+            principal.require(scope_for(path))
+            # Admins are not limited: the operator's own key (sync, evaluation, load tests) must not be
+            # throttled by the limits that share capacity among everyone else (docs/security.md).
+            held = self.limits.request(principal.name) if not principal.is_admin else None
+            if held is not None:
+                held.__enter__()
+        except (PermissionDeniedError, RateLimitedError) as e:
+            raise _RefusedError(e, principal.name) from e
         return principal, held
 
     def _bind(self, scope: dict[str, Any], principal: Principal) -> None:
@@ -125,11 +122,17 @@ class AccessGuard:
         set_current_principal(principal)
         set_current(principal.access(self.default))
 
-    async def _refuse(self, error: RagshipError, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        reason = getattr(error, "reason", "refused")
-        REFUSALS.count(reason)
-        # One line per refusal: the reason and the route, never the credential.
-        logger.warning("refused %s %s: %s (%s)", scope.get("method"), scope["path"], reason, error)
+    async def _refuse(
+        self, error: RagshipError, principal: str | None, scope: dict[str, Any], receive: Any, send: Any
+    ) -> None:
+        # One JSON line per refusal: the reason, the route and who, never the credential.
+        record_refusal(
+            getattr(error, "reason", "refused"),
+            method=str(scope.get("method")),
+            route=scope["path"],
+            status=error.http_status,
+            principal=principal,
+        )
         retry = error.retry_after_s
         headers = {"Retry-After": str(retry)} if retry is not None else None
         if isinstance(error, AuthenticationError):

@@ -20,10 +20,11 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ragship.access.limits import PrincipalLimits
 from ragship.components.converters import SUPPORTED_TYPES
-from ragship.errors import QueueError
+from ragship.errors import PermissionDeniedError, QueueError, RateLimitedError
 from ragship.queue.job_state import Job, JobNotFoundError, JobTooLargeError, QueueFullError
 from ragship.serving.http import GetAsPost, http_errors, with_status
 from ragship.serving.queue_metrics import METRICS, QueueMetrics
+from ragship.serving.refusals import record_refusal
 
 if TYPE_CHECKING:
     from ragship.queue.client import JobQueue
@@ -148,10 +149,16 @@ def check_submission(documents: dict[str, bytes]) -> str:
         return ""
     if not principal.is_admin:
         rules = get_settings().access.rules
-        for source, content in documents.items():
-            principal.require_groups(declared_groups(source, content, rules), source)
-        with _submission_cap().request(principal.name):
-            pass
+        try:
+            for source, content in documents.items():
+                principal.require_groups(declared_groups(source, content, rules), source)
+            with _submission_cap().request(principal.name):
+                pass
+        except (PermissionDeniedError, RateLimitedError) as e:
+            # refused here, past the access guard: counted and logged like the guard's refusals
+            reason = "submission_cap" if isinstance(e, RateLimitedError) else e.reason
+            record_refusal(reason, method="POST", route="/index/submit", status=e.http_status, principal=principal.name)
+            raise
     return principal.name
 
 
