@@ -31,8 +31,11 @@ KUBECONFORM_VERSION := v0.8.0
 K8S_SCHEMA_VERSION := 1.32.0
 # ScaledObject and TriggerAuthentication: the CRDs in KEDA's Go module at this version.
 KEDA_VERSION := $(call PIN,keda)
-# ServiceMonitor (monitoring.coreos.com/v1): the CRD in prometheus-operator's Go module.
+# ServiceMonitor and PrometheusRule (monitoring.coreos.com/v1): the CRDs in prometheus-operator's Go module.
 PROMETHEUS_OPERATOR_VERSION := v0.85.0
+PROMETHEUS_OPERATOR_CRDS := servicemonitors prometheusrules
+# promtool (the alert rules' checks) from the Prometheus Go module: the version deploy/promtool/go.mod requires.
+PROMETHEUS_VERSION := $(shell sed -n 's/^require github.com\/prometheus\/prometheus \(v[^ ]*\)$$/\1/p' deploy/promtool/go.mod)
 TOOLS := .tools
 TOOLS_BIN := $(abspath $(TOOLS))/bin
 SCHEMAS := $(TOOLS)/schemas
@@ -90,18 +93,25 @@ $(TOOLS)/.schemas-keda-$(KEDA_VERSION): deploy/k8s_schemas.py | $(TOOLS)/.go-ok 
 	  && test -n "$$dir" && $(VENV)/bin/python deploy/k8s_schemas.py crds $(SCHEMAS)/keda-$(KEDA_VERSION) $$dir/config/crd/bases
 	touch $@
 
-$(TOOLS)/.schemas-prometheus-operator-$(PROMETHEUS_OPERATOR_VERSION): deploy/k8s_schemas.py | $(TOOLS)/.go-ok $(VENV)/.installed
-	rm -rf $(SCHEMAS)/prometheus-operator-*
+PROMETHEUS_OPERATOR_STAMP := $(TOOLS)/.schemas-prometheus-operator-$(PROMETHEUS_OPERATOR_VERSION)-$(subst $(eval) ,-,$(PROMETHEUS_OPERATOR_CRDS))
+$(PROMETHEUS_OPERATOR_STAMP): deploy/k8s_schemas.py | $(TOOLS)/.go-ok $(VENV)/.installed
+	rm -rf $(SCHEMAS)/prometheus-operator-* $(TOOLS)/.schemas-prometheus-operator-*
 	dir=$$($(GO_ENV) $(GO) mod download -json github.com/prometheus-operator/prometheus-operator@$(PROMETHEUS_OPERATOR_VERSION) \
 	    | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p') \
 	  && test -n "$$dir" && $(VENV)/bin/python deploy/k8s_schemas.py crds $(SCHEMAS)/prometheus-operator-$(PROMETHEUS_OPERATOR_VERSION) \
-	       $$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml
+	       $(foreach crd,$(PROMETHEUS_OPERATOR_CRDS),$$dir/example/prometheus-operator-crd/monitoring.coreos.com_$(crd).yaml)
+	touch $@
+
+# `go install .../cmd/promtool@version` is refused: Prometheus' go.mod has a replace directive. So a module
+# of our own (deploy/promtool) requires it, repeats that replace, and builds its promtool package.
+$(TOOLS)/.promtool-$(PROMETHEUS_VERSION): deploy/promtool/go.mod | $(TOOLS)/.go-ok
+	cd deploy/promtool && $(GO_ENV) nice $(GO) build -o $(TOOLS_BIN)/promtool github.com/prometheus/prometheus/cmd/promtool
 	touch $@
 
 K8S_TOOLS := $(TOOLS)/.helm-$(HELM_VERSION) $(TOOLS)/.kubeconform-$(KUBECONFORM_VERSION) \
 	$(TOOLS)/.schemas-kubernetes-$(K8S_SCHEMA_VERSION) $(TOOLS)/.schemas-keda-$(KEDA_VERSION) \
-	$(TOOLS)/.schemas-prometheus-operator-$(PROMETHEUS_OPERATOR_VERSION)
-k8s-tools: $(K8S_TOOLS)  ## helm, kubeconform and the Kubernetes/KEDA/ServiceMonitor schemas for the chart checks
+	$(PROMETHEUS_OPERATOR_STAMP) $(TOOLS)/.promtool-$(PROMETHEUS_VERSION)
+k8s-tools: $(K8S_TOOLS)  ## helm, kubeconform, promtool and the Kubernetes/KEDA/prometheus-operator schemas for the chart checks
 
 # The llama.cpp OpenAI-compatible server behind the `openai` generator in tests and `make run-llm`.
 # PyPI ships llama-cpp-python as source only: its C++ build takes ~9 min on 2 cores, so the wheel is built

@@ -420,6 +420,7 @@ def test_the_api_submits_jobs_and_reports_them_and_the_queue(
         httpx.Client(base_url=url_b, timeout=60) as replica,
     ):
         assert url != url_b
+        started = time.time()
         first = http.post("/index/submit", json={"documents": [doc(1), doc(2)]})
         assert first.status_code == 202, first.text
         job_id = first.json()["job_id"]
@@ -434,6 +435,9 @@ def test_the_api_submits_jobs_and_reports_them_and_the_queue(
         assert http.get("/index/status", params={"job_id": "no-such-job"}).status_code == 404
         metrics = http.get("/metrics").text
         assert "ragship_queue_length 2.0" in metrics
+        # the first job has waited since its submission, and no longer than this test has run
+        oldest = _gauge(metrics, "ragship_queue_oldest_job_age_seconds")
+        assert 0 < oldest < time.time() - started, oldest
         assert 'ragship_jobs{status="queued"} 2.0' in metrics
         assert 'ragship_index_submissions_total{outcome="full"} 1.0' in metrics
 
@@ -457,7 +461,9 @@ def test_the_api_submits_jobs_and_reports_them_and_the_queue(
             assert states[0]["counts"]["added"] == 2 and states[1]["counts"]["added"] == 1
             from_replica = replica.get("/index/status", params={"job_id": job_id}).json()
             assert from_replica["status"] == "done" and from_replica["counts"] == states[0]["counts"]
-            assert "ragship_queue_length 0.0" in replica.get("/metrics").text
+            drained = replica.get("/metrics").text
+            assert "ragship_queue_length 0.0" in drained
+            assert _gauge(drained, "ragship_queue_oldest_job_age_seconds") == 0.0
             worker_metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
             assert 'ragship_worker_jobs_total{status="done"} 2.0' in worker_metrics
             assert "ragship_job_latency_seconds_count 2.0" in worker_metrics
@@ -466,6 +472,11 @@ def test_the_api_submits_jobs_and_reports_them_and_the_queue(
             assert answer["documents"][0]["source"] == "api/note-3.md"
         finally:
             stop_groups([proc])
+
+
+def _gauge(metrics: str, name: str) -> float:
+    """The value of the unlabelled metric ``name`` in a /metrics text."""
+    return next(float(line.split()[1]) for line in metrics.splitlines() if line.startswith(f"{name} "))
 
 
 def _answered(url: str, endpoint: str) -> float:

@@ -208,6 +208,14 @@ class JobQueue:
             dead_letters=letters,
         )
 
+    def oldest_waiting_s(self) -> float | None:
+        """How long the job next in line has waited, in seconds (0: none waiting; None: the broker cannot tell)."""
+        if broker_kind(self.settings) == BrokerKind.RABBITMQ:
+            return None  # AMQP cannot peek at a message's age
+        with self._errors():
+            since = self.reader.oldest_waiting_since()
+        return 0.0 if since is None else max(0.0, now() - since)
+
     def dead_letters(self, limit: int = 20) -> list[DeadLetter]:
         """Dead-lettered jobs (the newest ``limit``), each with the reason kept in its job state."""
         with self._errors():

@@ -91,6 +91,10 @@ class RabbitmqQueueReader:
 
         return self._call(read)
 
+    def oldest_waiting_since(self) -> float | None:
+        """None: AMQP cannot read a message's age without taking it off the queue."""
+        return None
+
     def dead_letters(self, limit: int) -> list[DeadLetter]:
         """Up to ``limit`` dead letters from the head of the dead-letter queue, newest first.
 

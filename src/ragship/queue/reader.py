@@ -33,6 +33,10 @@ class QueueReader(Protocol):
         """Up to ``limit`` dead letters; ``reason`` is what the message itself says (the job state may say more)."""
         ...
 
+    def oldest_waiting_since(self) -> float | None:
+        """When the job next in line was enqueued (epoch seconds); None: none waiting (or the broker cannot tell)."""
+        ...
+
 
 class RedisQueueReader:
     """The figures of Dramatiq's Redis layout.
@@ -58,6 +62,14 @@ class RedisQueueReader:
         waiting, delayed, bodies, dead = (int(x) for x in pipe.execute())
         # .msgs holds the bodies of waiting and held messages alike.
         return QueueCounts(waiting=waiting, delayed=delayed, in_flight=max(bodies - waiting, 0), dead_lettered=dead)
+
+    def oldest_waiting_since(self) -> float | None:
+        """The enqueue time of the list's head: workers take from the head, so it has waited longest."""
+        from dramatiq import Message
+
+        message_id = self.client.lindex(self.keys.waiting, 0)
+        body = self.client.hget(self.keys.messages, message_id) if message_id is not None else None
+        return Message.decode(body).message_timestamp / 1000 if body is not None else None
 
     def dead_letters(self, limit: int) -> list[DeadLetter]:
         """The newest ``limit`` dead letters."""

@@ -1,7 +1,7 @@
 """The queue's gauges on ``/metrics``: every API replica reports the shared indexing queue.
 
-The gauges (length, dead letters, jobs by status) are read from the broker and Redis when ``/metrics`` is
-scraped; submissions are counted by outcome where they are answered (serving.index_jobs).
+The gauges (length, the oldest waiting job's age, dead letters, jobs by status) are read from the broker
+and Redis when ``/metrics`` is scraped; submissions are counted by outcome where they are answered (serving.index_jobs).
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ class _Metrics:
                     ["status"],
                     multiprocess_mode="mostrecent",
                 ),
+                "oldest_age": Gauge(
+                    "ragship_queue_oldest_job_age_seconds",
+                    "How long the job next in line has waited (0: none waiting; NaN: RabbitMQ cannot tell).",
+                    multiprocess_mode="mostrecent",
+                ),
                 "up": Gauge(
                     "ragship_queue_up", "1 when the broker answered the last scrape.", multiprocess_mode="mostrecent"
                 ),
@@ -61,12 +66,14 @@ def refresh_queue_metrics(queue: Any) -> None:
     """Read the shared queue's figures from Redis into the gauges (a failure sets ``ragship_queue_up`` 0)."""
     try:
         stats = queue.stats(dead_letters=0)
+        oldest = queue.oldest_waiting_s()
     except QueueError:
         METRICS.up.set(0)
         return
     METRICS.up.set(1)
     METRICS.length.set(stats.waiting)
     METRICS.dead.set(stats.dead_lettered)
+    METRICS.oldest_age.set(float("nan") if oldest is None else oldest)
     for status, count in stats.jobs.items():
         METRICS.jobs.labels(status=status).set(count)
 
