@@ -113,6 +113,7 @@ def test_plan_command_writes_a_values_file_with_the_planned_scaling(tmp_path: Pa
     assert chart["generator"]["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert chart["worker"]["keda"]["maxReplicaCount"] == planned.worker.max_replicas  # type: ignore[union-attr]
     assert "5,000 chunks" in values.read_text()  # Elasticsearch sizing, as comments
+    assert chart["alerts"]["latency"]["p95Seconds"] == 0.3  # the goal is the p95 alert's threshold
 
 
 def test_plan_command_without_a_capacity_file_says_which_benchmark_to_run(tmp_path: Path) -> None:

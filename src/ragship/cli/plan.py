@@ -66,7 +66,7 @@ def plan(
     if docs:
         model = resolve_spec(spec).embedding_model
         size = estimate(docs, dims=embedding_dimension(model) if model else 384, replicas=1)
-    chart = chart_values(planned, gpu=gpu)
+    chart = chart_values(planned, gpu=gpu, p95_ms=p95_ms)
     if values:
         command = f"ragship plan --peak-qps {peak_qps} --p95-ms {p95_ms} --docs {docs} --docs-per-day {docs_per_day}"
         values.write_text(values_header(command, str(source), size) + yaml.safe_dump(chart, sort_keys=False))

@@ -33,8 +33,9 @@ def _gpu() -> dict[str, Any]:
     return {"resources": {"limits": {GPU_RESOURCE: 1}}, "tolerations": [dict(GPU_TOLERATION)]}
 
 
-def chart_values(plan: Plan, gpu: bool = False) -> dict[str, Any]:
-    """Chart values for ``plan``: replicas and HPA targets per service, the API's limit, KEDA's bounds."""
+def chart_values(plan: Plan, gpu: bool = False, p95_ms: float | None = None) -> dict[str, Any]:
+    """Chart values for ``plan``: replicas and HPA targets per service, the API's limit, KEDA's bounds, and
+    the latency goal ``p95_ms`` as the p95 alert's threshold (used once ``alerts.enabled`` is set)."""
     api = _scaling(plan.api)
     if plan.api.max_concurrency is not None:
         api["env"] = {"RAGSHIP_SERVING__MAX_CONCURRENCY": str(plan.api.max_concurrency)}
@@ -51,6 +52,8 @@ def chart_values(plan: Plan, gpu: bool = False) -> dict[str, Any]:
             "listLength": plan.worker.list_length,
         }
         values["worker"] = {"keda": keda}
+    if p95_ms is not None:
+        values["alerts"] = {"latency": {"p95Seconds": round(p95_ms / 1000, 3)}}
     return values
 
 
