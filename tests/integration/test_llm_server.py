@@ -39,6 +39,9 @@ QUESTION = "How do I run the tests?"
 # without it an answer runs on until the model stops (docs/querying.md).
 MAX_TOKENS = 32
 SMALL_LIMIT = 6
+# An answer takes about a second on 2 idle cores, but llama.cpp's threads spin at their barriers: on a
+# machine shared with other builds (load 27 on 2 cores) one was seen to take over 60 s.
+LLM_TIMEOUT_S = 300
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -66,10 +69,16 @@ def llm_key(monkeypatch: pytest.MonkeyPatch) -> str:
     return KEY
 
 
+def patient(spec: PipelineSpec) -> PipelineSpec:
+    """``spec`` waiting up to LLM_TIMEOUT_S for the server (its 60 s default timed out on a busy machine)."""
+    spec.query["components"]["llm"]["init_parameters"]["timeout"] = LLM_TIMEOUT_S
+    return spec
+
+
 def short(spec: PipelineSpec) -> PipelineSpec:
     """``spec`` with answers cut at MAX_TOKENS (and the key read from KEY_ENV)."""
     spec.query["components"]["llm"]["init_parameters"]["generation_kwargs"]["max_tokens"] = MAX_TOKENS
-    return spec
+    return patient(spec)
 
 
 def openai_spec(base_url: str) -> PipelineSpec:
@@ -135,7 +144,9 @@ def test_a_requests_max_tokens_reaches_the_server_and_its_usage_comes_back(
 ) -> None:
     # The spec's own limit is OpenAI's max_completion_tokens (512), which llama.cpp ignores; a request's
     # limit is sent under max_tokens too, and the server's own token counts come back with the answer.
-    spec = default_spec(generator="openai", openai_base_url=llama, openai_model=MODEL, openai_api_key_env=KEY_ENV)
+    spec = patient(
+        default_spec(generator="openai", openai_base_url=llama, openai_model=MODEL, openai_api_key_env=KEY_ENV)
+    )
     assert "max_tokens" not in spec.query["components"]["llm"]["init_parameters"]["generation_kwargs"]
     engine = open_query_engine(spec, docs_store)
     longer = engine.ask(QUESTION, generation_kwargs=engine.generation_kwargs(max_tokens=MAX_TOKENS))
@@ -224,6 +235,7 @@ def test_bentoml_serve_streams_and_answers_through_the_llama_server(
     assert llm["api_base_url"] == llama and llm["api_key"]["env_vars"] == [KEY_ENV]
     assert KEY not in spec_path.read_text()
     llm["generation_kwargs"]["max_tokens"] = MAX_TOKENS
+    llm["timeout"] = LLM_TIMEOUT_S
     spec_path.write_text(yaml.safe_dump(written, sort_keys=False))
     env["RAGSHIP_SERVING__SPEC"] = str(spec_path)
 
