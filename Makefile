@@ -17,7 +17,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 PORT ?= 3000
 
 .PHONY: setup run run-llm test lint unit integration bench bench-specs bench-embedders bench-reindex bench-serving bench-soak bench-queue bench-plan test-cluster clean system-deps es-start es-stop lab \
-	strip-notebooks bento bento-requirements k8s-tools chart-test llm-server run-llm-transformers
+	strip-notebooks bento bento-requirements k8s-tools chart-test llm-server run-llm-transformers test-openwebui
 
 # The Helm chart's offline checks (tests/chart) need helm and kubeconform, built from source at pinned
 # versions into .tools/bin with Go, and JSON schemas in .tools/schemas/<source>-<version>. The Go module
@@ -141,6 +141,18 @@ $(LLAMA_VENV)/.installed-$(LLAMA_CPP_VERSION): $(LLAMA_CPP_WHEELS)/.built
 
 llm-server: $(LLAMA_VENV)/.installed-$(LLAMA_CPP_VERSION)  ## llama.cpp's OpenAI-compatible server in .tools/llama (wheel cached)
 
+# Open WebUI (PyPI open-webui), the chat front end of `make test-openwebui`, in its own venv: about 7.3 GB
+# and 2.5 min to install (torch, transformers, chromadb, ...), so neither .venv nor `make test` carries it.
+# The stamp names the version: a second run installs nothing.
+OPENWEBUI_VERSION := 0.12.4
+OPENWEBUI_VENV := $(TOOLS)/openwebui
+
+$(OPENWEBUI_VENV)/.installed-$(OPENWEBUI_VERSION):
+	rm -rf $(OPENWEBUI_VENV)
+	$(PYTHON) -m venv $(OPENWEBUI_VENV)
+	nice $(OPENWEBUI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check open-webui==$(OPENWEBUI_VERSION)
+	touch $@
+
 # Elasticsearch 8 needs a JDK 17-23 and is fetched with Maven; the browser test needs Chromium; the job
 # queue's local brokers are Debian's redis-server and rabbitmq-server. Install them from Debian when missing.
 system-deps:
@@ -237,6 +249,10 @@ bench-specs: setup  ## per-question retrieval cost of specs side by side (BENCH_
 
 bench-embedders: setup  ## torch vs onnx vs onnx-int8 embedders: 200-word chunks/s and query p50, side by side
 	$(VENV)/bin/python benchmarks/embedders.py --chunks 256 --queries 100 --rounds 3
+
+# Not in `make test`: Open WebUI's venv is 7.3 GB and its install 2.5 min (docs/clients.md, Open WebUI).
+test-openwebui: setup system-deps $(OPENWEBUI_VENV)/.installed-$(OPENWEBUI_VERSION)  ## Open WebUI (own venv) asks ragship in headless Chromium
+	$(VENV)/bin/pytest tests/integration/test_openwebui.py -m openwebui
 
 # Hayhooks (the `bench` extra) serves the same pipeline beside ragship's API; --inexact keeps the dev tools.
 bench-serving: setup  ## /retrieve and /ask at 1 and 16 clients, side by side with Hayhooks and in-process; embedder batching

@@ -16,8 +16,6 @@ import argparse
 import json
 import os
 import random
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,14 +24,13 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from docs_service import docs_service  # benchmarks/ is the script directory
 from rich.console import Console
 from rich.table import Table
-from serving import QUESTIONS, REPO, run_clients  # benchmarks/ is the script directory
+from serving import QUESTIONS, run_clients
 
 from ragship.planning.capacity import ServiceProfile
-from ragship.serving.launch import bentoml_serve
 
-RAGSHIP = str(Path(sys.executable).parent / "ragship")
 console = Console(width=120)
 
 
@@ -89,33 +86,27 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="Write the results as JSON here.")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="ragship-bench-plan-") as tmp:
-        work = Path(tmp)
-        store = str(work / "store")
-        env = {**os.environ, "RAGSHIP_HOME": str(work), "RAGSHIP_STORE": store, "HF_HUB_OFFLINE": "1"}
-        env["BENTOML_HOME"] = str(work / "bentoml")
-        subprocess.run([RAGSHIP, "sync", "docs", "README.md", "--store", store], cwd=REPO, env=env, check=True)
-        with bentoml_serve("bentos.query:RAG", env=env, log=work / "rag.log", cwd=REPO) as url:
-            profile = measure_profile(url, args.requests)
-            console.print(f"profile: {profile}, {profile.servers} server(s)")
-            rows = []
-            for n, fraction in enumerate(args.loads):
-                rps = fraction * profile.max_rps
-                seconds, achieved = open_loop(url, rps, args.requests, seed=n)
-                measured = float(np.percentile(np.array(seconds) * 1000, 95))
-                predicted = profile.predicted_p95_ms(rps)
-                rows.append(
-                    {
-                        "load_fraction": fraction,
-                        "offered_rps": round(rps, 1),
-                        "achieved_rps": round(achieved, 1),
-                        "requests": len(seconds),
-                        "predicted_p95_ms": round(predicted, 1),
-                        "measured_p95_ms": round(measured, 1),
-                        "measured_over_predicted": round(measured / predicted, 2),
-                    }
-                )
-                console.print(rows[-1])
+    with tempfile.TemporaryDirectory(prefix="ragship-bench-plan-") as tmp, docs_service(Path(tmp)) as url:
+        profile = measure_profile(url, args.requests)
+        console.print(f"profile: {profile}, {profile.servers} server(s)")
+        rows = []
+        for n, fraction in enumerate(args.loads):
+            rps = fraction * profile.max_rps
+            seconds, achieved = open_loop(url, rps, args.requests, seed=n)
+            measured = float(np.percentile(np.array(seconds) * 1000, 95))
+            predicted = profile.predicted_p95_ms(rps)
+            rows.append(
+                {
+                    "load_fraction": fraction,
+                    "offered_rps": round(rps, 1),
+                    "achieved_rps": round(achieved, 1),
+                    "requests": len(seconds),
+                    "predicted_p95_ms": round(predicted, 1),
+                    "measured_p95_ms": round(measured, 1),
+                    "measured_over_predicted": round(measured / predicted, 2),
+                }
+            )
+            console.print(rows[-1])
 
     table = Table(title=f"/ask p95, predicted vs measured ({os.cpu_count()} cores)")
     columns = list(rows[0])

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -25,12 +23,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ragship.serving.launch import bentoml_serve
-
-REPO = Path(__file__).resolve().parents[1]
-RAGSHIP = str(Path(sys.executable).parent / "ragship")
 sys.path.insert(0, str(Path(__file__).parent))
-from serving import QUESTIONS, run_clients  # noqa: E402  (the question mix and client pool of bench-serving)
+from docs_service import docs_service
+from serving import QUESTIONS, run_clients
 
 console = Console()
 
@@ -73,19 +68,13 @@ def main() -> None:
     args = parser.parse_args()
 
     rounds: list[dict[str, dict[str, object]]] = []
-    with tempfile.TemporaryDirectory(prefix="ragship-bench-chat-") as tmp:
-        work = Path(tmp)
-        store = str(work / "store")
-        env = {**os.environ, "RAGSHIP_HOME": str(work), "RAGSHIP_STORE": store, "HF_HUB_OFFLINE": "1"}
-        env["BENTOML_HOME"] = str(work / "bentoml")
-        subprocess.run([RAGSHIP, "sync", "docs", "README.md", "--store", store], cwd=REPO, env=env, check=True)
-        with bentoml_serve("bentos.query:RAG", env=env, log=work / "rag.log", cwd=REPO) as url:
-            routes = {"/ask": ask(url), "/v1/chat/completions": chat(url)}
-            for call in routes.values():
-                run_clients(4, 16, call)  # warm caches and the batcher's latency model
-            for i in range(args.rounds):
-                order = list(routes) if i % 2 == 0 else list(reversed(routes))
-                rounds.append({route: cells(route, routes[route], args.requests) for route in order})
+    with tempfile.TemporaryDirectory(prefix="ragship-bench-chat-") as tmp, docs_service(Path(tmp)) as url:
+        routes = {"/ask": ask(url), "/v1/chat/completions": chat(url)}
+        for call in routes.values():
+            run_clients(4, 16, call)  # warm caches and the batcher's latency model
+        for i in range(args.rounds):
+            order = list(routes) if i % 2 == 0 else list(reversed(routes))
+            rounds.append({route: cells(route, routes[route], args.requests) for route in order})
 
     def ratios(key: str) -> list[float]:
         return [float(r["/v1/chat/completions"][key]) / float(r["/ask"][key]) for r in rounds]  # type: ignore[arg-type]

@@ -38,6 +38,10 @@ QUESTION = "How do I run the tests?"
 # llama-cpp-python reads `max_tokens` and ignores the spec's `max_completion_tokens` (OpenAI's newer name):
 # without it an answer runs on until the model stops (docs/querying.md).
 MAX_TOKENS = 32
+SMALL_LIMIT = 6
+# An answer takes about a second on 2 idle cores, but llama.cpp's threads spin at their barriers: on a
+# machine shared with other builds (load 27 on 2 cores) one was seen to take over 60 s.
+LLM_TIMEOUT_S = 300
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -65,10 +69,16 @@ def llm_key(monkeypatch: pytest.MonkeyPatch) -> str:
     return KEY
 
 
+def patient(spec: PipelineSpec) -> PipelineSpec:
+    """``spec`` waiting up to LLM_TIMEOUT_S for the server (its 60 s default timed out on a busy machine)."""
+    spec.query["components"]["llm"]["init_parameters"]["timeout"] = LLM_TIMEOUT_S
+    return spec
+
+
 def short(spec: PipelineSpec) -> PipelineSpec:
     """``spec`` with answers cut at MAX_TOKENS (and the key read from KEY_ENV)."""
     spec.query["components"]["llm"]["init_parameters"]["generation_kwargs"]["max_tokens"] = MAX_TOKENS
-    return spec
+    return patient(spec)
 
 
 def openai_spec(base_url: str) -> PipelineSpec:
@@ -127,6 +137,27 @@ def test_openai_generator_answers_from_the_retrieved_documents(docs_store: str, 
     assert first.sources[0].source.endswith("docs/testing.md")
     # SmolLM2-135M answers from the documents it was given: the command they name
     assert "make test" in first.answer
+
+
+def test_a_requests_max_tokens_reaches_the_server_and_its_usage_comes_back(
+    docs_store: str, llama: str, llm_key: str
+) -> None:
+    # The spec's own limit is OpenAI's max_completion_tokens (512), which llama.cpp ignores; a request's
+    # limit is sent under max_tokens too, and the server's own token counts come back with the answer.
+    spec = patient(
+        default_spec(generator="openai", openai_base_url=llama, openai_model=MODEL, openai_api_key_env=KEY_ENV)
+    )
+    assert "max_tokens" not in spec.query["components"]["llm"]["init_parameters"]["generation_kwargs"]
+    engine = open_query_engine(spec, docs_store)
+    longer = engine.ask(QUESTION, generation_kwargs=engine.generation_kwargs(max_tokens=MAX_TOKENS))
+    shorter = engine.ask(QUESTION, generation_kwargs=engine.generation_kwargs(max_tokens=SMALL_LIMIT))
+
+    assert longer.usage and shorter.usage, (longer, shorter)
+    assert shorter.usage["completion_tokens"] <= SMALL_LIMIT < longer.usage["completion_tokens"] <= MAX_TOKENS
+    assert len(shorter.answer) < len(longer.answer)
+    # counted by the server's tokenizer over the whole prompt: the retrieved documents, not just the question
+    assert shorter.usage["prompt_tokens"] > 200
+    assert shorter.usage["total_tokens"] == shorter.usage["prompt_tokens"] + shorter.usage["completion_tokens"]
 
 
 def test_a_spec_without_a_base_url_follows_openai_base_url(
@@ -204,6 +235,7 @@ def test_bentoml_serve_streams_and_answers_through_the_llama_server(
     assert llm["api_base_url"] == llama and llm["api_key"]["env_vars"] == [KEY_ENV]
     assert KEY not in spec_path.read_text()
     llm["generation_kwargs"]["max_tokens"] = MAX_TOKENS
+    llm["timeout"] = LLM_TIMEOUT_S
     spec_path.write_text(yaml.safe_dump(written, sort_keys=False))
     env["RAGSHIP_SERVING__SPEC"] = str(spec_path)
 
@@ -217,6 +249,10 @@ def test_bentoml_serve_streams_and_answers_through_the_llama_server(
                 if line:
                     arrivals.append((time.monotonic(), json.loads(line)))
         whole = http.post("/ask", json={"question": QUESTION})
+        chat = http.post(
+            "/v1/chat/completions",
+            json={"model": "ragship", "max_tokens": SMALL_LIMIT, "messages": [{"role": "user", "content": QUESTION}]},
+        )
     tokens = [str(event["token"]) for _, event in arrivals if "token" in event]
     final = arrivals[-1][1]
     assert len(tokens) > 3, arrivals
@@ -226,4 +262,9 @@ def test_bentoml_serve_streams_and_answers_through_the_llama_server(
     assert whole.json()["answer"] == final["answer"]  # greedy: the same answer whole or streamed
     sources = [s["source"] for s in whole.json()["sources"]]
     assert any(s.endswith("docs/testing.md") for s in sources), sources
+    # the limit reached llama.cpp through the Generator service, and its own token counts came back
+    assert chat.status_code == 200, chat.text
+    usage = chat.json()["usage"]
+    assert 0 < usage["completion_tokens"] <= SMALL_LIMIT
+    assert usage["prompt_tokens"] > 200  # the server's count of the prompt with its documents, not an estimate
     assert KEY not in (tmp_path / "serve.log").read_text()

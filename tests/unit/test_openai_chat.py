@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ragship.pipelines.query import Answer, Source, llm_generation_kwargs
+from ragship.pipelines.query import Answer, Source, llm_generation_kwargs, reported_usage
 from ragship.serving.openai_routes import ChatRequestError, parse_request, question_and_history, sources_block
 from ragship.serving.openai_schema import approx_tokens, error_body
 from ragship.settings import ServingSettings
@@ -93,7 +93,16 @@ def test_max_tokens_and_temperature_speak_each_generators_words() -> None:
     assert llm_generation_kwargs([], 10, 0.5) == {}
     assert llm_generation_kwargs(local, 10, 0) == {"max_new_tokens": 10, "do_sample": False}
     assert llm_generation_kwargs(local, None, 0.7) == {"do_sample": True, "temperature": 0.7}
-    assert llm_generation_kwargs(remote, 10, 0.2) == {"max_completion_tokens": 10, "temperature": 0.2}
+    both = {"max_completion_tokens": 10, "max_tokens": 10, "temperature": 0.2}  # llama.cpp reads only max_tokens
+    assert llm_generation_kwargs(remote, 10, 0.2) == both
     assert llm_generation_kwargs(older, 10) == {"max_tokens": 10}
     assert llm_generation_kwargs([("x.Transformers", {})], 10) == {"max_new_tokens": 10}
     assert llm_generation_kwargs(remote) == {}
+
+
+def test_reported_usage_is_the_llm_servers_counts_or_none() -> None:
+    meta = {"usage": {"prompt_tokens": 300, "completion_tokens": 6, "total_tokens": 306, "prompt_tokens_details": None}}
+    assert reported_usage(meta) == {"prompt_tokens": 300, "completion_tokens": 6, "total_tokens": 306}
+    assert reported_usage(None) is None and reported_usage({}) is None  # an extractive answer: none
+    assert reported_usage({"usage": {"completion_tokens": 6}}) is None
+    assert reported_usage({"usage": None}) is None

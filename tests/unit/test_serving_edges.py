@@ -163,6 +163,14 @@ def test_remote_chat_generator_streams_pieces_and_returns_the_whole_reply() -> N
     assert reply.text == "Run make test [1]"
     assert sent == [None, limits]  # the run's generation_kwargs travel to the Generator service
 
+    # The Generator service's `reply`: the text with the LLM server's token counts, kept in the reply's meta
+    usage = {"prompt_tokens": 300, "completion_tokens": 6, "total_tokens": 306}
+    generator.generate = lambda messages, kwargs: {"text": "Run make test [1]", "usage": usage}
+    counted = generator.run(question)["replies"][0]
+    assert counted.text == "Run make test [1]" and counted.meta == {"usage": usage}
+    generator.generate = lambda messages, kwargs: {"text": "no counts", "usage": None}
+    assert generator.run(question)["replies"][0].meta == {}
+
 
 def test_only_chat_generators_are_replaced_by_stand_ins() -> None:
     extractive = default_spec()

@@ -23,8 +23,9 @@ from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_
 from ragship.errors import ModelError, ModelServiceUnavailableError
 
 EmbedFn = Callable[[list[str]], list[list[float]]]
-# (messages as ChatMessage.to_dict(), generation_kwargs or None) -> the reply, whole or in pieces.
-GenerateFn = Callable[[list[dict[str, Any]], dict[str, Any] | None], str]
+# (messages as ChatMessage.to_dict(), generation_kwargs or None) -> the reply, whole or in pieces. A whole
+# reply is its text, or ``{"text", "usage"}`` (the Generator service's ``reply``: the LLM server's token counts).
+GenerateFn = Callable[[list[dict[str, Any]], dict[str, Any] | None], "str | dict[str, Any]"]
 StreamFn = Callable[[list[dict[str, Any]], dict[str, Any] | None], Iterable[str]]
 RankFn = Callable[[str, list[str], bool], list[float]]
 
@@ -153,7 +154,11 @@ class RemoteChatGenerator:
         payload = [m.to_dict() for m in messages]
         kwargs = dict(generation_kwargs) if generation_kwargs else None
         if streaming_callback is None:
-            return {"replies": [ChatMessage.from_assistant(call_service("generator", self.generate, payload, kwargs))]}
+            reply = call_service("generator", self.generate, payload, kwargs)
+            if isinstance(reply, str):
+                return {"replies": [ChatMessage.from_assistant(reply)]}
+            usage = reply.get("usage")
+            return {"replies": [ChatMessage.from_assistant(reply["text"], meta={"usage": usage} if usage else None)]}
         pieces: list[str] = []
         stream = self.stream
         try:

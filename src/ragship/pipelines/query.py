@@ -91,6 +91,8 @@ class Answer:
 
     answer: str
     sources: list[Source]
+    # The LLM server's token counts for the answer (see reported_usage); None when it reported none.
+    usage: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: ``{"answer": str, "sources": [{"id", "source", "score", "snippet", ...}]}``."""
@@ -313,7 +315,19 @@ class QueryEngine:
         return Answer(
             answer=answer.data or "",
             sources=[Source.from_document(d, i) for i, d in enumerate(docs, start=1)],
+            usage=reported_usage(answer.meta),
         )
+
+
+def reported_usage(meta: Mapping[str, Any] | None) -> dict[str, int] | None:
+    """The token counts an LLM reply's meta carries (``usage``, as OpenAI-compatible servers report it):
+    ``{"prompt_tokens", "completion_tokens", "total_tokens"}``, or None when there are none."""
+    usage = (meta or {}).get("usage") or {}
+    try:
+        prompt, completion = int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 def _checked_history(history: Sequence[str]) -> list[str]:
@@ -339,6 +353,9 @@ def _history_inputs(pipeline: Pipeline) -> list[str]:
 
 
 LENGTH_KEYS = ("max_new_tokens", "max_completion_tokens", "max_tokens")  # transformers, OpenAI, older OpenAI
+# OpenAI's name (its reasoning models require it) and the older one that llama.cpp, TGI and Ollama read
+# (llama-cpp-python ignores max_completion_tokens): an OpenAI generator gets the same limit under both.
+OPENAI_LENGTH_KEYS = ("max_completion_tokens", "max_tokens")
 
 
 def llm_generation_kwargs(
@@ -347,21 +364,22 @@ def llm_generation_kwargs(
     """A reply's length and temperature as run-time ``generation_kwargs`` of the spec's chat generators.
 
     :param generators: Each generator's type and its own ``generation_kwargs`` from the spec. The length goes
-        under the key those already use; with none, under OpenAI's ``max_completion_tokens`` for an OpenAI
-        generator, else transformers' ``max_new_tokens`` (the local generators).
+        under both of :data:`OPENAI_LENGTH_KEYS` for an OpenAI generator; else under the key the generators
+        already use, or transformers' ``max_new_tokens`` (the local generators) when they use none.
     :returns: ``{}`` without a generator. Transformers models sample only when told to and reject
         temperature 0, which means greedy decoding there.
     """
     if not generators:
         return {}
     own = {key for _, kwargs in generators for key in kwargs}
-    length = next((key for key in LENGTH_KEYS if key in own), None)
-    if length is None:
-        length = "max_completion_tokens" if any("OpenAI" in kind for kind, _ in generators) else "max_new_tokens"
-    out: dict[str, Any] = {} if max_tokens is None else {length: max_tokens}
+    if any("OpenAI" in kind for kind, _ in generators):
+        lengths: tuple[str, ...] = OPENAI_LENGTH_KEYS
+    else:
+        lengths = (next((key for key in LENGTH_KEYS if key in own), "max_new_tokens"),)
+    out: dict[str, Any] = {} if max_tokens is None else dict.fromkeys(lengths, max_tokens)
     if temperature is None:
         return out
-    if length == "max_new_tokens":
+    if lengths == ("max_new_tokens",):
         out.update({"do_sample": False} if temperature == 0 else {"do_sample": True, "temperature": temperature})
     else:
         out["temperature"] = temperature

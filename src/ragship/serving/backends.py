@@ -19,6 +19,7 @@ from ragship.components.rankers import CrossEncoderRanker
 from ragship.components.remote import chat_generator_names
 from ragship.errors import ModelError, SpecError
 from ragship.pipelines import check_secrets, load_pipeline
+from ragship.pipelines.query import reported_usage
 from ragship.spec import PipelineSpec
 
 _DONE = object()
@@ -138,16 +139,25 @@ class SpecGenerator:
         if self.component is not None and hasattr(self.component, "warm_up"):
             self.component.warm_up()
 
-    def _run(self, messages: list[dict[str, Any]], **kwargs: Any) -> str:
+    def _reply(self, messages: list[dict[str, Any]], **kwargs: Any) -> ChatMessage | None:
         if self.component is None:
             raise ModelError("This spec answers extractively; it has no LLM for the generator service to run.")
         chat = [ChatMessage.from_dict(m) for m in messages]
         replies = self.component.run(messages=chat, **kwargs)["replies"]
-        return replies[0].text or "" if replies else ""
+        return replies[0] if replies else None
+
+    def _run(self, messages: list[dict[str, Any]], **kwargs: Any) -> str:
+        reply = self._reply(messages, **kwargs)
+        return reply.text or "" if reply else ""
 
     def generate(self, messages: list[dict[str, Any]], generation_kwargs: dict[str, Any] | None = None) -> str:
         """The reply to ``messages`` (``ChatMessage.to_dict()`` form); ``generation_kwargs`` override the spec's."""
         return self._run(messages, **_overrides(generation_kwargs))
+
+    def reply(self, messages: list[dict[str, Any]], generation_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+        """:meth:`generate` with the token counts the LLM reported: ``{"text", "usage"}`` (usage None without)."""
+        reply = self._reply(messages, **_overrides(generation_kwargs))
+        return {"text": reply.text or "" if reply else "", "usage": reported_usage(reply.meta if reply else None)}
 
     def stream(self, messages: list[dict[str, Any]], generation_kwargs: dict[str, Any] | None = None) -> Iterator[str]:
         """The reply in pieces, as the model produces them."""

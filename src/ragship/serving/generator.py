@@ -39,6 +39,11 @@ class Generator:
         return self.llm.generate(messages, generation_kwargs)
 
     @bentoml.api
+    def reply(self, messages: list[dict[str, Any]], generation_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+        """:meth:`generate` with the LLM server's token counts: ``{"text", "usage"}`` (``usage`` None without)."""
+        return self.llm.reply(messages, generation_kwargs)
+
+    @bentoml.api
     def stream(
         self, messages: list[dict[str, Any]], generation_kwargs: dict[str, Any] | None = None
     ) -> Gen[str, None, None]:

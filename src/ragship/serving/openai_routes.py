@@ -135,7 +135,10 @@ def sources_block(answer: Answer) -> str:
     return "\n\nSources:\n" + "\n".join(lines)
 
 
-def _usage(request: ChatCompletionRequest, content: str) -> Usage:
+def _usage(request: ChatCompletionRequest, content: str, answer: Answer) -> Usage:
+    """The LLM server's own counts when it reported them, else an estimate (extractive answers, most streams)."""
+    if answer.usage:
+        return Usage(**answer.usage)
     prompt = sum(approx_tokens(m.text()) for m in request.messages)
     completion = approx_tokens(content)
     return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
@@ -196,7 +199,7 @@ class ChatRoutes:
             created=now(),
             model=model,
             choices=[Choice(message=AssistantMessage(content=content))],
-            usage=_usage(chat, content),
+            usage=_usage(chat, content, answer),
             sources=answer.to_dict()["sources"],
         )
         return JSONResponse(completion.model_dump())
@@ -253,7 +256,11 @@ class ChatRoutes:
                 yield f"data: {last.model_dump_json(exclude_none=True)}\n\n"
                 if chat.stream_options and chat.stream_options.include_usage:
                     usage = ChatCompletionChunk(
-                        id=cid, created=created, model=model, choices=[], usage=_usage(chat, self._content(answer))
+                        id=cid,
+                        created=created,
+                        model=model,
+                        choices=[],
+                        usage=_usage(chat, self._content(answer), answer),
                     )
                     yield f"data: {usage.model_dump_json(exclude_none=True)}\n\n"
                 yield "data: [DONE]\n\n"

@@ -182,9 +182,9 @@ def error_body(status: int, message: str, param: str | None = None, code: str | 
 def approx_tokens(text: str) -> int:
     """Tokens in ``text`` by OpenAI's rule of thumb (one per 4 characters, at least one per word).
 
-    ragship's extractive answers pass through no tokenizer, and the Generator service returns text only, so
-    ``usage`` is this estimate, not a count by the served LLM's tokenizer; it is within about 25% of GPT
-    tokenizers on English prose and never 0 for a non-empty text.
+    ragship's extractive answers pass through no tokenizer, so their ``usage`` is this estimate (as is that
+    of an LLM answer whose server reported no counts); it is within about 25% of GPT tokenizers on English
+    prose and never 0 for a non-empty text.
     """
     if not text:
         return 0

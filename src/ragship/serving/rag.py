@@ -116,7 +116,7 @@ class RAG(IndexJobs):
         # Dependency clients get their endpoints after __init__, so bind the calls late. In this process the
         # pipeline's own embedder and ranker run their models; from the Embedder, only the model call travels.
         remote = RemoteModels(
-            generate=(lambda messages, kwargs: self.generator.generate(messages, generation_kwargs=kwargs))
+            generate=(lambda messages, kwargs: self.generator.reply(messages, generation_kwargs=kwargs))
             if llm
             else None,
             stream=(lambda messages, kwargs: self.generator.stream(messages, generation_kwargs=kwargs))
