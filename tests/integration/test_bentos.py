@@ -12,6 +12,7 @@ import concurrent.futures
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,11 +63,30 @@ def test_make_run_indexes_the_docs_and_serves_the_page(env: dict[str, str]) -> N
     store = Path(env["RAGSHIP_HOME"]) / "store"
     log = Path(env["BENTOML_HOME"]).parent / "make-run.log"
     command = [make, "run", f"PORT={port}", f"STORE={store}"]
-    with serving(command, env=env, log=log, cwd=REPO, url=f"http://127.0.0.1:{port}") as url:
+    run = {**env, "RAGSHIP_TEST_RUN": uuid.uuid4().hex}
+    with serving(command, env=run, log=log, cwd=REPO, url=f"http://127.0.0.1:{port}") as url:
         page = httpx.get(url, timeout=10)
         assert page.status_code == 200 and "<title>ragship" in page.text
         _answers(url)
+        _only_the_supervisor_and_the_api_run(f"RAGSHIP_TEST_RUN={run['RAGSHIP_TEST_RUN']}")
     assert "added" in log.read_text()  # the docs went through the incremental sync first
+
+
+def _only_the_supervisor_and_the_api_run(marker: str) -> None:
+    """On a CPU host with the extractive default, nobody calls the Embedder or the Generator: `make run` starts
+    neither, and BentoML's supervisor holds no torch (it reads the services' definitions only)."""
+    processes: dict[int, str] = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and marker.encode() in (proc / "environ").read_bytes().split(b"\0"):
+                processes[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:  # gone, or not ours
+            continue
+    services = [cmd.split("--service-name ")[1].split()[0] for cmd in processes.values() if "--service-name " in cmd]
+    assert services == ["ragship"], processes
+    supervisors = [pid for pid, cmd in processes.items() if "bentoml serve" in cmd]
+    assert len(supervisors) == 1, processes
+    assert "libtorch" not in (Path("/proc") / str(supervisors[0]) / "maps").read_text()
 
 
 def test_make_bento_builds_both_bentos_offline(env: dict[str, str]) -> None:

@@ -270,6 +270,7 @@ def wiring():
 remote = wiring()
 for name in ("RAGSHIP_SERVING__EMBEDDER_URL", "RAGSHIP_SERVING__GENERATOR_URL"):
     os.environ.pop(name)
+os.environ["RAGSHIP_SERVING__QUERY_MODELS"] = "service"  # the GPU layout on one machine
 get_settings.cache_clear()
 rag, indexing = importlib.reload(rag), importlib.reload(indexing)
 print(json.dumps({"remote": remote, "local": wiring()}))
@@ -278,9 +279,13 @@ print(json.dumps({"remote": remote, "local": wiring()}))
 
 @pytest.mark.slow
 def test_service_urls_make_the_api_call_separate_embedder_and_generator_deployments(tmp_path: Path) -> None:
+    from ragship.spec import default_spec
+
     env = {
         **os.environ,
         "RAGSHIP_HOME": str(tmp_path),
+        # a spec with an LLM: the Generator is a dependency (an extractive one has none, tests/unit/test_topology.py)
+        "RAGSHIP_SERVING__SPEC": str(default_spec(generator="openai").save(tmp_path / "llm.yaml")),
         "RAGSHIP_SERVING__EMBEDDER_URL": "http://rel-embedder:3000",
         "RAGSHIP_SERVING__GENERATOR_URL": "http://rel-generator:3000",
     }
@@ -292,7 +297,7 @@ def test_service_urls_make_the_api_call_separate_embedder_and_generator_deployme
         "indexing": {"embedder": "http://rel-embedder:3000"},
         "started_by_serve": ["ragship"],  # only the API runs in its pod
     }
-    # unset (`bentoml serve bentos.query:RAG` on one machine): all three start together, as before
+    # unset, query models in the Embedder (`bentoml serve bentos.query:RAG` on one GPU machine): all three start
     assert wiring["local"] == {
         "rag": {"embedder": None, "generator": None},
         "indexing": {"embedder": None},

@@ -84,9 +84,12 @@ class AccessGuard:
             return
         headers = dict(scope.get("headers") or [])
         try:
-            # In a worker thread: a key's first scrypt, a JWKS fetch or a shared-limits call must not stall
-            # the event loop that every other request shares.
-            principal, held = await anyio.to_thread.run_sync(self._admit, headers, scope["path"])
+            if self.authenticator.enabled:
+                # In a worker thread: a key's first scrypt, a JWKS fetch or a shared-limits call must not
+                # stall the event loop that every other request shares.
+                principal, held = await anyio.to_thread.run_sync(self._admit, headers, scope["path"])
+            else:  # open: everyone is the open admin, nothing to look up or wait for, so no thread hop
+                principal, held = self._admit(headers, scope["path"])
         except _RefusedError as refused:
             await self._refuse(refused.error, refused.principal, scope, receive, send)
             return

@@ -26,7 +26,7 @@ quiet_third_party_progress()
 @lru_cache(maxsize=1)
 def spec_and_origin() -> tuple[PipelineSpec, str]:
     """The spec this process serves, resolved once so every request uses the same one."""
-    from ragship.assembly import served_spec
+    from ragship.spec_source import served_spec
 
     spec, origin = served_spec(get_settings())
     logger.info("serving spec %s (%s) from %s", spec.name, spec.hash, origin)
@@ -37,13 +37,19 @@ def model_resources() -> dict[str, Any]:
     """``{"gpu": 1}`` where a CUDA GPU is visible (unless the device setting says cpu), else no request."""
     if (get_settings().device or "").startswith("cpu"):
         return {}
-    try:
-        import torch
+    return {"gpu": 1} if _nvidia_gpus() else {}
 
-        has_gpu = torch.cuda.is_available() and torch.cuda.device_count() > 0
-    except Exception:  # a broken CUDA install means CPU, not a crash
-        has_gpu = False
-    return {"gpu": 1} if has_gpu else {}
+
+def _nvidia_gpus() -> int:
+    """GPUs visible to this process, as BentoML's resource allocator counts them (NVML and
+    ``CUDA_VISIBLE_DEVICES``): the same answer the allocator acts on, without importing torch (~500 MB),
+    which BentoML's supervisor would otherwise load only to decide this."""
+    try:
+        from bentoml._internal.resource import system_resources
+
+        return len(system_resources().get("nvidia.com/gpu") or [])
+    except Exception:  # a broken driver means CPU, not a crash
+        return 0
 
 
 def query_models_in_api() -> bool:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import bentoml
 
 from ragship.serving.backends import SpecEmbedders
-from ragship.serving.common import model_resources, spec_and_origin
+from ragship.serving.common import spec_and_origin
+from ragship.serving.topology import embedder_service
 from ragship.settings import get_settings
 
 _SERVING = get_settings().serving
@@ -16,13 +17,7 @@ _BATCHING = {
 }
 
 
-@bentoml.service(
-    name="ragship-embedder",
-    resources=model_resources(),
-    traffic={"timeout": _SERVING.timeout_s},
-    workers=1,
-    threads=4,
-)
+@bentoml.service(**embedder_service())
 class Embedder:
     """Encodes query and chunk texts; concurrent requests are merged into batches (adaptive batching)."""
 

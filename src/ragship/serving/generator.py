@@ -9,19 +9,11 @@ from typing import Any
 import bentoml
 
 from ragship.serving.backends import SpecGenerator
-from ragship.serving.common import model_resources, spec_and_origin
-from ragship.settings import get_settings
-
-_SERVING = get_settings().serving
+from ragship.serving.common import spec_and_origin
+from ragship.serving.topology import generator_service
 
 
-@bentoml.service(
-    name="ragship-generator",
-    resources=model_resources(),
-    traffic={"timeout": _SERVING.timeout_s},
-    workers=1,
-    threads=8,
-)
+@bentoml.service(**generator_service())
 class Generator:
     """Runs the served spec's chat generator; idle (nothing loaded) when the spec answers extractively."""
 

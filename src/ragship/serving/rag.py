@@ -41,6 +41,7 @@ from ragship.serving.openai_routes import openai_app
 from ragship.serving.openai_schema import STABLE_MODEL_ID
 from ragship.serving.served import ServedEngine
 from ragship.serving.streams import AnswerStream
+from ragship.serving.topology import api_service, embedder_needed, generator_needed
 from ragship.serving.ui import ui_app
 from ragship.settings import get_settings
 from ragship.tracking.feedback import Feedback, FeedbackRecorder, rating_value
@@ -90,22 +91,20 @@ def _ask_response(answer: Answer) -> AskResponse:
     return AskResponse(answer=answer.answer, sources=answer.sources)
 
 
-@bentoml.service(
-    name="ragship",
-    traffic={"timeout": _SERVING.timeout_s, "max_concurrency": _SERVING.max_concurrency},
-    workers=_SERVING.workers,
-    threads=_SERVING.threads,
-)
+@bentoml.service(**api_service())
 @bentoml.asgi_app(openai_app(_SERVED, _SERVING), path="/v1")
 @bentoml.asgi_app(mcp_app(_SERVED, _SERVING), path="/")
 @bentoml.asgi_app(ui_app, path="/")
 class RAG(IndexJobs):
     """Answers questions over the store with the served spec; see ``/docs.json`` for the schema."""
 
-    # Unset URLs: `bentoml serve` starts both beside the API. Set (Kubernetes): each is its own Deployment
+    # Only where a request reaches them (serving.topology: the query models out of the API, a spec with an LLM).
+    # Unset URLs: `bentoml serve` starts them beside the API. Set (Kubernetes): each is its own Deployment
     # behind a Service, scaled on its own hardware, and only the API runs here.
-    embedder = bentoml.depends(Embedder, url=_SERVING.embedder_url)
-    generator = bentoml.depends(Generator, url=_SERVING.generator_url)
+    if embedder_needed():
+        embedder = bentoml.depends(Embedder, url=_SERVING.embedder_url)
+    if generator_needed():
+        generator = bentoml.depends(Generator, url=_SERVING.generator_url)
 
     def __init__(self) -> None:
         spec, origin = spec_and_origin()

@@ -47,7 +47,11 @@ ROLE_CLASSES: dict[Role, tuple[str, ...]] = {
     ),
     Role.BM25_RETRIEVER: ("ragship.components.retrievers.StoreBM25Retriever",),
     Role.EMBEDDING_RETRIEVER: ("ragship.components.retrievers.StoreEmbeddingRetriever",),
-    Role.JOINER: ("haystack.components.joiners.document_joiner.DocumentJoiner",),
+    Role.JOINER: (
+        "haystack.components.joiners.document_joiner.DocumentJoiner",
+        # a subclass of it, listed so that reading the default spec imports no component (serving.topology)
+        "ragship.components.joiners.FusionJoiner",
+    ),
     Role.RANKER: (
         "ragship.components.rankers.CrossEncoderRanker",
         "haystack_integrations.components.rankers.sentence_transformers.sentence_transformers_similarity."
@@ -64,6 +68,15 @@ ROLE_CLASSES: dict[Role, tuple[str, ...]] = {
     Role.LOCAL_GENERATOR: ("ragship.components.generators.LocalChatGenerator",),
 }
 
+# Classes of the built-in pipelines that play none of the roles: answered without an import, so that reading
+# the default spec loads no pipeline code (BentoML's supervisor reads it: ragship.serving.topology).
+NO_ROLE: frozenset[str] = frozenset(
+    {
+        "haystack.components.builders.answer_builder.AnswerBuilder",
+        "ragship.components.ids.StableIdAssigner",
+        "ragship.components.writers.StoreWriter",
+    }
+)
 _LISTED = frozenset(path for paths in ROLE_CLASSES.values() for path in paths)
 
 
@@ -91,6 +104,8 @@ def plays(component: Any, role: Role) -> bool:
     """Whether a spec's component dict is of ``role``: its class is one of the role's, or a subclass."""
     type_path = component.get("type") if isinstance(component, dict) else None
     if not isinstance(type_path, str):
+        return False
+    if type_path in NO_ROLE:
         return False
     if type_path in _LISTED:  # a listed class plays exactly the roles it is listed under: no import
         return type_path in ROLE_CLASSES[role]
