@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bentoml
 
+from ragship.observability.tracing import bentoml_tracing
 from ragship.serving.backends import SpecEmbedders
 from ragship.serving.common import model_resources, spec_and_origin
 from ragship.settings import get_settings
@@ -18,6 +19,7 @@ _BATCHING = {
 
 @bentoml.service(
     name="ragship-embedder",
+    tracing=bentoml_tracing(get_settings().tracing),
     resources=model_resources(),
     traffic={"timeout": _SERVING.timeout_s},
     workers=1,

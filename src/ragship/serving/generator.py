@@ -8,6 +8,7 @@ from typing import Any
 
 import bentoml
 
+from ragship.observability.tracing import bentoml_tracing
 from ragship.serving.backends import SpecGenerator
 from ragship.serving.common import model_resources, spec_and_origin
 from ragship.settings import get_settings
@@ -17,6 +18,7 @@ _SERVING = get_settings().serving
 
 @bentoml.service(
     name="ragship-generator",
+    tracing=bentoml_tracing(get_settings().tracing),
     resources=model_resources(),
     traffic={"timeout": _SERVING.timeout_s},
     workers=1,

@@ -22,6 +22,7 @@ from ragship.assembly import open_query_engine, store_for
 from ragship.components.remote import RemoteModels, chat_generator_names
 from ragship.enums import RatingName
 from ragship.errors import SpecError
+from ragship.observability.tracing import bentoml_tracing, start_bentoml_tracing
 from ragship.pipelines.query import Answer, Source
 from ragship.serving.access_guard import guard
 from ragship.serving.batching import coalesce_query_embedders
@@ -95,6 +96,7 @@ def _ask_response(answer: Answer) -> AskResponse:
     traffic={"timeout": _SERVING.timeout_s, "max_concurrency": _SERVING.max_concurrency},
     workers=_SERVING.workers,
     threads=_SERVING.threads,
+    tracing=bentoml_tracing(_SETTINGS.tracing),
 )
 @bentoml.asgi_app(openai_app(_SERVED, _SERVING), path="/v1")
 @bentoml.asgi_app(mcp_app(_SERVED, _SERVING), path="/")
@@ -108,6 +110,7 @@ class RAG(IndexJobs):
     generator = bentoml.depends(Generator, url=_SERVING.generator_url)
 
     def __init__(self) -> None:
+        start_bentoml_tracing(_SETTINGS.tracing)  # pipeline components' spans join the route's
         spec, origin = spec_and_origin()
         llm = bool(chat_generator_names(spec.query))
         in_api = query_models_in_api()
