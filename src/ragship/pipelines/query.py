@@ -18,6 +18,7 @@ from ragship.components.remote import RemoteModels, with_remote_generators
 from ragship.components.retrievers import StoreBM25Retriever, StoreEmbeddingRetriever
 from ragship.enums import RetrievalMode
 from ragship.errors import InvalidRequestError, SpecError
+from ragship.observability.tracing import note_question
 from ragship.pipelines import (
     attach_models,
     attach_store,
@@ -200,6 +201,7 @@ class QueryEngine:
         """
         if not question or not question.strip():
             raise InvalidRequestError("The question is empty; give a question in words.")
+        note_question(question)  # on the request's span only when the tracing settings allow it
         turns = _checked_history(history)
         pipeline = self.retrieval_pipeline
         inputs = {
@@ -294,6 +296,7 @@ class QueryEngine:
         """
         if not question or not question.strip():
             raise InvalidRequestError("The question is empty; give a question in words.")
+        note_question(question)  # on the request's span only when the tracing settings allow it
         turns = _checked_history(history)
         scope = current_scope(access)
         self.warm_up()

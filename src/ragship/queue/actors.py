@@ -166,11 +166,15 @@ def declare(settings: Settings) -> Broker:
     """Make this process a worker: the broker with the job middleware, and the ``index_job`` actor."""
     import dramatiq
 
+    from ragship.observability.tracing import start_tracing
+    from ragship.queue.job_trace import job_middleware
+
     global _context
+    start_tracing(settings.tracing)  # before the broker: its middleware continues each job's trace
     keys = Keys.of(settings.queue)
     client = redis_client(settings.queue)
     _context = WorkerContext(settings, client, keys, JobStore(client, keys, settings.queue.job_ttl_s), WorkerMetrics())
-    broker = open_broker(settings.queue, middleware=[JobLifecycle()], client=client)
+    broker = open_broker(settings.queue, middleware=[*job_middleware(), JobLifecycle()], client=client)
     dramatiq.actor(
         index_job,
         actor_name=ACTOR_NAME,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ragship.observability.tracing import job_trace_context, submit_span
 from ragship.queue.broker import ACTOR_NAME, BrokerKind, Keys, broker_kind, open_broker, redis_client
 from ragship.queue.counts import DeadLetter
 from ragship.queue.job_state import (
@@ -136,7 +137,7 @@ class JobQueue:
         from dramatiq import Message
 
         job_id = uuid.uuid4().hex
-        with self._errors():
+        with submit_span(kind), self._errors():
             waiting = self.reader.waiting()
             if waiting >= self.settings.max_length:
                 raise QueueFullError(
@@ -159,7 +160,7 @@ class JobQueue:
                     actor_name=ACTOR_NAME,
                     args=(job_id,),
                     kwargs={},
-                    options={},
+                    options=job_trace_context(),  # the worker continues this trace
                 )
                 self._enqueue(message)
             except BaseException:

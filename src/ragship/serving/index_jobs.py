@@ -94,9 +94,11 @@ class IndexJobs:
     def job_queue(self) -> JobQueue:
         """The queue jobs go to (made on first use)."""
         if self._job_queue is None:
+            from ragship.observability.tracing import start_bentoml_tracing
             from ragship.queue.client import JobQueue
             from ragship.settings import get_settings
 
+            start_bentoml_tracing(get_settings().tracing)  # a job's message carries this request's trace
             self._job_queue = JobQueue(get_settings().queue)
         return self._job_queue
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bentoml
 
+from ragship.observability.tracing import bentoml_tracing
 from ragship.serving.access_guard import guard
 from ragship.serving.embedder import Embedder
 from ragship.serving.index_jobs import IndexJobs, serve_index_jobs
@@ -21,6 +22,7 @@ _SERVING = _SETTINGS.serving
 
 @bentoml.service(
     name="ragship-indexing",
+    tracing=bentoml_tracing(get_settings().tracing),
     traffic={"timeout": _SERVING.timeout_s, "max_concurrency": _SERVING.max_concurrency},
     workers=1,
     threads=2,

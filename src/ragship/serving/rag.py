@@ -22,6 +22,7 @@ from ragship.assembly import open_query_engine, store_for
 from ragship.components.remote import RemoteModels, chat_generator_names
 from ragship.enums import RatingName
 from ragship.errors import SpecError
+from ragship.observability.tracing import start_bentoml_tracing
 from ragship.pipelines.query import Answer, Source
 from ragship.serving.access_guard import guard
 from ragship.serving.batching import coalesce_query_embedders
@@ -107,6 +108,7 @@ class RAG(IndexJobs):
         generator = bentoml.depends(Generator, url=_SERVING.generator_url)
 
     def __init__(self) -> None:
+        start_bentoml_tracing(_SETTINGS.tracing)  # pipeline components' spans join the route's
         spec, origin = spec_and_origin()
         llm = bool(chat_generator_names(spec.query))
         in_api = query_models_in_api()

@@ -18,6 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ragship.observability.tracing import bentoml_tracing
 from ragship.serving.common import model_resources, query_models_in_api, spec_and_origin
 from ragship.settings import get_settings
 from ragship.spec.roles import NO_ROLE, ROLE_CLASSES, Role
@@ -34,6 +35,7 @@ def api_service() -> dict[str, Any]:
         "traffic": {"timeout": serving.timeout_s, "max_concurrency": serving.max_concurrency},
         "workers": serving.workers,
         "threads": serving.threads,
+        "tracing": bentoml_tracing(get_settings().tracing),
     }
 
 
@@ -45,6 +47,7 @@ def embedder_service() -> dict[str, Any]:
         "traffic": {"timeout": get_settings().serving.timeout_s},
         "workers": 1,
         "threads": 4,
+        "tracing": bentoml_tracing(get_settings().tracing),
     }
 
 
@@ -56,6 +59,7 @@ def generator_service() -> dict[str, Any]:
         "traffic": {"timeout": get_settings().serving.timeout_s},
         "workers": 1,
         "threads": 8,
+        "tracing": bentoml_tracing(get_settings().tracing),
     }
 
 

@@ -40,6 +40,7 @@ from ragship.settings.infrastructure import (
     WorkerSettings,
 )
 from ragship.settings.security import AccessSettings, AuthSettings
+from ragship.settings.tracing import TracingSettings
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
@@ -57,6 +58,7 @@ __all__ = [
     "QueueSettings",
     "ServingSettings",
     "Settings",
+    "TracingSettings",
     "WorkerSettings",
     "get_settings",
     "load_settings",
@@ -120,6 +122,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)  # type: ignore[arg-type]
     access: AccessSettings = Field(default_factory=AccessSettings)  # type: ignore[arg-type]
     data: DataSettings = Field(default_factory=DataSettings)  # type: ignore[arg-type]
+    tracing: TracingSettings = Field(default_factory=TracingSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(

@@ -180,6 +180,9 @@ env:
   {{- with $v.openai.existingSecret }}
   {{- include "ragship.secretEnv" (dict "name" $v.openai.envName "secret" . "key" $v.openai.key) | nindent 0 }}
   {{- end }}
+  {{- with $v.tracing.headers.existingSecret }}
+  {{- include "ragship.secretEnv" (dict "name" "RAGSHIP_TRACING__HEADERS" "secret" . "key" $v.tracing.headers.key) | nindent 0 }}
+  {{- end }}
   {{- range $name, $value := .values.env }}
 - name: {{ $name }}
   value: {{ $value | toString | quote }}

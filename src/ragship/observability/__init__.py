@@ -1,0 +1,1 @@
+"""What production does: traces across processes (docs/observability.md)."""
