@@ -39,6 +39,7 @@ from ragship.settings.infrastructure import (
     QueueSettings,
     WorkerSettings,
 )
+from ragship.settings.observability import ShadowSettings
 from ragship.settings.security import AccessSettings, AuthSettings
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "QueueSettings",
     "ServingSettings",
     "Settings",
+    "ShadowSettings",
     "WorkerSettings",
     "get_settings",
     "load_settings",
@@ -120,6 +122,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)  # type: ignore[arg-type]
     access: AccessSettings = Field(default_factory=AccessSettings)  # type: ignore[arg-type]
     data: DataSettings = Field(default_factory=DataSettings)  # type: ignore[arg-type]
+    shadow: ShadowSettings = Field(default_factory=ShadowSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(

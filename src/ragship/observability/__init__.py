@@ -1,0 +1,1 @@
+"""What production does: quality metrics of live answers and the shadow challenger."""
