@@ -1,7 +1,8 @@
 """Quality metrics and the shadow challenger on a real `bentoml serve`, logging to a real MLflow server.
 
 The champion retrieves with BM25 only (a question in no document's words finds nothing); the challenger is
-the hybrid default spec, shadowing every question (sampling 1.0) over the same embedded store.
+the hybrid default spec, shadowing every question (sampling 1.0) over the same embedded store (the
+session's ``docs_store``, which it indexed).
 """
 
 from __future__ import annotations
@@ -18,10 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ragship.assembly import open_indexer
 from ragship.local.process import free_port
 from ragship.serving.launch import bentoml_serve, serving
-from ragship.settings import load_settings
 from ragship.spec import default_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,16 +58,12 @@ def sample(text: str, name: str, **labels: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def live(tmp_path_factory: pytest.TempPathFactory, docs_store: str) -> Iterator[Live]:
     home = tmp_path_factory.mktemp("live-home")
-    store = home / "store"
     champion = default_spec(mode="bm25")
     champion.name = "bm25-champion"
     challenger = default_spec()
     challenger.name = "hybrid-challenger"
-    settings = load_settings(home=home, store=str(store))
-    report = open_indexer(challenger, settings=settings).index([REPO / "docs"])
-    assert report.ok and report.files_indexed > 5
     port = free_port()
     tracking = f"http://127.0.0.1:{port}"
     mlflow_cmd = [
@@ -88,7 +83,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     env = {
         **os.environ,
         "RAGSHIP_HOME": str(home),
-        "RAGSHIP_STORE": str(store),
+        "RAGSHIP_STORE": docs_store,
         "RAGSHIP_SERVING__SPEC": str(champion.save(home / "champion.yaml")),
         "RAGSHIP_SERVING__QUERY_MODELS": "api",
         "RAGSHIP_SERVING__WORKERS": "1",
