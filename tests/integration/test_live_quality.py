@@ -37,6 +37,7 @@ class Live:
     url: str
     tracking_uri: str
     log: Path
+    env: dict[str, str]
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=120)
@@ -99,7 +100,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, docs_store: str) -> Iterator[
     with serving(mlflow_cmd, env=env, log=home / "mlflow.log", cwd=home, url=tracking, ready_path="/health"):
         log = home / "serve.log"
         with bentoml_serve("bentos.query:RAG", env=env, log=log, cwd=REPO, timeout_s=240) as url:
-            yield Live(url=url, tracking_uri=tracking, log=log)
+            yield Live(url=url, tracking_uri=tracking, log=log, env=env)
 
 
 def _wait_for(check, timeout_s: float = 60) -> None:
@@ -177,3 +178,36 @@ def test_the_challenger_shadows_every_question_without_touching_the_answer(live:
     assert len(history) >= len(questions)
     assert all(0.0 <= m.value <= 1.0 for m in history)
     assert len(client.get_metric_history(run.info.run_id, "challenger_latency_s")) == len(history)
+
+
+def test_shadow_report_and_promote_show_the_live_comparison(live: Live, cli) -> None:
+    import json
+
+    from mlflow import MlflowClient
+
+    from ragship.observability.shadow_report import live_comparison
+    from ragship.settings import load_settings
+    from ragship.spec import load_spec
+
+    result = cli("shadow", "report", "--json", env=live.env)
+    assert result.returncode == 0, result.stderr
+    [summary] = json.loads(result.stdout)
+    assert summary["champion"] == "bm25-champion" and summary["challenger"] == "hybrid-challenger"
+    assert summary["questions"] >= 3
+    assert 0.0 <= summary["source_overlap_mean"] <= 1.0 and summary["challenger_p50_s"] > 0
+    table = cli("shadow", "report", env=live.env)
+    assert "source overlap" in table.stdout and "hybrid-challenger" in table.stdout
+
+    # `ragship promote` prints this beside the offline metric for an evaluation run of the challenger's spec.
+    settings = load_settings(
+        mlflow={"tracking_uri": live.tracking_uri}, shadow={"experiment": live.env["RAGSHIP_SHADOW__EXPERIMENT"]}
+    )
+    challenger = load_spec(live.env["RAGSHIP_SHADOW__CHALLENGER"])
+    client = MlflowClient(tracking_uri=live.tracking_uri)
+    experiment = client.create_experiment(f"eval-{uuid.uuid4().hex[:6]}")
+    run = client.create_run(experiment)
+    client.log_param(run.info.run_id, "spec_hash", challenger.hash)
+    assert live_comparison(run.info.run_id, settings).questions == summary["questions"]
+    other = client.create_run(experiment)
+    client.log_param(other.info.run_id, "spec_hash", "not-shadowed")
+    assert live_comparison(other.info.run_id, settings) is None

@@ -10,6 +10,7 @@ on ``/metrics`` and as stepped metrics of an MLflow run (``ragship shadow report
 from __future__ import annotations
 
 import contextvars
+import itertools
 import logging
 import random
 import threading
@@ -71,7 +72,7 @@ class _Metrics:
                         buckets=SHARE_BUCKETS,
                     ),
                     "answer_f1": Histogram(
-                        "ragship_shadow_answer_f1",
+                        "ragship_shadow_answer_similarity",
                         "Token F1 between the champion's and the challenger's answers.",
                         ["spec"],
                         buckets=SHARE_BUCKETS,
@@ -116,6 +117,7 @@ class ShadowLog:
         self._client: Any = None
         self._run_id: str | None = None
         self._step = 0
+        self._lock = threading.Lock()  # the pool's threads log concurrently: one run, steps in order
 
     def _run(self, challenger: PipelineSpec) -> str:
         if self._run_id is None:
@@ -145,10 +147,12 @@ class ShadowLog:
         """Log one question's figures as the next step."""
         from mlflow.entities import Metric
 
-        run_id = self._run(challenger)
+        with self._lock:
+            run_id = self._run(challenger)
+            self._step += 1
+            step = self._step
         now = int(time.time() * 1000)
-        self._step += 1
-        metrics = [Metric(key, float(value), now, self._step) for key, value in figures.items()]
+        metrics = [Metric(key, float(value), now, step) for key, value in figures.items()]
         self._client.log_batch(run_id, metrics=metrics)
 
     @property
@@ -177,7 +181,7 @@ class ShadowRunner:
         self._engine: QueryEngine | None = None
         self._spec: PipelineSpec | None = None
         self._retry_at = 0.0
-        self._seen = 0
+        self._seen = itertools.count()  # next() is atomic under the GIL: the pool's threads share it
 
     def offer(
         self, question: str, args: tuple[Any, ...], kwargs: dict[str, Any], answer: Answer, latency_s: float, busy: int
@@ -253,8 +257,7 @@ class ShadowRunner:
             METRICS.answer_f1.labels(spec).observe(figures[ANSWER_F1])
             METRICS.latency.labels(spec, "champion").observe(champion_s)
             METRICS.latency.labels(spec, "challenger").observe(challenger_s)
-            self._seen += 1
-            if (self._seen - 1) % self.shadow.log_every == 0:
+            if next(self._seen) % self.shadow.log_every == 0:
                 try:
                     self.log.log(challenger_spec, figures)
                 except Exception as e:  # MLflow down: the figures are still on /metrics
