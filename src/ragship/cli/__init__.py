@@ -8,7 +8,22 @@ from __future__ import annotations
 
 import typer
 
-from ragship.cli import config, data, es, evaluate, feedback, index, keys, llm, plan, query, queue, reindex, spec
+from ragship.cli import (
+    config,
+    data,
+    es,
+    evaluate,
+    feedback,
+    index,
+    keys,
+    llm,
+    plan,
+    query,
+    queue,
+    reindex,
+    shadow,
+    spec,
+)
 from ragship.cli.common import run_app
 
 __all__ = ["app", "main"]
@@ -35,6 +50,7 @@ app.add_typer(data.data_app, name="data")
 app.add_typer(feedback.feedback_app, name="feedback")
 app.add_typer(reindex.schedule_app, name="schedule")
 app.add_typer(keys.keys_app, name="keys")
+app.add_typer(shadow.shadow_app, name="shadow")
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -19,6 +19,10 @@ from ragship.cli.common import (
     print_json,
     progress_bar,
 )
+from ragship.cli.shadow import summary_table
+
+if TYPE_CHECKING:
+    from ragship.observability.shadow_report import ShadowSummary
 
 commands = typer.Typer()
 mlflow_app = typer.Typer(help="MLflow helpers.", no_args_is_help=True)
@@ -144,14 +148,44 @@ def promote(
     from ragship.tracking.registry import promote as do_promote
 
     decision = do_promote(run_id, force=force, reason=reason)
+    live = _live_comparison(run_id)
     if as_json:
-        print_json(decision.to_dict())
+        print_json({**decision.to_dict(), "live": live.to_dict() if live else None})
     else:
         verdict = "[green]promoted[/green]" if decision.promoted else "[red]refused[/red]"
         which = "(not registered)" if decision.version == UNREGISTERED else f"version {decision.version}"
         out.print(f"{verdict} {which}: {decision.reason}")
+        _print_offline_and_live(decision.metric, decision.value, decision.champion_value, live)
     if not decision.promoted:
         raise typer.Exit(1)
+
+
+def _live_comparison(run_id: str) -> ShadowSummary | None:
+    """The run's spec as shadow challenger on live questions, if it was one (never fails the promotion)."""
+    from ragship.errors import RagshipError
+    from ragship.observability.shadow_report import live_comparison
+
+    try:
+        return live_comparison(run_id)
+    except RagshipError as e:
+        err.print(f"live comparison unavailable: {e}")
+        return None
+
+
+def _print_offline_and_live(
+    metric: str, value: float | None, champion: float | None, live: ShadowSummary | None
+) -> None:
+    """The offline metric of the run and the champion, then the shadow's live figures beside them."""
+    offline = Table(title="offline (evaluation)")
+    offline.add_column("metric")
+    offline.add_column("champion", justify="right")
+    offline.add_column("this run", justify="right")
+    offline.add_row(metric, "-" if champion is None else f"{champion:.4f}", "-" if value is None else f"{value:.4f}")
+    out.print(offline)
+    if live is None:
+        out.print("live: not shadowed yet (serve it as RAGSHIP_SHADOW__CHALLENGER; see docs/observability.md)")
+    else:
+        out.print(summary_table(live, "live (shadow challenger on served questions)"))
 
 
 @commands.command("champion")

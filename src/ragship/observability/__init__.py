@@ -1,1 +1,2 @@
-"""What production does: traces across processes (docs/observability.md)."""
+"""What production does: traces across processes, quality metrics of live answers, the shadow challenger
+(docs/observability.md)."""

@@ -22,6 +22,8 @@ from ragship.assembly import open_query_engine, store_for
 from ragship.components.remote import RemoteModels, chat_generator_names
 from ragship.enums import RatingName
 from ragship.errors import SpecError
+from ragship.observability.quality import instrument, record_feedback, serve_quality_metrics
+from ragship.observability.shadow import ShadowRunner
 from ragship.observability.tracing import start_bentoml_tracing
 from ragship.pipelines.query import Answer, Source
 from ragship.serving.access_guard import guard
@@ -130,6 +132,8 @@ class RAG(IndexJobs):
         store = store_for(spec, settings=_SETTINGS)
         self.engine = open_query_engine(spec, store, settings=_SETTINGS, remote=remote)
         self.engine.warm_up()
+        # Quality metrics on /metrics for every read route; the challenger shadows sampled questions.
+        instrument(self.engine, spec.name, ShadowRunner(_SETTINGS, spec, store) if _SETTINGS.shadow.enabled else None)
         if in_api and _SERVING.embedder_batching:
             # Concurrent questions share one encode, as the Embedder's adaptive batching would do them.
             pipelines = [self.engine.pipeline]
@@ -227,7 +231,9 @@ class RAG(IndexJobs):
             sources=sources,
             principal=principal.name if principal else "",
         )
-        return FeedbackResponse(recorded=True, run_id=self.feedback_recorder.record(feedback))
+        run_id = self.feedback_recorder.record(feedback)
+        record_feedback(self.engine.spec.name, rating)
+        return FeedbackResponse(recorded=True, run_id=run_id)
 
     def __is_ready__(self) -> bool:
         return store_ready(self.engine.store)
@@ -237,5 +243,6 @@ guard(RAG, _SETTINGS)
 # Indexing jobs: POST /index/submit -> job id at once, GET /index/status?job_id=... (serving.index_jobs);
 # ``ragship worker`` processes index them. /metrics also reports the shared queue.
 serve_index_jobs(RAG)
+serve_quality_metrics(RAG)  # names the route of each question's quality metrics
 
 __all__ = ["RAG"]

@@ -39,6 +39,7 @@ from ragship.settings.infrastructure import (
     QueueSettings,
     WorkerSettings,
 )
+from ragship.settings.observability import ShadowSettings
 from ragship.settings.security import AccessSettings, AuthSettings
 from ragship.settings.tracing import TracingSettings
 
@@ -59,6 +60,7 @@ __all__ = [
     "ServingSettings",
     "Settings",
     "TracingSettings",
+    "ShadowSettings",
     "WorkerSettings",
     "get_settings",
     "load_settings",
@@ -123,6 +125,7 @@ class Settings(BaseSettings):
     access: AccessSettings = Field(default_factory=AccessSettings)  # type: ignore[arg-type]
     data: DataSettings = Field(default_factory=DataSettings)  # type: ignore[arg-type]
     tracing: TracingSettings = Field(default_factory=TracingSettings)  # type: ignore[arg-type]
+    shadow: ShadowSettings = Field(default_factory=ShadowSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(
