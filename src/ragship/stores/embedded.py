@@ -1,8 +1,10 @@
 """Embedded document store: SQLite for durability and BM25, numpy for dense search.
 
 Why this design (figures: benchmarks/README.md, "Embedded store retrieval latency"):
-- SQLite gives crash-safe, incremental writes and deletes in a single file, with FTS5's BM25;
-  nothing needs a rebuild when one document changes.
+- SQLite gives crash-safe, incremental writes and deletes in a single file; it is the truth.
+- BM25 is FTS5's formula over FTS5's terms, answered by a pruned in-memory inverted index
+  (:mod:`~ragship.stores.embedded_lexical`) built from SQLite on the first keyword search and rebuilt
+  after writes, so stores written before it need no migration and a crash cannot leave it behind.
 - Dense search is a single matrix-vector product over an in-memory float32 matrix of
   L2-normalised embeddings (:mod:`~ragship.stores.embedded_dense`), rebuilt lazily after writes
   (also writes by other processes, detected through SQLite's ``data_version``).
