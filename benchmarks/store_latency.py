@@ -10,13 +10,24 @@ Embeddings are random 384-d vectors (as all-MiniLM-L6-v2 makes): dense latency d
 their values. Query embedding time is excluded (the same for both stores).
 
     .venv/bin/python benchmarks/store_latency.py --sizes 1000 10000 50000
+
+``--compare-fts5`` times the embedded store's BM25 two ways on the same store in one run: FTS5's
+``bm25()`` (the store before the pruned index) and the pruned in-memory index (now), with the dense
+search, the time to build the index on the first query, the process RSS and the write time:
+
+    .venv/bin/python benchmarks/store_latency.py --compare-fts5 --corpus synthetic --sizes 50000 500000 \
+        --queries 30 --out benchmarks/results-store-500k.json
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
+import resource
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -124,6 +135,57 @@ def bench(
     return rows
 
 
+def rss_mb() -> float:
+    """This process's resident memory now (Linux)."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def compare_fts5(corpus: str, size: int, queries_per_mode: int, console: Console) -> dict[str, object]:
+    """FTS5 BM25 (before) and the pruned index (after) on one store, with dense, RSS and write time."""
+    rng = np.random.default_rng(0)
+    texts, queries = _texts(corpus, size, rng)
+    qvecs = rng.normal(size=(len(queries), DIM)).astype(np.float32)
+    nq = len(queries)
+    record: dict[str, object] = {"corpus": corpus, "chunks": size}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = EmbeddedDocumentStore(Path(tmp) / "s")
+        start = time.perf_counter()
+        for i in track(range(0, size, 1000), description=f"{size:>6} chunks -> embedded", console=console):
+            # Documents are made a batch at a time, so the RSS below is the store's, not the corpus's.
+            vectors = rng.normal(size=(min(1000, size - i), DIM)).astype(np.float32)
+            store.write_documents(
+                [
+                    Document(id=f"c{j}", content=texts[j], meta={"source": f"f{j // 20}.md"}, embedding=v.tolist())
+                    for j, v in zip(range(i, i + len(vectors)), vectors, strict=True)
+                ]
+            )
+        record["write_s"] = round(time.perf_counter() - start, 1)
+        del texts
+        gc.collect()
+        record["rss_before_indexes_mb"] = round(rss_mb())
+        start = time.perf_counter()
+        store.bm25_retrieval(queries[0], top_k=20)
+        record["bm25_index_build_s"] = round(time.perf_counter() - start, 1)
+        start = time.perf_counter()
+        store.embedding_retrieval(qvecs[0].tolist(), top_k=20)
+        record["dense_index_build_s"] = round(time.perf_counter() - start, 1)
+        record["rss_mb"] = round(rss_mb())
+        counter = iter(range(10**9))
+        modes = {
+            "bm25 fts5 (before)": lambda i: store.fts5_bm25_retrieval([(queries[i % nq], 1.0)], top_k=20),
+            "bm25 pruned (after)": lambda i: store.bm25_retrieval(queries[i % nq], top_k=20),
+            "dense": lambda i: store.embedding_retrieval(qvecs[i % nq].tolist(), top_k=20),
+        }
+        times = {mode: timed(lambda f=fn: f(next(counter)), queries_per_mode) for mode, fn in modes.items()}
+        # Each mode ran the same questions in order (the counter restarts per mode), so hybrid adds them up.
+        times["hybrid (before)"] = [a + b for a, b in zip(times["bm25 fts5 (before)"], times["dense"], strict=True)]
+        times["hybrid (after)"] = [a + b for a, b in zip(times["bm25 pruned (after)"], times["dense"], strict=True)]
+        record["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        record["ms"] = {mode: {"p50": round(p(v, 50), 1), "p95": round(p(v, 95), 1)} for mode, v in times.items()}
+        store.close()
+    return record
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 50000])
@@ -137,8 +199,23 @@ def main() -> None:
     parser.add_argument(
         "--in-memory-max", type=int, default=10000, help="Largest size also run on InMemoryDocumentStore."
     )
+    parser.add_argument("--compare-fts5", action="store_true", help="BM25 before/after on one store, RSS.")
+    parser.add_argument("--out", type=Path, help="Write the --compare-fts5 records as JSON.")
     args = parser.parse_args()
     console = Console(stderr=True)
+    if args.compare_fts5:
+        records = [compare_fts5(c, n, args.queries, console) for c in args.corpus for n in args.sizes]
+        table = Table(title="Embedded store, top_k=20: FTS5 BM25 (before) vs pruned index (after), ms")
+        for column in ("corpus", "chunks", "mode", "p50 ms", "p95 ms"):
+            table.add_column(column)
+        for r in records:
+            for mode, v in r["ms"].items():  # type: ignore[attr-defined]
+                table.add_row(str(r["corpus"]), str(r["chunks"]), mode, str(v["p50"]), str(v["p95"]))
+        Console().print(table)
+        Console().print_json(json.dumps([{k: v for k, v in r.items() if k != "ms"} for r in records]))
+        if args.out:
+            args.out.write_text(json.dumps({"command": " ".join(sys.argv), "records": records}, indent=2) + "\n")
+        return
     table = Table(title="Retrieval latency, top_k=20 (ms)")
     for column in ("corpus", "chunks", "store", "mode", "p50 ms", "p95 ms", "write s"):
         table.add_column(column)

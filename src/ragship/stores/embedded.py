@@ -1,8 +1,10 @@
 """Embedded document store: SQLite for durability and BM25, numpy for dense search.
 
 Why this design (figures: benchmarks/README.md, "Embedded store retrieval latency"):
-- SQLite gives crash-safe, incremental writes and deletes in a single file, with FTS5's BM25;
-  nothing needs a rebuild when one document changes.
+- SQLite gives crash-safe, incremental writes and deletes in a single file; it is the truth.
+- BM25 is FTS5's formula over FTS5's terms, answered by a pruned in-memory inverted index
+  (:mod:`~ragship.stores.embedded_lexical`) built from SQLite on the first keyword search and rebuilt
+  after writes, so stores written before it need no migration and a crash cannot leave it behind.
 - Dense search is a single matrix-vector product over an in-memory float32 matrix of
   L2-normalised embeddings (:mod:`~ragship.stores.embedded_dense`), rebuilt lazily after writes
   (also writes by other processes, detected through SQLite's ``data_version``).
@@ -30,6 +32,7 @@ from ragship.settings import Settings
 from ragship.stores.base import RetrievalStore, WeightedClause, WriteResult
 from ragship.stores.embedded_access import access_sql
 from ragship.stores.embedded_dense import DenseIndex, from_blob, to_blob
+from ragship.stores.embedded_lexical import LexicalIndex
 from ragship.stores.embedded_manifest import MANIFEST_SCHEMA, EmbeddedManifest
 from ragship.stores.embedded_schema import DB_FILE, SCHEMA
 from ragship.stores.embedded_staging import remove_staged, staged_path, swap_in
@@ -68,6 +71,8 @@ class EmbeddedDocumentStore:
         self._readers: list[sqlite3.Connection] = []
         self._dense: DenseIndex | None = None
         self._dense_version: tuple[int, int] | None = None
+        self._lexical: LexicalIndex | None = None
+        self._lexical_version: tuple[int, int] | None = None
         self._local_writes = 0
         self.manifest = EmbeddedManifest(self._reading, self._transaction)
 
@@ -123,6 +128,7 @@ class EmbeddedDocumentStore:
             self._readers.clear()
             self._thread = threading.local()
             self._dense = None
+            self._lexical = None
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's read-only connection (the schema exists once the main connection has opened)."""
@@ -305,10 +311,32 @@ class EmbeddedDocumentStore:
     def weighted_bm25_retrieval(
         self, clauses: Sequence[WeightedClause], top_k: int = 10, filters: dict[str, Any] | None = None
     ) -> list[Document]:
+        """BM25 of each clause, weighted and summed per chunk: FTS5's scores, from the pruned index.
+
+        :mod:`~ragship.stores.embedded_lexical` ranks with top-k pruning and the filters as a mask; a query
+        word that FTS5 reads as a phrase (``foo_bar``) goes to FTS5 itself.
+        """
+        words = [(found, weight) for text, weight in clauses if weight > 0 and (found := content_words(text))]
+        if not words or top_k <= 0:
+            return []
+        if filters:
+            _check_filters(filters)
+        index = self._lexical_index()
+        coef = index.query_terms(words) if index is not None else None
+        if index is None or coef is None:
+            return self.fts5_bm25_retrieval(clauses, top_k=top_k, filters=filters)
+        access, rest = split_access(filters)
+        rowids, scores = index.top(coef, top_k, index.mask.allowed(rest, access))
+        return self._documents_by_rowid(rowids, scores) if rowids else []
+
+    def fts5_bm25_retrieval(
+        self, clauses: Sequence[WeightedClause], top_k: int = 10, filters: dict[str, Any] | None = None
+    ) -> list[Document]:
         """FTS5's BM25 of each clause, weighted and summed per chunk in one SQL statement.
 
         FTS5 has no per-term boost; its ``bm25()`` of an OR-query is the sum over its terms, so each clause
-        is its own MATCH and SQLite adds them up.
+        is its own MATCH and SQLite adds them up. FTS5 scores every chunk holding a query word, so this
+        is slow on large stores with common words; it serves phrases and is the benchmark's baseline.
         """
         matches = [(match, weight) for text, weight in clauses if weight > 0 and (match := fts_query(text))]
         if not matches or top_k <= 0:
@@ -394,6 +422,15 @@ class EmbeddedDocumentStore:
                 self._dense = DenseIndex.from_rows(rows)
                 self._dense_version = version
             return self._dense
+
+    def _lexical_index(self) -> LexicalIndex | None:
+        with self._lock:
+            conn = self._connect()
+            version = self._version(conn)
+            if self._lexical is None or self._lexical_version != version:
+                self._lexical = LexicalIndex.build(conn)
+                self._lexical_version = version
+            return self._lexical
 
     def _documents_by_rowid(self, rowids: list[int], scores: list[float]) -> list[Document]:
         marks = ",".join("?" * len(rowids))

@@ -11,11 +11,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from haystack import Document
-from haystack.utils.filters import document_matches_filter
 
-from ragship.access.scope import ACCESS_META, AccessScope
+from ragship.access.scope import AccessScope
 from ragship.errors import StoreError
+from ragship.stores.embedded_mask import RowMask
 
 
 def to_blob(embedding: Iterable[float] | None) -> bytes | None:
@@ -34,25 +33,7 @@ class DenseIndex:
     def __init__(self, rowids: np.ndarray, matrix: np.ndarray, metas: list[dict[str, Any]]) -> None:
         self.rowids = rowids
         self.matrix = matrix
-        self.metas = metas
-        # Rows of each access group, and the unmarked rows: a scope's mask is an OR of a few boolean arrays.
-        self.unmarked = np.ones(len(metas), dtype=bool)
-        self.group_rows: dict[str, np.ndarray] = {}
-        for i, meta in enumerate(metas):
-            for group in meta.get(ACCESS_META) or []:
-                rows = self.group_rows.setdefault(group, np.zeros(len(metas), dtype=bool))
-                rows[i] = True
-                self.unmarked[i] = False
-
-    def access_mask(self, access: AccessScope) -> np.ndarray | None:
-        """Rows ``access`` may read (None: all)."""
-        if access.groups is None:
-            return None
-        mask = self.unmarked.copy() if access.include_unmarked else np.zeros(len(self.metas), dtype=bool)
-        for group in access.groups:
-            if group in self.group_rows:
-                mask |= self.group_rows[group]
-        return mask
+        self.mask = RowMask(metas)
 
     @classmethod
     def from_rows(cls, rows: Sequence[tuple[int, bytes, str]]) -> DenseIndex | None:
@@ -84,16 +65,9 @@ class DenseIndex:
         self, scores: np.ndarray, top_k: int, filters: dict[str, Any] | None, access: AccessScope | None = None
     ) -> tuple[list[int], list[float]]:
         """Row ids and scores of the ``top_k`` best rows that ``access`` may read and match ``filters``, best first."""
-        allowed = self.access_mask(access) if access is not None else None
+        allowed = self.mask.allowed(filters, access)
         if allowed is not None:
             scores = np.where(allowed, scores, -np.inf)
-        if filters:
-            mask = np.fromiter(
-                (document_matches_filter(filters, Document(content="", meta=m)) for m in self.metas),
-                dtype=bool,
-                count=len(self.metas),
-            )
-            scores = np.where(mask, scores, -np.inf)
         k = min(top_k, int(np.isfinite(scores).sum()))
         if k == 0:
             return [], []

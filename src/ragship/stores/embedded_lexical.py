@@ -1,0 +1,219 @@
+"""BM25 of the embedded store with top-k pruning: an in-memory inverted index that scores exactly as FTS5 does.
+
+FTS5 scores every chunk that holds a query word before it sorts them, so a common word costs a pass over
+most of the store (953 ms at 500,000 Zipf chunks, benchmarks/README.md). This index holds, for each term,
+the sorted rows that contain it and their BM25 term weights, and answers with MaxScore: terms are scored
+in order of their best possible contribution until the ones left cannot lift a chunk into the top k; those
+are then looked up only for the few candidates left. Results are FTS5's: the terms come from FTS5's own
+tokenizer (``porter unicode61``, run on each distinct whitespace token), and the score is ``bm25()``'s
+formula (k1 = 1.2, b = 0.75, idf floored at 1e-6), summed per chunk in float64.
+
+The index is derived: SQLite stays the truth, and the index is rebuilt from it when the data changes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from array import array
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ragship.stores.embedded_mask import RowMask
+
+K1 = 1.2
+B = 0.75
+MIN_IDF = 1e-6  # FTS5's floor for terms in more than half the rows
+_FETCH = 20_000
+
+
+class Fts5Tokenizer:
+    """FTS5's ``porter unicode61`` terms of short texts, read back from an in-memory FTS5 table."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(":memory:", check_same_thread=False)
+        self._conn.executescript(
+            "CREATE VIRTUAL TABLE t USING fts5(x, tokenize='porter unicode61');"
+            "CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance');"
+        )
+        self._cache: dict[str, tuple[str, ...]] = {}
+
+    def terms(self, texts: Sequence[str]) -> list[tuple[str, ...]]:
+        """Each text's terms (a bag: their order is not kept)."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            found: dict[int, list[str]] = {}
+            with self._lock:
+                self._conn.executemany("INSERT INTO t(rowid, x) VALUES (?, ?)", enumerate(missing))
+                for term, row in self._conn.execute("SELECT term, doc FROM v"):
+                    found.setdefault(row, []).append(term)
+                self._conn.execute("DELETE FROM t")
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            for i, text in enumerate(missing):
+                self._cache[text] = tuple(found.get(i, ()))
+        return [self._cache[t] for t in texts]
+
+
+TOKENIZER = Fts5Tokenizer()
+
+
+class LexicalIndex:
+    """Postings (row positions and BM25 weights) per term, over all chunks of one store version."""
+
+    def __init__(
+        self,
+        rowids: np.ndarray,
+        terms: dict[str, int],
+        starts: np.ndarray,
+        rows: np.ndarray,
+        weights: np.ndarray,
+        mask: RowMask,
+    ) -> None:
+        self.rowids = rowids
+        self.terms = terms
+        self.starts = starts
+        self.rows = rows
+        self.weights = weights
+        self.mask = mask
+        self.size = len(rowids)
+        df = np.diff(starts)
+        idf = np.log((self.size - df + 0.5) / (df + 0.5))
+        self.idf = np.where(idf <= 0, MIN_IDF, idf)
+        self.max_weight = np.zeros(len(df))
+        nonempty = df > 0
+        self.max_weight[nonempty] = np.maximum.reduceat(weights, starts[:-1][nonempty]) if len(weights) else 0
+
+    @classmethod
+    def build(cls, conn: sqlite3.Connection) -> LexicalIndex:
+        """Read every chunk's content and metadata and index it (one pass over the table)."""
+        vocab: dict[str, int] = {}
+        tokens: list[np.ndarray] = []
+        ends = array("q")
+        rowids = array("q")
+        metas: list[dict[str, Any]] = []
+        total = 0
+        cursor = conn.execute("SELECT rowid, content, meta FROM documents ORDER BY rowid")
+        while batch := cursor.fetchmany(_FETCH):
+            words: list[str] = []
+            for rowid, content, meta in batch:
+                rowids.append(rowid)
+                metas.append(json.loads(meta))
+                if content:
+                    split = content.split()
+                    words.extend(split)
+                    total += len(split)
+                ends.append(total)
+            # New words get ids in one pass over the batch's distinct words; then a C-level map of the rest.
+            for word in dict.fromkeys(words).keys() - vocab.keys():
+                vocab[word] = len(vocab)
+            tokens.append(np.fromiter(map(vocab.__getitem__, words), dtype=np.int32, count=len(words)))
+        return cls._from_tokens(
+            np.frombuffer(rowids, dtype=np.int64).copy(),
+            vocab,
+            np.concatenate(tokens) if tokens else np.zeros(0, dtype=np.int32),
+            np.frombuffer(ends, dtype=np.int64),
+            RowMask(metas),
+        )
+
+    @classmethod
+    def _from_tokens(
+        cls, rowids: np.ndarray, vocab: dict[str, int], tokens: np.ndarray, ends: np.ndarray, mask: RowMask
+    ) -> LexicalIndex:
+        n = len(rowids)
+        # Whitespace tokens -> FTS5 terms (none for punctuation, several for "e.g."), as a CSR table.
+        term_ids: dict[str, int] = {}
+        per_token = TOKENIZER.terms(list(vocab))
+        counts = np.fromiter((len(t) for t in per_token), dtype=np.int64, count=len(per_token))
+        ptr = np.zeros(len(per_token) + 1, dtype=np.int64)
+        np.cumsum(counts, out=ptr[1:])
+        flat = np.fromiter(
+            (term_ids.setdefault(term, len(term_ids)) for terms in per_token for term in terms),
+            dtype=np.int64,
+            count=int(ptr[-1]),
+        )
+        doc = np.repeat(np.arange(n, dtype=np.int64), np.diff(np.concatenate(([0], ends))))
+        if (counts == 1).all():  # the usual case: each whitespace token is one term
+            term = flat[tokens]
+        else:
+            repeat = counts[tokens]
+            doc = np.repeat(doc, repeat)
+            first = np.repeat(ptr[tokens], repeat)
+            term = flat[first + np.arange(len(doc), dtype=np.int64) - np.repeat(np.cumsum(repeat) - repeat, repeat)]
+            del repeat, first
+        lengths = np.bincount(doc, minlength=n).astype(np.float64)  # FTS5's row size: its number of terms
+        avg = lengths.sum() / n if n else 1.0
+        keys, tf = np.unique(term * max(n, 1) + doc, return_counts=True)
+        del term, doc
+        post_term, post_row = np.divmod(keys, max(n, 1))
+        starts = np.zeros(len(term_ids) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(post_term, minlength=len(term_ids)), out=starts[1:])
+        norm = K1 * (1 - B + B * lengths[post_row] / (avg or 1.0))
+        weights = (tf * (K1 + 1) / (tf + norm)).astype(np.float64)
+        return cls(rowids, term_ids, starts, post_row.astype(np.int32), weights, mask)
+
+    def query_terms(self, clauses: Iterable[tuple[list[str], float]]) -> dict[int, float] | None:
+        """Each known term's coefficient (clause weight x idf, summed); None when a word is an FTS5 phrase.
+
+        A query word that FTS5 splits into several terms is a phrase, which this index cannot match:
+        the caller then asks FTS5.
+        """
+        coef: dict[int, float] = {}
+        for words, weight in clauses:
+            for terms in TOKENIZER.terms(words):
+                if len(terms) != 1:
+                    return None
+                term = self.terms.get(terms[0])
+                if term is not None:
+                    coef[term] = coef.get(term, 0.0) + weight * float(self.idf[term])
+        return coef
+
+    def _postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self.starts[term], self.starts[term + 1]
+        return self.rows[lo:hi], self.weights[lo:hi]
+
+    def top(self, coef: dict[int, float], top_k: int, allowed: np.ndarray | None) -> tuple[list[int], list[float]]:
+        """Row ids and scores of the ``top_k`` best chunks (ties by rowid) among ``allowed`` rows, best first."""
+        if not coef or top_k <= 0 or self.size == 0:
+            return [], []
+        order = sorted(coef, key=lambda t: coef[t] * self.max_weight[t], reverse=True)
+        bounds = [coef[t] * self.max_weight[t] for t in order]
+        partial = np.zeros(self.size)
+        candidates: np.ndarray | None = None
+        scored = 0
+        for scored, term in enumerate(order, start=1):
+            rows, weights = self._postings(term)
+            partial[rows] += coef[term] * weights
+            rest = sum(bounds[scored:])
+            if scored == len(order) or rest == 0:
+                break
+            # Pruning: once the terms left cannot add more than the k-th best partial score, only chunks
+            # within that margin of it can still reach the top k, and only they need the other terms.
+            live = partial if allowed is None else np.where(allowed, partial, 0.0)
+            hits = np.flatnonzero(live)
+            if len(hits) >= top_k:
+                kth = float(np.partition(live[hits], len(hits) - top_k)[len(hits) - top_k])
+                if kth > rest:
+                    candidates = hits[live[hits] >= kth - rest]
+                    break
+        if candidates is None:
+            live = partial if allowed is None else np.where(allowed, partial, 0.0)
+            candidates = np.flatnonzero(live)
+            scores = live[candidates]
+        else:
+            scores = partial[candidates]
+            for term in order[scored:]:
+                rows, weights = self._postings(term)
+                at = np.minimum(np.searchsorted(rows, candidates), len(rows) - 1)
+                found = rows[at] == candidates
+                scores = scores + np.where(found, coef[term] * weights[at], 0.0)
+        if len(candidates) > top_k:
+            kth = np.partition(scores, len(scores) - top_k)[len(scores) - top_k]
+            keep = scores >= kth
+            candidates, scores = candidates[keep], scores[keep]
+        best = np.lexsort((self.rowids[candidates], -scores))[:top_k]
+        return [int(r) for r in self.rowids[candidates[best]]], [float(s) for s in scores[best]]

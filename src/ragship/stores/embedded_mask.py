@@ -1,0 +1,52 @@
+"""Which rows of an embedded-store index a search may return: the access scope and Haystack filters as a mask.
+
+Both of the store's in-memory indexes (dense and BM25) search with this mask, so a filter cuts the
+candidates before ranking, never after.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from haystack import Document
+from haystack.utils.filters import document_matches_filter
+
+from ragship.access.scope import ACCESS_META, AccessScope
+
+
+class RowMask:
+    """The metadata of an index's rows, with the rows of each access group precomputed."""
+
+    def __init__(self, metas: list[dict[str, Any]]) -> None:
+        self.metas = metas
+        # Rows of each access group, and the unmarked rows: a scope's mask is an OR of a few boolean arrays.
+        self.unmarked = np.ones(len(metas), dtype=bool)
+        self.group_rows: dict[str, np.ndarray] = {}
+        for i, meta in enumerate(metas):
+            for group in meta.get(ACCESS_META) or []:
+                rows = self.group_rows.setdefault(group, np.zeros(len(metas), dtype=bool))
+                rows[i] = True
+                self.unmarked[i] = False
+
+    def access_mask(self, access: AccessScope) -> np.ndarray | None:
+        """Rows ``access`` may read (None: all)."""
+        if access.groups is None:
+            return None
+        mask = self.unmarked.copy() if access.include_unmarked else np.zeros(len(self.metas), dtype=bool)
+        for group in access.groups:
+            if group in self.group_rows:
+                mask |= self.group_rows[group]
+        return mask
+
+    def allowed(self, filters: dict[str, Any] | None, access: AccessScope | None) -> np.ndarray | None:
+        """Rows that ``access`` may read and that match ``filters`` (None: all rows)."""
+        allowed = self.access_mask(access) if access is not None else None
+        if filters:
+            matches = np.fromiter(
+                (document_matches_filter(filters, Document(content="", meta=m)) for m in self.metas),
+                dtype=bool,
+                count=len(self.metas),
+            )
+            allowed = matches if allowed is None else allowed & matches
+        return allowed

@@ -1,0 +1,138 @@
+"""The embedded store's pruned BM25 index ranks as FTS5 does, filters inside the search, survives kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from haystack import Document
+
+from ragship.stores import EmbeddedDocumentStore
+from ragship.stores.embedded_lexical import TOKENIZER
+
+WORDS = [
+    "vitamin", "vitamins", "calcium", "bone", "bones", "running", "runs", "ran", "heart", "disease", "risk",
+    "cancer", "breast", "diet", "fiber", "e.g.", "soy-based", "tea", "green", "coffee", "x-ray", "café",
+    "Omega-3", "fish", "oil", "study", "studies", "trial", "mice", "B12", "don't", "the", "a", "of",
+]  # fmt: skip
+QUERIES = [
+    "vitamin D and bone health",
+    "does running lower heart disease risk",
+    "green tea cancer",
+    "omega-3 fish oil study",
+    "café x-ray e.g.",
+    "what is the risk",
+    "B12 deficiency in mice",
+    "don't drink coffee",
+    "fiber diet breast cancer trials",
+    "the",
+]
+
+
+def _corpus(n: int, seed: int = 0) -> list[Document]:
+    rng = np.random.default_rng(seed)
+    # Zipf draws make a few words common (pruning has something to prune) and give ties on purpose.
+    ranks = rng.zipf(1.4, size=(n, 30)) % len(WORDS)
+    return [
+        Document(
+            id=f"c{i}",
+            content=" ".join(WORDS[r] for r in row[: 5 + i % 25]),
+            meta={"source": f"f{i % 7}.md", "n": i, **({"access": [f"g{i % 3}"]} if i % 4 else {})},
+        )
+        for i, row in enumerate(ranks)
+    ]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> EmbeddedDocumentStore:
+    store = EmbeddedDocumentStore(tmp_path / "store")
+    store.write_documents(_corpus(400))
+    return store
+
+
+def _ranked(docs: list[Document]) -> list[tuple[str, float]]:
+    return [(d.id, round(float(d.score or 0), 9)) for d in docs]
+
+
+@pytest.mark.parametrize("top_k", [1, 3, 10, 50])
+def test_same_ranking_and_scores_as_fts5(store: EmbeddedDocumentStore, top_k: int) -> None:
+    for query in QUERIES:
+        new = store.bm25_retrieval(query, top_k=top_k)
+        old = store.fts5_bm25_retrieval([(query, 1.0)], top_k=top_k)
+        assert _ranked(new) == _ranked(old), query
+    assert store.bm25_retrieval("vitamin", top_k=3), "the corpus must match the queries"
+
+
+def test_weighted_clauses_rank_as_fts5(store: EmbeddedDocumentStore) -> None:
+    clauses = [("vitamin bone", 1.0), ("running heart", 0.3), ("calcium vitamins", 2.0), ("tea", 0.0)]
+    assert _ranked(store.weighted_bm25_retrieval(clauses, top_k=15)) == _ranked(
+        store.fts5_bm25_retrieval(clauses, top_k=15)
+    )
+
+
+def test_filters_and_access_cut_before_ranking(store: EmbeddedDocumentStore) -> None:
+    source = {"field": "meta.source", "operator": "==", "value": "f3.md"}
+    access = {"field": "meta.access", "operator": "in", "value": ["g1"]}
+    both = {"operator": "AND", "conditions": [source, access]}
+    for filters in (source, access, both):
+        for query in QUERIES[:5]:
+            new = store.bm25_retrieval(query, top_k=5, filters=filters)
+            assert _ranked(new) == _ranked(store.fts5_bm25_retrieval([(query, 1.0)], top_k=5, filters=filters))
+            assert all(d.meta["source"] == "f3.md" for d in new) or filters is access
+
+
+def test_index_follows_writes_and_deletes(store: EmbeddedDocumentStore) -> None:
+    assert store.bm25_retrieval("zebra") == []
+    store.write_documents([Document(id="z", content="zebra crossing")])
+    assert [d.id for d in store.bm25_retrieval("zebra")] == ["z"]
+    store.delete_documents(["z"])
+    assert store.bm25_retrieval("zebra") == []
+
+
+def test_phrase_words_go_to_fts5(store: EmbeddedDocumentStore) -> None:
+    """``fish_oil`` is one word to the query analysis and a two-term phrase to FTS5: FTS5 answers it."""
+    assert TOKENIZER.terms(["fish_oil"]) == [("fish", "oil")]
+    store.write_documents([Document(id="p", content="cod fish oil capsules")])
+    assert _ranked(store.bm25_retrieval("fish_oil capsules", top_k=5)) == _ranked(
+        store.fts5_bm25_retrieval([("fish_oil capsules", 1.0)], top_k=5)
+    )
+
+
+WRITER = """
+import sys
+from haystack import Document
+from ragship.stores import EmbeddedDocumentStore
+store = EmbeddedDocumentStore(sys.argv[1])
+for batch in range(10_000):
+    store.write_documents([Document(id=f"b{batch}-{i}", content=f"word{i} batch{batch} common") for i in range(50)])
+    print(batch, flush=True)
+"""
+
+
+def test_kill_9_mid_write_leaves_a_consistent_store(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout is not None
+    committed = -1
+    for line in writer.stdout:  # kill once a few batches are in, while the writer is in the next one
+        committed = int(line)
+        if committed >= 5:
+            time.sleep(0.01)
+            break
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    assert sqlite3.connect(path / "store.sqlite3").execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    store = EmbeddedDocumentStore(path)
+    count = store.count_documents()
+    assert count % 50 == 0 and count >= (committed + 1) * 50  # whole batches only, none committed is lost
+    assert len(store.bm25_retrieval("common", top_k=count + 10)) == count
+    assert _ranked(store.bm25_retrieval("word7 batch3", top_k=20)) == _ranked(
+        store.fts5_bm25_retrieval([("word7 batch3", 1.0)], top_k=20)
+    )
