@@ -282,7 +282,7 @@ images: setup image-tools  ## the ragship image (API, Embedder, Generator, worke
 	base=$$($(PODMAN_ENV) deploy/images/base.sh $(IMAGES_CACHE) $(DEBIAN_MIRROR)) \
 	  && mkdir -p $$($(UV) cache dir) \
 	  && $(PODMAN_ENV) nice podman build --network host --layers \
-	    --volume $$($(UV) cache dir):/root/.cache/uv $(if $(BUILD_CA),--volume $(BUILD_CA):/run/build-ca.crt:ro) \
+	    --volume $$($(UV) cache dir):/var/cache/uv $(if $(BUILD_CA),--volume $(BUILD_CA):/run/build-ca.crt:ro) \
 	    --build-arg BASE=$$base --build-arg UV_VERSION=$(UV_VERSION) \
 	    --label org.opencontainers.image.version=$(VERSION) \
 	    -f deploy/images/Containerfile -t $(IMAGE_QUERY) -t $(IMAGE_INDEXING) .

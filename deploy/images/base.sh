@@ -19,6 +19,6 @@ if ! podman image exists "$image"; then
       "$SUITE" "$tarball.part" "$mirror" >&2
     mv "$tarball.part" "$tarball"
   fi
-  podman import --quiet --change 'CMD ["/bin/bash"]' "$tarball" "$image" >&2
+  podman import --quiet --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' --change 'CMD ["/bin/bash"]' "$tarball" "$image" >&2
 fi
 echo "$image"

@@ -33,8 +33,9 @@ from pods_helpers import (
 pytestmark = [pytest.mark.pods, pytest.mark.slow]
 
 SOURCES_VOLUME = "ragship-pods-sources"
-API_POD = "pods-api-pod"
-WORKER_POD = "pods-worker-pod"
+# kube play names a Deployment's pods <name>-pod-<replica> and their containers <pod>-<container>.
+API_POD = "pods-api-pod-0"
+WORKER_POD = "pods-worker-pod-0"
 REINDEX_POD = "pods-reindex-once"
 
 
@@ -194,7 +195,6 @@ def test_chart_pods_start_answer_index_reindex_and_reconfigure(
         podman("volume", "rm", "--force", SOURCES_VOLUME, check=False)
 
     # Teardown leaves nothing: no pod and no container of the release.
-    left = podman("ps", "-a", "--filter", "label=app.kubernetes.io/instance=pods", "--format", "{{.Names}}").stdout
-    assert not left.strip() and not any(
-        p in podman("pod", "ps", "--format", "{{.Name}}").stdout for p in (API_POD, WORKER_POD, REINDEX_POD)
-    )
+    names = podman("ps", "-a", "--format", "{{.Names}}").stdout.split()
+    pods = podman("pod", "ps", "--format", "{{.Name}}").stdout.split()
+    assert not [n for n in names + pods if n.startswith("pods-")], (names, pods)
