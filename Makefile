@@ -279,3 +279,42 @@ strip-notebooks: setup  ## clear notebook outputs before committing
 
 clean:
 	rm -rf $(VENV) .tools .ragship .scratch .pytest_cache .mypy_cache .ruff_cache
+
+# --- Container images without a registry (deploy/images/README.md, docs/kubernetes.md "Building the images") ---
+# podman builds from a Debian base that mmdebstrap makes (deploy/images/base.sh, cached under IMAGES_CACHE);
+# one image tagged as both of the chart's repositories at the package version (= the chart's appVersion).
+# CONTAINERS_CONF: runc and ulimits that work where crun and podman's defaults do not (hybrid cgroups).
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
+IMAGES_CACHE ?= $(if $(filter 0,$(shell id -u)),/var/cache/ragship/images,$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ragship/images)
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
+IMAGE_QUERY := localhost/ragship-query:$(VERSION)
+IMAGE_INDEXING := localhost/ragship-indexing:$(VERSION)
+IMAGES_ARCHIVE := dist/ragship-images-$(VERSION).oci.tar
+# The CA bundle the build's downloads trust (mounted for the build only): the host's, which knows a proxy's CA.
+BUILD_CA ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
+PODMAN_ENV := CONTAINERS_CONF=$(abspath deploy/images/containers.conf)
+
+.PHONY: images image-tools test-pods
+image-tools:  ## podman, runc and mmdebstrap from Debian when missing
+	@if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v mmdebstrap >/dev/null; then \
+	  if [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc mmdebstrap; \
+	  else \
+	    echo "Needed: podman, runc and mmdebstrap (e.g. apt-get install podman runc mmdebstrap)" >&2; exit 1; \
+	  fi; \
+	fi
+
+images: setup image-tools  ## the ragship image (API, Embedder, Generator, workers, reindex) and dist/ OCI archive
+	base=$$($(PODMAN_ENV) deploy/images/base.sh $(IMAGES_CACHE) $(DEBIAN_MIRROR)) \
+	  && mkdir -p $$($(UV) cache dir) \
+	  && $(PODMAN_ENV) nice podman build --network host --layers \
+	    --volume $$($(UV) cache dir):/var/cache/uv $(if $(BUILD_CA),--volume $(BUILD_CA):/run/build-ca.crt:ro) \
+	    --build-arg BASE=$$base --build-arg UV_VERSION=$(UV_VERSION) \
+	    --label org.opencontainers.image.version=$(VERSION) \
+	    -f deploy/images/Containerfile -t $(IMAGE_QUERY) -t $(IMAGE_INDEXING) .
+	mkdir -p dist && rm -f $(IMAGES_ARCHIVE)
+	$(PODMAN_ENV) podman save --format oci-archive -o $(IMAGES_ARCHIVE) $(IMAGE_QUERY)
+
+# Not part of `make test`: the images take ~15 min to build cold and the pods minutes to start (as root).
+test-pods: images $(TOOLS)/.helm-$(HELM_VERSION) system-deps  ## the chart's pods under podman kube play on the built images
+	$(PODMAN_ENV) $(VENV)/bin/pytest tests/pods -m pods -s --timeout=1800
