@@ -25,6 +25,8 @@ from ragship.spec.roles import NO_ROLE, ROLE_CLASSES, Role
 
 _LLM_ROLES = (Role.OPENAI_GENERATOR, Role.LOCAL_GENERATOR)
 _LISTED = frozenset(path for paths in ROLE_CLASSES.values() for path in paths)
+# The API's stand-in for a chat generator served apart: never in a spec, but an LLM by its protocol.
+_REMOTE_CHAT_GENERATOR = "ragship.components.remote.RemoteChatGenerator"
 
 
 def api_service() -> dict[str, Any]:
@@ -87,7 +89,7 @@ def is_llm(type_path: str) -> bool:
     if type_path in _LISTED or type_path in NO_ROLE:
         return any(type_path in ROLE_CLASSES[role] for role in _LLM_ROLES)
     if type_path.startswith("ragship.components."):
-        return False
+        return type_path == _REMOTE_CHAT_GENERATOR
     from ragship.components.remote import is_chat_generator
 
     return is_chat_generator(type_path)

@@ -39,9 +39,8 @@ from ragship.settings.infrastructure import (
     QueueSettings,
     WorkerSettings,
 )
-from ragship.settings.observability import ShadowSettings
+from ragship.settings.observability import ShadowSettings, TracingSettings
 from ragship.settings.security import AccessSettings, AuthSettings
-from ragship.settings.tracing import TracingSettings
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
@@ -59,8 +58,8 @@ __all__ = [
     "QueueSettings",
     "ServingSettings",
     "Settings",
-    "TracingSettings",
     "ShadowSettings",
+    "TracingSettings",
     "WorkerSettings",
     "get_settings",
     "load_settings",
