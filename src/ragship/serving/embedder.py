@@ -19,7 +19,7 @@ _BATCHING = {
 
 @bentoml.service(
     name="ragship-embedder",
-    tracing=bentoml_tracing(get_settings().tracing),
+    **bentoml_tracing(get_settings().tracing),
     resources=model_resources(),
     traffic={"timeout": _SERVING.timeout_s},
     workers=1,

@@ -18,7 +18,7 @@ _SERVING = get_settings().serving
 
 @bentoml.service(
     name="ragship-generator",
-    tracing=bentoml_tracing(get_settings().tracing),
+    **bentoml_tracing(get_settings().tracing),
     resources=model_resources(),
     traffic={"timeout": _SERVING.timeout_s},
     workers=1,

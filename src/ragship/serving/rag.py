@@ -96,7 +96,7 @@ def _ask_response(answer: Answer) -> AskResponse:
     traffic={"timeout": _SERVING.timeout_s, "max_concurrency": _SERVING.max_concurrency},
     workers=_SERVING.workers,
     threads=_SERVING.threads,
-    tracing=bentoml_tracing(_SETTINGS.tracing),
+    **bentoml_tracing(_SETTINGS.tracing),
 )
 @bentoml.asgi_app(openai_app(_SERVED, _SERVING), path="/v1")
 @bentoml.asgi_app(mcp_app(_SERVED, _SERVING), path="/")
