@@ -72,8 +72,12 @@ def main() -> None:
             "RAGSHIP_TRACING__HEADERS": json.dumps({"x-mlflow-experiment-id": experiment}),
         }
         urls = {
-            "off": stack.enter_context(bentoml_serve("bentos.query:RAG", env=env, log=work / "off.log", cwd=REPO)),
-            "on": stack.enter_context(bentoml_serve("bentos.query:RAG", env=traced, log=work / "on.log", cwd=REPO)),
+            "off": stack.enter_context(
+                bentoml_serve("bentos.query:RAG", env=env, log=work / "off.log", cwd=REPO, timeout_s=900)
+            ),
+            "on": stack.enter_context(
+                bentoml_serve("bentos.query:RAG", env=traced, log=work / "on.log", cwd=REPO, timeout_s=900)
+            ),
         }
         for url in urls.values():  # warm-up
             cells(url, 16)

@@ -96,7 +96,7 @@ def test_bentoml_config_exports_at_the_ratio_and_keeps_headers_out_of_it(monkeyp
         sample_ratio=0.5,
         headers={"x-mlflow-experiment-id": "7", "authorization": "Bearer tok"},  # type: ignore[dict-item]
     )
-    config = tracing.bentoml_tracing(settings)
+    config = tracing.bentoml_tracing(settings)["tracing"]
     assert config["sample_rate"] == 0.5 and config["otlp"] == {"protocol": "http", "endpoint": settings.endpoint}
     assert "tok" not in str(config)
     assert os.environ["OTEL_EXPORTER_OTLP_TRACES_HEADERS"] == "x-mlflow-experiment-id=7,authorization=Bearer%20tok"

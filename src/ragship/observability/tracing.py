@@ -55,8 +55,9 @@ def tracer() -> trace.Tracer:
 
 
 def bentoml_tracing(settings: TracingSettings) -> dict[str, Any]:
-    """The ``tracing`` config of a ``@bentoml.service``: OTLP/HTTP export of the sampled share; ``{}`` when off
-    (BentoML's default: nothing sampled, nothing exported).
+    """Keyword arguments of a ``@bentoml.service``: ``tracing`` (OTLP/HTTP export of the sampled share) when on,
+    none when off (BentoML's default: nothing sampled, nothing exported; an empty ``tracing={}`` would make
+    BentoML drop the service's config).
 
     The export headers reach the exporter through ``OTEL_EXPORTER_OTLP_TRACES_HEADERS`` in this process, not
     through this config, which a bento build records.
@@ -67,13 +68,14 @@ def bentoml_tracing(settings: TracingSettings) -> dict[str, Any]:
         os.environ["OTEL_EXPORTER_OTLP_TRACES_HEADERS"] = ",".join(
             f"{quote(k)}={quote(v.get_secret_value())}" for k, v in settings.headers.items()
         )
-    return {
+    tracing = {
         "exporter_type": "otlp",
         "sample_rate": settings.sample_ratio,
         "timeout": settings.timeout_s,
         "excluded_urls": EXCLUDED_URLS,
         "otlp": {"protocol": "http", "endpoint": settings.endpoint},
     }
+    return {"tracing": tracing}
 
 
 def start_bentoml_tracing(settings: TracingSettings) -> bool:

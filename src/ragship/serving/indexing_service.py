@@ -22,7 +22,7 @@ _SERVING = _SETTINGS.serving
 
 @bentoml.service(
     name="ragship-indexing",
-    tracing=bentoml_tracing(get_settings().tracing),
+    **bentoml_tracing(get_settings().tracing),
     traffic={"timeout": _SERVING.timeout_s, "max_concurrency": _SERVING.max_concurrency},
     workers=1,
     threads=2,

@@ -37,7 +37,7 @@ def api_service() -> dict[str, Any]:
         "traffic": {"timeout": serving.timeout_s, "max_concurrency": serving.max_concurrency},
         "workers": serving.workers,
         "threads": serving.threads,
-        "tracing": bentoml_tracing(get_settings().tracing),
+        **bentoml_tracing(get_settings().tracing),  # nothing when off: BentoML drops a config with tracing={}
     }
 
 
@@ -49,7 +49,7 @@ def embedder_service() -> dict[str, Any]:
         "traffic": {"timeout": get_settings().serving.timeout_s},
         "workers": 1,
         "threads": 4,
-        "tracing": bentoml_tracing(get_settings().tracing),
+        **bentoml_tracing(get_settings().tracing),  # nothing when off: BentoML drops a config with tracing={}
     }
 
 
@@ -61,7 +61,7 @@ def generator_service() -> dict[str, Any]:
         "traffic": {"timeout": get_settings().serving.timeout_s},
         "workers": 1,
         "threads": 8,
-        "tracing": bentoml_tracing(get_settings().tracing),
+        **bentoml_tracing(get_settings().tracing),  # nothing when off: BentoML drops a config with tracing={}
     }
 
 
