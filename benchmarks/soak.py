@@ -141,6 +141,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=int, default=1_000, help="Request count of the first RSS reading.")
     parser.add_argument("--max-growth", type=float, default=10.0, help="RSS growth (%%) that fails the soak.")
     parser.add_argument("--out", type=Path, help="Write the results as JSON here.")
+    parser.add_argument(
+        "--ready-timeout", type=float, default=300, help="Seconds the server may take to start (busy hosts)."
+    )
     args = parser.parse_args()
     if not 0 < args.checkpoint < args.requests:
         parser.error("--checkpoint must be between 0 and --requests")
@@ -153,7 +156,7 @@ def main() -> None:
         env["BENTOML_HOME"] = str(work / "bentoml")
         subprocess.run([RAGSHIP, "sync", "docs", "README.md", "--store", store], cwd=REPO, env=env, check=True)
         log = work / "rag.log"
-        with bentoml_serve("bentos.query:RAG", env=env, log=log, cwd=REPO) as url:
+        with bentoml_serve("bentos.query:RAG", env=env, log=log, cwd=REPO, timeout_s=args.ready_timeout) as url:
             result = soak(url, run, args.requests, args.clients, args.checkpoint)
         if result["errors"]:
             text = log.read_text(errors="replace")

@@ -25,8 +25,10 @@ from ragship.spec.roles import NO_ROLE, ROLE_CLASSES, Role
 
 _LLM_ROLES = (Role.OPENAI_GENERATOR, Role.LOCAL_GENERATOR)
 _LISTED = frozenset(path for paths in ROLE_CLASSES.values() for path in paths)
-# The API's stand-in for a chat generator served apart: never in a spec, but an LLM by its protocol.
-_REMOTE_CHAT_GENERATOR = "ragship.components.remote.RemoteChatGenerator"
+# ragship's own chat generators: the local model, and the stand-in that calls the Generator service.
+_OWN_LLMS = frozenset(
+    {"ragship.components.generators.LocalChatGenerator", "ragship.components.remote.RemoteChatGenerator"}
+)
 
 
 def api_service() -> dict[str, Any]:
@@ -81,7 +83,7 @@ def is_llm(type_path: str) -> bool:
     """Whether a component class is a chat generator (what the Generator runs), importing as little as possible.
 
     Classes listed in :data:`ragship.spec.roles.ROLE_CLASSES` or ``NO_ROLE`` are answered from the lists,
-    and ragship's own components are not LLMs unless listed (``tests/unit/test_topology.py`` checks both
+    and ragship's own components are LLMs only when in ``_OWN_LLMS`` (``tests/unit/test_topology.py`` checks both
     against the import);
     any other class is imported and checked as the API checks it
     (:func:`ragship.components.remote.is_chat_generator`).
@@ -89,7 +91,7 @@ def is_llm(type_path: str) -> bool:
     if type_path in _LISTED or type_path in NO_ROLE:
         return any(type_path in ROLE_CLASSES[role] for role in _LLM_ROLES)
     if type_path.startswith("ragship.components."):
-        return type_path == _REMOTE_CHAT_GENERATOR
+        return type_path in _OWN_LLMS
     from ragship.components.remote import is_chat_generator
 
     return is_chat_generator(type_path)
