@@ -204,7 +204,11 @@ def main() -> None:
     args = parser.parse_args()
     console = Console(stderr=True)
     if args.compare_fts5:
-        records = [compare_fts5(c, n, args.queries, console) for c in args.corpus for n in args.sizes]
+        records = []
+        for corpus in args.corpus:
+            for size in args.sizes:
+                records.append(compare_fts5(corpus, size, args.queries, console))
+                console.print_json(json.dumps(records[-1]))  # each record as soon as it is measured
         table = Table(title="Embedded store, top_k=20: FTS5 BM25 (before) vs pruned index (after), ms")
         for column in ("corpus", "chunks", "mode", "p50 ms", "p95 ms"):
             table.add_column(column)
