@@ -99,7 +99,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, docs_store: str) -> Iterator[
     }
     with serving(mlflow_cmd, env=env, log=home / "mlflow.log", cwd=home, url=tracking, ready_path="/health"):
         log = home / "serve.log"
-        with bentoml_serve("bentos.query:RAG", env=env, log=log, cwd=REPO, timeout_s=240) as url:
+        with bentoml_serve("bentos.query:RAG", env=env, log=log, cwd=REPO, timeout_s=480) as url:
             yield Live(url=url, tracking_uri=tracking, log=log, env=env)
 
 
