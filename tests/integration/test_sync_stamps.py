@@ -108,3 +108,14 @@ def test_a_manifest_from_before_the_stamps_is_migrated(corpus: Path, tmp_path: P
     report = syncer.sync([corpus])
     assert (report.unchanged, report.hashed, report.chunks_written) == (4, 4, 0)  # hashed, not re-embedded
     assert syncer.sync([corpus]).hashed == 0
+
+
+def test_indexing_named_files_reads_only_their_manifest_entries(corpus: Path, store: RetrievalStore) -> None:
+    syncer = Syncer(default_spec(), store)
+    syncer.sync([corpus])
+    names = sorted(store.manifest.read())
+    assert sorted(store.manifest.read_sources([names[1], "not/indexed.md"])) == [names[1]]
+    assert store.manifest.read_sources([]) == {}
+    # A queue job's path: index() plans against its own files' entries only, and still skips them unread.
+    report = syncer.index([corpus / "note-1.md", corpus / "note-2.md"])
+    assert (report.unchanged, report.hashed, report.chunks_written) == (2, 0, 0)

@@ -154,6 +154,10 @@ class Manifest(Protocol):
         """Every entry by source (chunk ids left out, so this stays small for big corpora)."""
         ...
 
+    def read_sources(self, sources: list[str]) -> dict[str, ManifestEntry]:
+        """The entries of these sources only (a queue job's files: its cost follows the job, not the corpus)."""
+        ...
+
     def write(self, entries: list[ManifestEntry]) -> None:
         """Insert or replace entries (after their chunks have landed)."""
         ...

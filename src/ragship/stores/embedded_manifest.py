@@ -45,6 +45,21 @@ class EmbeddedManifest:
             rows = conn.execute(f"SELECT source, content_hash, pipeline_hash, indexed_at, {stamps} FROM manifest")
             return {r[0]: ManifestEntry(r[0], r[1], r[2], (), r[3], r[4], r[5]) for r in rows}
 
+    def read_sources(self, sources: list[str]) -> dict[str, ManifestEntry]:
+        """The entries of these sources, without chunk ids."""
+        found: dict[str, ManifestEntry] = {}
+        with self._reading() as conn:
+            stamps = "size, mtime_ns" if not _missing_columns(conn) else "NULL, NULL"
+            for i in range(0, len(sources), 500):  # under SQLite's bound-parameter limit
+                part = sources[i : i + 500]
+                rows = conn.execute(
+                    f"SELECT source, content_hash, pipeline_hash, indexed_at, {stamps} FROM manifest"
+                    f" WHERE source IN ({','.join('?' * len(part))})",
+                    part,
+                )
+                found.update({r[0]: ManifestEntry(r[0], r[1], r[2], (), r[3], r[4], r[5]) for r in rows})
+        return found
+
     def write(self, entries: list[ManifestEntry]) -> None:
         """Insert or replace entries in one transaction."""
         rows = [

@@ -47,6 +47,15 @@ class ElasticsearchManifest:
         hits = self._call(lambda: list(helpers.scan(client, index=index, _source=_FIELDS, size=5000)))
         return {h["_source"]["source"]: ManifestEntry.from_dict(h["_source"]) for h in hits}
 
+    def read_sources(self, sources: list[str]) -> dict[str, ManifestEntry]:
+        """The entries of these sources, without chunk ids (one multi-get)."""
+        index, client = self._index(), self._client()
+        if index is None or not sources or not self._call(client.indices.exists, index=index):
+            return {}
+        ids = [es_layout.manifest_id(s) for s in sources]
+        docs = self._call(client.mget, index=index, ids=ids, source_includes=_FIELDS)["docs"]
+        return {d["_source"]["source"]: ManifestEntry.from_dict(d["_source"]) for d in docs if d.get("found")}
+
     def write(self, entries: list[ManifestEntry]) -> None:
         """Insert or replace entries (refreshed, so the next run sees them)."""
         index = self._index()
