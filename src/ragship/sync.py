@@ -1,7 +1,7 @@
 """The one indexing path: every write of files or uploads into a store goes through :class:`Syncer`.
 
-The store keeps a manifest (source -> content hash, pipeline hash, chunk ids). Indexing hashes the
-sources, compares, and then
+The store keeps a manifest (source -> content hash, pipeline hash, chunk ids, file size and mtime).
+Indexing hashes the sources, compares, and then
 
 * indexes new sources and re-indexes changed ones (their old chunks are replaced, see ``StoreWriter``),
 * with ``sync``, also deletes the chunks of files that are gone (``index`` never deletes),
@@ -12,11 +12,19 @@ after its chunks have landed. A run killed at any point therefore leaves the man
 never ahead of it: the next run redoes the unfinished sources (chunk ids are stable, so rewriting them
 creates no duplicates) and the result is exactly what an uninterrupted run gives. That is also what
 makes a redelivered queue job harmless.
+
+A file whose size and modification time (ns) equal its manifest entry's is not read at all: its recorded
+hash stands. Any other file is hashed, and the hash decides (a touched but unchanged file is not re-indexed;
+its new stamp is recorded). Racy files, as git calls them: on a filesystem with coarse timestamps a file
+changed within the same tick as the sync that recorded it keeps its mtime and maybe its size, so a stamp is
+recorded only when the mtime is at least :data:`RACY_WINDOW_NS` older than the sync's start; younger files
+are hashed again next time.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,13 +38,18 @@ from ragship.access.marks import Rules, rules_fingerprint
 from ragship.components.converters import FileFailure, source_name
 from ragship.components.remote import RemoteModels
 from ragship.enums import SyncMode
-from ragship.pipelines.indexing import IndexingPipeline, SourceData, discover_files
+from ragship.file_scan import scan_files
+from ragship.pipelines.indexing import IndexingPipeline, SourceData
 from ragship.spec import PipelineSpec
-from ragship.stores.base import ManifestEntry, RetrievalStore
+from ragship.stores.base import FileStamp, ManifestEntry, RetrievalStore
 from ragship.stores.staging import staged
 
 SyncProgress = Callable[[int, int], None]
 StopCheck = Callable[[], bool]
+
+# The coarsest timestamp granularity in use (FAT: 2 s; ext3, HFS+, some NFS servers: 1 s). A file modified
+# less than this before a sync started may be modified again without its mtime changing.
+RACY_WINDOW_NS = 2_000_000_000
 
 
 def file_sha256(path: Path, block: int = 1 << 20) -> str:
@@ -55,11 +68,27 @@ class Source:
     name: str
     content_hash: str
     data: SourceData
+    size: int | None = None
+    mtime_ns: int | None = None  # None: not recorded (an upload, or a racy file: see the module's doc)
 
     @classmethod
-    def from_file(cls, path: Path) -> Source:
-        """A file on disk, named relative to the working directory."""
-        return cls(source_name(path), file_sha256(path), path)
+    def from_file(cls, path: Path, started_ns: int | None = None) -> Source:
+        """A file on disk, named relative to the working directory, hashed.
+
+        :param started_ns: When the sync started (``time.time_ns()``, default now): see :meth:`stamped`.
+        """
+        stat = path.stat()  # before reading: a change while hashing then shows as a new mtime next time
+        return cls.stamped(source_name(path), path, stat, file_sha256(path), started_ns)
+
+    @classmethod
+    def stamped(
+        cls, name: str, path: Path, stat: os.stat_result, content_hash: str, started_ns: int | None = None
+    ) -> Source:
+        """A file with its size and mtime; the mtime is kept only when it is :data:`RACY_WINDOW_NS` older
+        than the sync's start ``started_ns`` (default now), so a racy file is hashed again next time."""
+        started = time.time_ns() if started_ns is None else started_ns
+        mtime = stat.st_mtime_ns if stat.st_mtime_ns < started - RACY_WINDOW_NS else None
+        return cls(name, content_hash, path, stat.st_size, mtime)
 
     @classmethod
     def from_bytes(cls, name: str, content: bytes) -> Source:
@@ -76,6 +105,8 @@ class SyncPlan:
     deleted: list[str] = field(default_factory=list)
     unchanged: list[Source] = field(default_factory=list)
     missing: list[FileFailure] = field(default_factory=list)
+    restamped: list[FileStamp] = field(default_factory=list)  # unchanged files whose size or mtime is new
+    hashed: int = 0  # files read to hash them (the others' size and mtime matched the manifest)
 
 
 @dataclass
@@ -94,6 +125,7 @@ class SyncReport:
     chunks_by_source: dict[str, int] = field(default_factory=dict)
     failures: list[FileFailure] = field(default_factory=list)
     duration_s: float = 0.0
+    hashed: int = 0
     rebuild: str | None = None
     cancelled: bool = False
 
@@ -129,6 +161,7 @@ class SyncReport:
             "dry_run": self.dry_run,
             "store": self.store,
             "duration_s": round(self.duration_s, 3),
+            "hashed": self.hashed,
             "cancelled": self.cancelled,
             **({"rebuild": self.rebuild} if self.rebuild else {}),
         }
@@ -141,8 +174,12 @@ def _under(source: str, roots: list[str]) -> bool:
 def entry_hash(spec: PipelineSpec, source: str, access_rules: Rules) -> str:
     """The pipeline hash a source's manifest entry records: the spec's indexing hash, plus what the access
     path rules decide for it (only when one matches, so stores indexed without rules stay current)."""
-    ruled = rules_fingerprint(source, access_rules)
-    return f"{spec.indexing_hash}+access:{ruled}" if ruled else spec.indexing_hash
+    return _entry_hash(spec.indexing_hash, source, access_rules)
+
+
+def _entry_hash(indexing_hash: str, source: str, access_rules: Rules) -> str:
+    ruled = rules_fingerprint(source, access_rules) if access_rules else None
+    return f"{indexing_hash}+access:{ruled}" if ruled else indexing_hash
 
 
 def plan_changes(
@@ -159,18 +196,37 @@ def plan_changes(
         sync put in from elsewhere. Reading the manifest is the first store call, so an unreachable store
         fails here, before anything is written.
     """
-    manifest = store.manifest.read()
+    manifest = _manifest(store, [s.name for s in sources], delete_under)
+    return _compare(spec, manifest, sources, delete_under, access_rules)
+
+
+def _manifest(store: RetrievalStore, names: list[str], delete_under: list[str] | None) -> dict[str, ManifestEntry]:
+    """The whole manifest when deletions are planned (they need every entry under the roots), else only
+    the entries of ``names``: a queue job of 10 files then reads 10 entries, not the corpus's."""
+    return store.manifest.read() if delete_under is not None else store.manifest.read_sources(names)
+
+
+def _compare(
+    spec: PipelineSpec,
+    manifest: Mapping[str, ManifestEntry],
+    sources: list[Source],
+    delete_under: list[str] | None,
+    access_rules: Rules | None,
+) -> SyncPlan:
     plan = SyncPlan()
+    indexing_hash = spec.indexing_hash  # a digest of the spec: computed once, not per source
     for source in sources:
         entry = manifest.get(source.name)
         if entry is None:
             plan.added.append(source)
-        elif entry.content_hash != source.content_hash or entry.pipeline_hash != entry_hash(
-            spec, source.name, access_rules or {}
+        elif entry.content_hash != source.content_hash or entry.pipeline_hash != _entry_hash(
+            indexing_hash, source.name, access_rules or {}
         ):
             plan.updated.append(source)
         else:
             plan.unchanged.append(source)
+            if source.size is not None and (entry.size, entry.mtime_ns) != (source.size, source.mtime_ns):
+                plan.restamped.append(FileStamp(source.name, source.size, source.mtime_ns))
     if delete_under is not None:
         seen = {s.name for s in sources}
         plan.deleted = sorted(s for s in manifest if s not in seen and _under(s, delete_under))
@@ -182,10 +238,30 @@ def plan_sync(
 ) -> SyncPlan:
     """Plan a sync of the files under ``roots`` (files and directories), deletions included."""
     roots = list(roots)
-    files, missing = discover_files(roots)
-    sources = [Source.from_file(p) for p in files]
-    plan = plan_changes(spec, store, sources, [source_name(r) for r in roots], access_rules)
-    plan.missing = missing
+    return plan_files(spec, store, roots, [source_name(r) for r in roots], access_rules)
+
+
+def plan_files(
+    spec: PipelineSpec,
+    store: RetrievalStore,
+    roots: list[str | Path],
+    delete_under: list[str] | None,
+    access_rules: Rules | None,
+) -> SyncPlan:
+    """Plan the files under ``roots``: those whose size and mtime match the manifest are not read."""
+    started_ns = time.time_ns()
+    files, missing = scan_files(roots)  # stat taken before any read: see Source.from_file
+    manifest = _manifest(store, [f.name for f in files], delete_under)
+    sources, hashed = [], 0
+    for file in files:
+        entry, stat = manifest.get(file.name), file.stat
+        if entry is not None and entry.mtime_ns == stat.st_mtime_ns and entry.size == stat.st_size:
+            content_hash = entry.content_hash
+        else:
+            content_hash, hashed = file_sha256(file.path), hashed + 1
+        sources.append(Source.stamped(file.name, file.path, stat, content_hash, started_ns))
+    plan = _compare(spec, manifest, sources, delete_under, access_rules)
+    plan.missing, plan.hashed = missing, hashed
     return plan
 
 
@@ -250,9 +326,7 @@ class Syncer:
     ) -> SyncReport:
         """Index new and changed files under ``sources``; unchanged ones are skipped, nothing is deleted."""
         started = time.perf_counter()
-        files, missing = discover_files(sources)
-        plan = plan_changes(self.spec, self.store, [Source.from_file(p) for p in files], None, self.access_rules)
-        plan.missing = missing
+        plan = plan_files(self.spec, self.store, list(sources), None, self.access_rules)
         return self._apply(plan, SyncMode.INCREMENTAL, False, False, progress, should_stop, started)
 
     def index_documents(self, documents: Mapping[str, bytes], progress: SyncProgress | None = None) -> SyncReport:
@@ -310,7 +384,7 @@ class Syncer:
         started: float,
     ) -> SyncReport:
         report = SyncReport(mode=mode, dry_run=dry_run, store=self.store.describe(), failures=list(plan.missing))
-        report.unchanged, report.deleted = len(plan.unchanged), len(plan.deleted)
+        report.unchanged, report.deleted, report.hashed = len(plan.unchanged), len(plan.deleted), plan.hashed
         if dry_run:
             report.added, report.updated = len(plan.added), len(plan.updated)
         elif mode == SyncMode.FULL:
@@ -326,6 +400,8 @@ class Syncer:
             if plan.deleted:
                 report.chunks_deleted += self.store.delete_by_source(plan.deleted)
                 self.store.manifest.delete(plan.deleted)
+            if plan.restamped:
+                self.store.manifest.update_stamps(plan.restamped)
             self._write(self.store, plan.added + plan.updated, plan, report, progress, should_stop)
         report.duration_s = time.perf_counter() - started
         return report
@@ -372,6 +448,8 @@ class Syncer:
                         entry_hash(self.spec, source.name, self.access_rules),
                         ids,
                         now,
+                        source.size,
+                        source.mtime_ns,
                     )
                 )
                 report.added += id(source) in added

@@ -50,6 +50,10 @@ class ManifestEntry:
     pipeline_hash: str
     chunk_ids: tuple[str, ...] = ()
     indexed_at: str = ""
+    # The file's size and modification time (ns) when it was hashed: equal ones let a sync skip hashing it.
+    # None (uploads, entries from before they were recorded, racy entries) means "hash it next time".
+    size: int | None = None
+    mtime_ns: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (stored as JSON)."""
@@ -59,6 +63,8 @@ class ManifestEntry:
             "pipeline_hash": self.pipeline_hash,
             "chunk_ids": list(self.chunk_ids),
             "indexed_at": self.indexed_at,
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
         }
 
     @classmethod
@@ -70,7 +76,18 @@ class ManifestEntry:
             pipeline_hash=data["pipeline_hash"],
             chunk_ids=tuple(data.get("chunk_ids") or ()),
             indexed_at=data.get("indexed_at", ""),
+            size=data.get("size"),
+            mtime_ns=data.get("mtime_ns"),
         )
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """A source file's size and modification time (ns), recorded so the next sync can skip hashing it."""
+
+    source: str
+    size: int | None
+    mtime_ns: int | None
 
 
 # -- the parts of a store: each caller types against the part it uses ----------------------------------------
@@ -137,12 +154,20 @@ class Manifest(Protocol):
         """Every entry by source (chunk ids left out, so this stays small for big corpora)."""
         ...
 
+    def read_sources(self, sources: list[str]) -> dict[str, ManifestEntry]:
+        """The entries of these sources only (a queue job's files: its cost follows the job, not the corpus)."""
+        ...
+
     def write(self, entries: list[ManifestEntry]) -> None:
         """Insert or replace entries (after their chunks have landed)."""
         ...
 
     def delete(self, sources: list[str]) -> None:
         """Drop entries (after their chunks are gone)."""
+        ...
+
+    def update_stamps(self, stamps: list[FileStamp]) -> None:
+        """Record new sizes and modification times of existing entries (touched, unchanged files)."""
         ...
 
 

@@ -26,6 +26,8 @@ from ragship.stores.es_text import PORTABLE_ANALYZER, STEMMED_FIELD, TEXT_ANALYZ
 Call = Callable[..., Any]  # call(fn, *args, **kwargs) -> fn(*args, **kwargs), errors translated
 
 MANIFEST_SUFFIX = "-manifest"
+# A file's size and modification time when it was hashed (added later: older manifests get them on write)
+STAMP_MAPPING = {"size": {"type": "long"}, "mtime_ns": {"type": "long"}}
 MANIFEST_MAPPING = {
     "dynamic": "strict",
     "properties": {
@@ -34,6 +36,7 @@ MANIFEST_MAPPING = {
         "pipeline_hash": {"type": "keyword"},
         "chunk_ids": {"type": "keyword", "index": False, "doc_values": False},
         "indexed_at": {"type": "date"},
+        **STAMP_MAPPING,
     },
 }
 
