@@ -103,9 +103,18 @@ $(PROMETHEUS_OPERATOR_STAMP): deploy/k8s_schemas.py | $(TOOLS)/.go-ok $(VENV)/.i
 	touch $@
 
 # `go install .../cmd/promtool@version` is refused: Prometheus' go.mod has a replace directive. So a module
-# of our own (deploy/promtool) requires it, repeats that replace, and builds its promtool package.
-$(TOOLS)/.promtool-$(PROMETHEUS_VERSION): deploy/promtool/go.mod | $(TOOLS)/.go-ok
-	cd deploy/promtool && $(GO_ENV) nice $(GO) build -o $(TOOLS_BIN)/promtool github.com/prometheus/prometheus/cmd/promtool
+# of our own (deploy/promtool) requires it, repeats that replace, and builds its promtool package. That build
+# compiles Prometheus' service discovery (cloud SDKs included): ~20 min on 2 quiet cores, so the binary is
+# built once into a cache outside the repo (like the llama.cpp wheel and the Kubernetes binaries).
+PROMTOOL_CACHE ?= $(if $(filter 0,$(shell id -u)),/var/cache/ragship/promtool,$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ragship/promtool)
+$(PROMTOOL_CACHE)/$(PROMETHEUS_VERSION)/promtool: | $(TOOLS)/.go-ok
+	mkdir -p $(@D)
+	cd deploy/promtool && $(GO_ENV) nice $(GO) build -o $@.part github.com/prometheus/prometheus/cmd/promtool
+	mv $@.part $@
+
+$(TOOLS)/.promtool-$(PROMETHEUS_VERSION): deploy/promtool/go.mod $(PROMTOOL_CACHE)/$(PROMETHEUS_VERSION)/promtool
+	mkdir -p $(TOOLS_BIN)
+	cp $(PROMTOOL_CACHE)/$(PROMETHEUS_VERSION)/promtool $(TOOLS_BIN)/promtool
 	touch $@
 
 K8S_TOOLS := $(TOOLS)/.helm-$(HELM_VERSION) $(TOOLS)/.kubeconform-$(KUBECONFORM_VERSION) \
