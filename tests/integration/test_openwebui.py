@@ -110,8 +110,13 @@ def test_a_question_typed_in_open_webui_gets_ragships_cited_answer(openwebui: st
             chat_input.wait_for()
             _dismiss_release_notes(page)
 
-            page.get_by_role("button", name=re.compile("Select a model", re.I)).first.click()
-            page.get_by_role("button", name="ragship", exact=True).first.click()
+            # With one connection Open WebUI may already have chosen one of ragship's models (its label then
+            # reads "Selected model: ..."); otherwise pick `ragship` from the list.
+            selector = page.locator("button[aria-haspopup='listbox'][id^='model-selector-']").first
+            if re.match("Select a model", selector.get_attribute("aria-label") or "", re.I):
+                selector.click()
+                page.locator("#model-selector-list").get_by_text("ragship", exact=True).first.click()
+            expect(selector).to_have_attribute("aria-label", re.compile(r"Selected model: .*ragship", re.I))
             chat_input.click()
             page.keyboard.type(QUESTION)
             page.keyboard.press("Enter")
@@ -120,6 +125,11 @@ def test_a_question_typed_in_open_webui_gets_ragships_cited_answer(openwebui: st
             expect(answer).to_contain_text("Sources:", timeout=180_000)
             text = answer.inner_text()
             page.screenshot(path=str(shot), full_page=True)
+        except Exception:
+            page.screenshot(path=str(tmp_path / "failed.png"), full_page=True)  # what the page showed, to debug
+            if SCREENSHOT_COPY.parent.is_dir():
+                shutil.copyfile(tmp_path / "failed.png", SCREENSHOT_COPY.with_name("openwebui-failed.png"))
+            raise
         finally:
             browser.close()
 
