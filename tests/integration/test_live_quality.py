@@ -103,10 +103,10 @@ def live(tmp_path_factory: pytest.TempPathFactory, docs_store: str) -> Iterator[
             yield Live(url=url, tracking_uri=tracking, log=log, env=env)
 
 
-def _wait_for(check, timeout_s: float = 60) -> None:
+def _wait_for(check, timeout_s: float = 60, explain=lambda: "") -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, f"timed out; {explain()}"
         time.sleep(0.5)
 
 
@@ -149,21 +149,33 @@ def test_the_challenger_shadows_every_question_without_touching_the_answer(live:
 
     questions = ["How do I run the tests?", "What does the promotion gate compare?", "How is the API key sent?"]
     before = live.metrics()
+    done = sample(before, "ragship_shadow_runs_total", outcome="done")
+
+    def shadows() -> str:
+        return "\n".join(line for line in live.metrics().splitlines() if line.startswith("ragship_shadow_runs_total"))
+
     with live.client() as client:
-        for q in questions:
+        for n, q in enumerate(questions, 1):
             response = client.post("/ask", json={"question": q})
             assert response.status_code == 200 and response.json()["sources"]
-    done = sample(before, "ragship_shadow_runs_total", outcome="done")
-    _wait_for(lambda: sample(live.metrics(), "ragship_shadow_runs_total", outcome="done") >= done + len(questions))
+            # One at a time: a question that finds every shadow slot busy is skipped by design (never queued),
+            # and the challenger (hybrid) loads its query embedder on its first question, in the background.
+            _wait_for(
+                lambda n=n: sample(live.metrics(), "ragship_shadow_runs_total", outcome="done") >= done + n,
+                timeout_s=300,
+                explain=shadows,
+            )
     after = live.metrics()
     assert sample(after, "ragship_shadow_runs_total", outcome="failed") == 0
+    ran = sample(after, "ragship_shadow_runs_total", outcome="done") - done
+    assert ran >= len(questions)
     overlaps = sample(after, "ragship_shadow_source_overlap_count") - sample(
         before, "ragship_shadow_source_overlap_count"
     )
-    assert overlaps == len(questions)
+    assert overlaps == ran  # one overlap per challenger run
     for role in ("champion", "challenger"):
         count = sample(after, "ragship_shadow_latency_seconds_count", role=role)
-        assert count - sample(before, "ragship_shadow_latency_seconds_count", role=role) == len(questions)
+        assert count - sample(before, "ragship_shadow_latency_seconds_count", role=role) == ran
         assert sample(after, "ragship_shadow_latency_seconds_sum", role=role) > 0
 
     client = MlflowClient(tracking_uri=live.tracking_uri)
