@@ -86,7 +86,8 @@ def main() -> None:
             for mode in ("off", "on") if r % 2 == 0 else ("on", "off"):
                 rounds[mode].append(cells(urls[mode], args.requests))
                 print(mode, {k: round(v, 1) for k, v in rounds[mode][-1].items()}, flush=True)
-        traces = len(MlflowClient(receiver).search_traces(locations=[experiment], max_results=500))  # the most MLflow serves per page
+        # 500: the most traces MLflow serves per page.
+        traces = len(MlflowClient(receiver).search_traces(locations=[experiment], max_results=500))
     medians = {mode: {k: float(np.median([c[k] for c in cs])) for k in cs[0]} for mode, cs in rounds.items()}
     ratios = {
         "p50_1_client": medians["on"]["p50_ms_1_client"] / medians["off"]["p50_ms_1_client"],
