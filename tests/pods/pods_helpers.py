@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ragship.local.process import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "ragship"
@@ -94,11 +95,8 @@ def http_json(method: str, url: str, body: Any = None, timeout: float = 120) -> 
 
 def wait_until(what: str, check: Any, timeout_s: float, every_s: float = 1.0, logs: str = "") -> Any:
     """Poll ``check`` until it returns something truthy; fail naming ``what`` (and the pod's logs)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(every_s)
+    result = poll(check, timeout_s, every_s)
+    if result:
+        return result
     tail = podman("logs", "--tail", "60", logs, check=False).stderr if logs else ""
     raise AssertionError(f"{what} not within {timeout_s:.0f}s\n{tail}")

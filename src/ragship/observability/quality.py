@@ -14,6 +14,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from ragship.components.answerers import NO_ANSWER
+from ragship.observability.lazy_metrics import LazyMetrics
 
 if TYPE_CHECKING:
     from ragship.observability.shadow import ShadowRunner
@@ -29,24 +30,6 @@ SCORE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 
 CHARS_BUCKETS = (0, 50, 100, 200, 400, 800, 1600, 3200, 6400)
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 RATE_BUCKETS = (1, 2, 5, 10, 20, 40, 80, 160, 320)
-
-
-class _Metrics:
-    """The quality metrics, created on first use: BentoML sets prometheus_client's multiprocess directory
-    only after the service module is imported (as serving.queue_metrics explains)."""
-
-    def __init__(self) -> None:
-        self._made: dict[str, Any] | None = None
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        with self._lock:
-            if self._made is None:
-                self._made = _make()
-        try:
-            return self._made[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
 
 def _make() -> dict[str, Any]:
@@ -84,7 +67,7 @@ def _make() -> dict[str, Any]:
     }
 
 
-METRICS = _Metrics()
+METRICS = LazyMetrics(_make)
 
 
 def current_route() -> str:

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ragship.eval.answers import token_f1
+from ragship.observability.lazy_metrics import LazyMetrics
 
 if TYPE_CHECKING:
     from ragship.pipelines.query import Answer, QueryEngine
@@ -47,50 +48,38 @@ LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 SHARE_BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99, 1.0)
 
 
-class _Metrics:
-    """The shadow's metrics, created on first use (see serving.queue_metrics for why)."""
+def _make() -> dict[str, Any]:
+    """The shadow's metrics (made on first use: :mod:`ragship.observability.lazy_metrics`)."""
+    from prometheus_client import Counter, Histogram
 
-    def __init__(self) -> None:
-        self._made: dict[str, Any] | None = None
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        with self._lock:
-            if self._made is None:
-                from prometheus_client import Counter, Histogram
-
-                self._made = {
-                    "runs": Counter(
-                        "ragship_shadow_runs",
-                        "Shadowed questions by outcome (done, failed, skipped_busy, skipped_full).",
-                        ["spec", "outcome"],
-                    ),
-                    "overlap": Histogram(
-                        "ragship_shadow_source_overlap",
-                        "Jaccard overlap of the champion's and the challenger's source ids.",
-                        ["spec"],
-                        buckets=SHARE_BUCKETS,
-                    ),
-                    "answer_f1": Histogram(
-                        "ragship_shadow_answer_similarity",
-                        "Token F1 between the champion's and the challenger's answers.",
-                        ["spec"],
-                        buckets=SHARE_BUCKETS,
-                    ),
-                    "latency": Histogram(
-                        "ragship_shadow_latency_seconds",
-                        "Answer latency of each side of a shadowed question (role: champion, challenger).",
-                        ["spec", "role"],
-                        buckets=LATENCY_BUCKETS,
-                    ),
-                }
-        try:
-            return self._made[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    return {
+        "runs": Counter(
+            "ragship_shadow_runs",
+            "Shadowed questions by outcome (done, failed, skipped_busy, skipped_full).",
+            ["spec", "outcome"],
+        ),
+        "overlap": Histogram(
+            "ragship_shadow_source_overlap",
+            "Jaccard overlap of the champion's and the challenger's source ids.",
+            ["spec"],
+            buckets=SHARE_BUCKETS,
+        ),
+        "answer_f1": Histogram(
+            "ragship_shadow_answer_similarity",
+            "Token F1 between the champion's and the challenger's answers.",
+            ["spec"],
+            buckets=SHARE_BUCKETS,
+        ),
+        "latency": Histogram(
+            "ragship_shadow_latency_seconds",
+            "Answer latency of each side of a shadowed question (role: champion, challenger).",
+            ["spec", "role"],
+            buckets=LATENCY_BUCKETS,
+        ),
+    }
 
 
-METRICS = _Metrics()
+METRICS = LazyMetrics(_make)
 
 
 def source_overlap(champion: Answer, challenger: Answer) -> float:

@@ -11,55 +11,41 @@ from typing import Any
 import anyio.to_thread
 
 from ragship.errors import QueueError
+from ragship.observability.lazy_metrics import LazyMetrics
 
 
-class _Metrics:
-    """The API's queue metrics, created on first use: BentoML sets prometheus_client's multiprocess
-    directory only after the service module is imported, and metrics made before would not show."""
+def _make() -> dict[str, Any]:
+    """The API's queue metrics (made on first use: :mod:`ragship.observability.lazy_metrics`)."""
+    from prometheus_client import Counter, Gauge
 
-    def __init__(self) -> None:
-        self._made: dict[str, Any] | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        if self._made is None:
-            from prometheus_client import Counter, Gauge
-
-            self._made = {
-                "submissions": Counter(
-                    "ragship_index_submissions",
-                    "Indexing job submissions by outcome (queued, full, too_large, unavailable).",
-                    ["outcome"],
-                ),
-                "length": Gauge(
-                    "ragship_queue_length",
-                    "Jobs waiting in the indexing queue (the Redis list or RabbitMQ queue KEDA scales workers on).",
-                    multiprocess_mode="mostrecent",
-                ),
-                "dead": Gauge(
-                    "ragship_queue_dead_lettered", "Jobs in the dead-letter queue.", multiprocess_mode="mostrecent"
-                ),
-                "jobs": Gauge(
-                    "ragship_jobs",
-                    "Jobs by status (queued/running/retrying: now; done/failed/dead_lettered: so far).",
-                    ["status"],
-                    multiprocess_mode="mostrecent",
-                ),
-                "oldest_age": Gauge(
-                    "ragship_queue_oldest_job_age_seconds",
-                    "How long the job next in line has waited (0: none waiting; NaN: RabbitMQ cannot tell).",
-                    multiprocess_mode="mostrecent",
-                ),
-                "up": Gauge(
-                    "ragship_queue_up", "1 when the broker answered the last scrape.", multiprocess_mode="mostrecent"
-                ),
-            }
-        try:
-            return self._made[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    return {
+        "submissions": Counter(
+            "ragship_index_submissions",
+            "Indexing job submissions by outcome (queued, full, too_large, unavailable).",
+            ["outcome"],
+        ),
+        "length": Gauge(
+            "ragship_queue_length",
+            "Jobs waiting in the indexing queue (the Redis list or RabbitMQ queue KEDA scales workers on).",
+            multiprocess_mode="mostrecent",
+        ),
+        "dead": Gauge("ragship_queue_dead_lettered", "Jobs in the dead-letter queue.", multiprocess_mode="mostrecent"),
+        "jobs": Gauge(
+            "ragship_jobs",
+            "Jobs by status (queued/running/retrying: now; done/failed/dead_lettered: so far).",
+            ["status"],
+            multiprocess_mode="mostrecent",
+        ),
+        "oldest_age": Gauge(
+            "ragship_queue_oldest_job_age_seconds",
+            "How long the job next in line has waited (0: none waiting; NaN: RabbitMQ cannot tell).",
+            multiprocess_mode="mostrecent",
+        ),
+        "up": Gauge("ragship_queue_up", "1 when the broker answered the last scrape.", multiprocess_mode="mostrecent"),
+    }
 
 
-METRICS = _Metrics()
+METRICS = LazyMetrics(_make)
 
 
 def refresh_queue_metrics(queue: Any) -> None:
