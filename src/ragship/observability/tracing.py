@@ -50,7 +50,10 @@ class _State:
 
 
 def tracer() -> trace.Tracer:
-    """ragship's tracer: the configured provider's, else the API's no-op one."""
+    """ragship's tracer: the configured provider's when ragship tracing is on, else the API's no-op one (even
+    where another library, MLflow for one, has set a global provider in this process)."""
+    if not _State.enabled:
+        return trace.NoOpTracer()
     return trace.get_tracer(TRACER_NAME)
 
 
