@@ -8,6 +8,7 @@ the machine's load drifts over both alike. Goal (issue 31): on / off <= 1.05x.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 from mlflow import MlflowClient
 from serving import QUESTIONS, RAGSHIP, REPO, run_clients
 
@@ -27,19 +29,41 @@ from ragship.serving.launch import bentoml_serve, serving
 BIN = Path(sys.executable).parent
 
 
-def cells(url: str, requests: int) -> dict[str, float]:
-    """p50 at 1 client and req/s at 1 and 16 clients for ``requests`` calls each."""
+def cpu_seconds(port: str) -> float:
+    """CPU time (user + system) so far of the server started with ``--port port`` and all its children.
+
+    Unlike latency, a process's CPU time per request does not move with what else the machine runs, so it
+    is the cost figure that stands on a shared host."""
+    total = 0.0
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "--port" in cmdline and port in cmdline and "serve" in " ".join(cmdline):
+            for p in [proc, *proc.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    times = p.cpu_times()
+                    total += times.user + times.system
+    return total
+
+
+def cells(url: str, requests: int, receiver_port: str) -> dict[str, float]:
+    """p50 at 1 client and req/s at 1 and 16 clients for ``requests`` calls each, and the CPU milliseconds
+    per request that the server and the OTLP receiver spent over both."""
 
     def call(http: httpx.Client, i: int) -> None:
         http.post(f"{url}/retrieve", json={"question": QUESTIONS[i % len(QUESTIONS)]}).raise_for_status()
 
+    port = url.rsplit(":", 1)[1]
+    server_before, receiver_before = cpu_seconds(port), cpu_seconds(receiver_port)
     alone, alone_wall = run_clients(1, requests, call)
     busy, busy_wall = run_clients(16, requests, call)
+    server_after, receiver_after = cpu_seconds(port), cpu_seconds(receiver_port)
     return {
         "p50_ms_1_client": float(np.percentile(np.array(alone) * 1000, 50)),
         "req_per_s_1_client": requests / alone_wall,
         "p50_ms_16_clients": float(np.percentile(np.array(busy) * 1000, 50)),
         "req_per_s_16_clients": requests / busy_wall,
+        "server_cpu_ms_per_request": 1000 * (server_after - server_before) / (2 * requests),
+        "receiver_cpu_ms_per_request": 1000 * (receiver_after - receiver_before) / (2 * requests),
     }
 
 
@@ -80,11 +104,11 @@ def main() -> None:
             ),
         }
         for url in urls.values():  # warm-up
-            cells(url, 16)
+            cells(url, 16, str(port))
         rounds: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
         for r in range(args.rounds):
             for mode in ("off", "on") if r % 2 == 0 else ("on", "off"):
-                rounds[mode].append(cells(urls[mode], args.requests))
+                rounds[mode].append(cells(urls[mode], args.requests, str(port)))
                 print(mode, {k: round(v, 1) for k, v in rounds[mode][-1].items()}, flush=True)
         # 500: the most traces MLflow serves per page.
         traces = len(MlflowClient(receiver).search_traces(locations=[experiment], max_results=500))
@@ -94,6 +118,8 @@ def main() -> None:
         "p50_16_clients": medians["on"]["p50_ms_16_clients"] / medians["off"]["p50_ms_16_clients"],
         "throughput_1_client": medians["off"]["req_per_s_1_client"] / medians["on"]["req_per_s_1_client"],
         "throughput_16_clients": medians["off"]["req_per_s_16_clients"] / medians["on"]["req_per_s_16_clients"],
+        "server_cpu_per_request": medians["on"]["server_cpu_ms_per_request"]
+        / medians["off"]["server_cpu_ms_per_request"],
     }
     result = {
         "requests_per_cell": args.requests,

@@ -57,7 +57,7 @@ def test_component_spans_hold_names_and_types_but_no_content(
     exported: tuple[trace.Tracer, InMemorySpanExporter], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(haystack_tracing.tracer, "is_content_tracing_enabled", True)  # asked for: still dropped
-    pipeline = Pipeline()
+    pipeline = Pipeline(metadata={"owner": "secret question"})
     pipeline.add_component("echo", Echo())
     assert pipeline.run({"echo": {"text": "secret question"}}) == {"echo": {"text": "SECRET QUESTION"}}
     spans = exported[1].get_finished_spans()
@@ -66,7 +66,8 @@ def test_component_spans_hold_names_and_types_but_no_content(
     assert run.attributes["haystack.component.name"] == "echo"
     assert run.attributes["haystack.component.type"] == "Echo"
     for span in spans:
-        assert "haystack.pipeline.input_data" not in (span.attributes or {})
+        # An allowlist: names, types and counts only (no data, no metadata, no per-request JSON of socket specs).
+        assert set(span.attributes or {}) <= tracing._KEPT_TAGS, span.attributes
         assert not any("question" in str(v).lower() for v in (span.attributes or {}).values()), span.attributes
 
 
@@ -112,3 +113,19 @@ def test_a_bad_endpoint_is_refused_naming_the_setting() -> None:
 
     with pytest.raises(ConfigError, match=r"tracing\.endpoint"):
         load_settings(tracing={"endpoint": "collector:4318"})
+
+
+def test_the_asgi_middlewares_message_spans_are_never_recorded() -> None:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=tracing._without_asgi_message_spans(ALWAYS_ON))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    otel = provider.get_tracer("test")
+    with otel.start_as_current_span("POST /ask", kind=trace.SpanKind.SERVER):
+        for message in ("POST /ask http receive", "POST /ask http send"):
+            with otel.start_as_current_span(message) as span:
+                assert not span.is_recording()
+        with otel.start_as_current_span("haystack.component.run") as span:
+            assert span.is_recording()
+    assert sorted(s.name for s in exporter.get_finished_spans()) == ["POST /ask", "haystack.component.run"]

@@ -28,6 +28,7 @@ from ragship.settings import TracingSettings
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import Sampler
 
 logger = logging.getLogger("ragship.tracing")
 
@@ -37,8 +38,21 @@ QUESTION_ATTRIBUTE = "ragship.question"
 MESSAGE_OPTION = "trace_context"
 # Probes and scrapes: a span each would bury the requests.
 EXCLUDED_URLS = ["/readyz", "/livez", "/healthz", "/metrics"]
-# Haystack puts a pipeline's whole input (question, history, documents to index) on this tag: never kept.
-_DROPPED_TAGS = frozenset({"haystack.pipeline.input_data", "haystack.pipeline.output_data"})
+# The ASGI middleware's spans per message of a request ("POST /ask http receive", "... http send").
+_ASGI_MESSAGE_SPANS = (" http receive", " http send")
+# The only Haystack tags a span keeps: names, types and counts. An allowlist, because other tags carry a
+# pipeline's data (``haystack.pipeline.input_data``: the question, history, documents to index) or user-set
+# metadata, and the socket specs and input types are the same on every request yet cost a JSON encoding each
+# (a third of the spans' cost on /retrieve).
+_KEPT_TAGS = frozenset(
+    {
+        "haystack.component.name",
+        "haystack.component.type",
+        "haystack.component.visits",
+        "haystack.pipeline.execution_mode",
+        "haystack.pipeline.max_runs_per_component",
+    }
+)
 
 
 class _State:
@@ -88,8 +102,29 @@ def start_bentoml_tracing(settings: TracingSettings) -> bool:
         return False
     from bentoml._internal.configuration.containers import BentoMLContainer
 
-    _install(BentoMLContainer.tracer_provider.get(), settings)
+    provider = BentoMLContainer.tracer_provider.get()
+    provider.sampler = _without_asgi_message_spans(provider.sampler)
+    _install(provider, settings)
     return True
+
+
+def _without_asgi_message_spans(inner: Sampler) -> Sampler:
+    """``inner``, except that the ASGI middleware's per-message spans (``POST /ask http receive`` and two
+    ``http send``) are never recorded: they time the copying of a body in or out, which the route span
+    already holds, and cost as much as the pipeline's spans together. BentoML gives no way to pass the
+    middleware's own ``exclude_spans``."""
+    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+
+    class WithoutMessageSpans(Sampler):
+        def should_sample(self, parent_context: Any, trace_id: int, name: str, *args: Any, **kwargs: Any) -> Any:
+            if name.endswith(_ASGI_MESSAGE_SPANS):
+                return SamplingResult(Decision.DROP)
+            return inner.should_sample(parent_context, trace_id, name, *args, **kwargs)
+
+        def get_description(self) -> str:
+            return f"WithoutMessageSpans{{{inner.get_description()}}}"
+
+    return WithoutMessageSpans()
 
 
 def start_tracing(settings: TracingSettings, service_name: str | None = None) -> bool:
@@ -179,11 +214,11 @@ def _haystack_tracer(otel_tracer: trace.Tracer) -> Any:
     from haystack_integrations.tracing.opentelemetry import OpenTelemetrySpan, OpenTelemetryTracer
 
     class ContentFreeSpan(OpenTelemetrySpan):
-        """Drops the tags that carry a pipeline's data; content tags (inputs, outputs) never pass."""
+        """Keeps only the allowlisted tags (names, types, counts); content tags (inputs, outputs) never pass."""
 
         def set_tag(self, key: str, value: Any) -> None:
-            if key not in _DROPPED_TAGS:
-                super().set_tag(key, value)
+            if key in _KEPT_TAGS:
+                self._span.set_attribute(key, value if isinstance(value, (str, bool, int, float)) else str(value))
 
         def set_content_tag(self, key: str, value: Any) -> None:
             return  # questions and document text: never on a span, whatever HAYSTACK_CONTENT_TRACING_ENABLED says
