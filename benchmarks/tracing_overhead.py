@@ -14,8 +14,10 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -67,6 +69,26 @@ def cells(url: str, requests: int, receiver_port: str) -> dict[str, float]:
     }
 
 
+def slowest_trace(traces: list[Any]) -> list[str]:
+    """The span tree of the slowest of ``traces`` (MLflow ``Trace`` objects): name, service, milliseconds."""
+    slowest = max(traces, key=lambda t: t.info.execution_duration or 0)
+    spans = sorted(slowest.data.spans, key=lambda s: s.start_time_ns)
+    children: dict[str | None, list[Any]] = {}
+    for span in spans:
+        children.setdefault(span.parent_id, []).append(span)
+    lines: list[str] = []
+
+    def walk(parent: str | None, depth: int) -> None:
+        for span in children.get(parent, []):
+            ms = (span.end_time_ns - span.start_time_ns) / 1e6
+            name = span.attributes.get("haystack.component.name") or span.name
+            lines.append(f"{'  ' * depth}{name:<{48 - 2 * depth}} {ms:8.1f} ms")
+            walk(span.span_id, depth + 1)
+
+    walk(None, 0)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=96, help="Timed requests per cell and round.")
@@ -110,8 +132,11 @@ def main() -> None:
             for mode in ("off", "on") if r % 2 == 0 else ("on", "off"):
                 rounds[mode].append(cells(urls[mode], args.requests, str(port)))
                 print(mode, {k: round(v, 1) for k, v in rounds[mode][-1].items()}, flush=True)
+        time.sleep(6)  # the batch span processor exports every 5 s
         # 500: the most traces MLflow serves per page.
-        traces = len(MlflowClient(receiver).search_traces(locations=[experiment], max_results=500))
+        received = MlflowClient(receiver).search_traces(locations=[experiment], max_results=500)
+        traces = len(received)
+        print("the slowest trace received:", *slowest_trace(received), sep="\n")
     medians = {mode: {k: float(np.median([c[k] for c in cs])) for k in cs[0]} for mode, cs in rounds.items()}
     ratios = {
         "p50_1_client": medians["on"]["p50_ms_1_client"] / medians["off"]["p50_ms_1_client"],

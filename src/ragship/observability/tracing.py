@@ -103,28 +103,30 @@ def start_bentoml_tracing(settings: TracingSettings) -> bool:
     from bentoml._internal.configuration.containers import BentoMLContainer
 
     provider = BentoMLContainer.tracer_provider.get()
-    provider.sampler = _without_asgi_message_spans(provider.sampler)
+    _drop_asgi_message_spans(provider.sampler)
     _install(provider, settings)
     return True
 
 
-def _without_asgi_message_spans(inner: Sampler) -> Sampler:
-    """``inner``, except that the ASGI middleware's per-message spans (``POST /ask http receive`` and two
-    ``http send``) are never recorded: they time the copying of a body in or out, which the route span
-    already holds, and cost as much as the pipeline's spans together. BentoML gives no way to pass the
-    middleware's own ``exclude_spans``."""
-    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+def _drop_asgi_message_spans(sampler: Sampler) -> None:
+    """Make ``sampler`` never record the ASGI middleware's per-message spans (``POST /ask http receive`` and
+    two ``http send``): they time the copying of a body in or out, which the route span already holds, and
+    cost as much as the pipeline's spans together. In place, because BentoML's middleware made its tracer,
+    which holds this sampler, before the service starts; and BentoML gives no way to pass the middleware's
+    own ``exclude_spans``."""
+    from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
 
-    class WithoutMessageSpans(Sampler):
-        def should_sample(self, parent_context: Any, trace_id: int, name: str, *args: Any, **kwargs: Any) -> Any:
-            if name.endswith(_ASGI_MESSAGE_SPANS):
-                return SamplingResult(Decision.DROP)
-            return inner.should_sample(parent_context, trace_id, name, *args, **kwargs)
+    if getattr(sampler, "_ragship_drops_message_spans", False):
+        return
+    inner = sampler.should_sample
 
-        def get_description(self) -> str:
-            return f"WithoutMessageSpans{{{inner.get_description()}}}"
+    def should_sample(parent_context: Any, trace_id: int, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.endswith(_ASGI_MESSAGE_SPANS):
+            return SamplingResult(Decision.DROP)
+        return inner(parent_context, trace_id, name, *args, **kwargs)
 
-    return WithoutMessageSpans()
+    sampler.should_sample = should_sample  # type: ignore[method-assign]
+    sampler._ragship_drops_message_spans = True  # type: ignore[attr-defined]
 
 
 def start_tracing(settings: TracingSettings, service_name: str | None = None) -> bool:
