@@ -119,3 +119,27 @@ def test_indexing_named_files_reads_only_their_manifest_entries(corpus: Path, st
     # A queue job's path: index() plans against its own files' entries only, and still skips them unread.
     report = syncer.index([corpus / "note-1.md", corpus / "note-2.md"])
     assert (report.unchanged, report.hashed, report.chunks_written) == (2, 0, 0)
+
+
+def test_a_no_change_sync_builds_no_pipeline_and_commits_nothing(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No model load, no manifest or store write when nothing changed; a touched file only restamps."""
+    store = store_for(default_spec(), str(tmp_path / "store"))
+    Syncer(default_spec(), store).sync([corpus])
+
+    def no_pipeline(self: Syncer, store: RetrievalStore) -> None:
+        raise AssertionError("a sync with nothing to index built the indexing pipeline (and its models)")
+
+    monkeypatch.setattr(Syncer, "pipeline_for", no_pipeline)
+    fresh = Syncer(default_spec(), store)  # a new process's syncer: nothing built yet
+    with sqlite3.connect(tmp_path / "store" / DB_FILE) as observer:
+        version = observer.execute("PRAGMA data_version").fetchone()  # moves when another connection commits
+        report = fresh.sync([corpus])
+        assert (report.unchanged, report.hashed, report.chunks_written) == (4, 0, 0)
+        assert observer.execute("PRAGMA data_version").fetchone() == version
+
+        os.utime(corpus / "note-3.md", (OLD + 5, OLD + 5))
+        touched = fresh.sync([corpus])
+        assert (touched.unchanged, touched.hashed, touched.chunks_written) == (4, 1, 0)
+        assert observer.execute("PRAGMA data_version").fetchone() != version  # the new stamp was recorded
