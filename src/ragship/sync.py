@@ -236,11 +236,19 @@ def _compare(
 
 
 def plan_sync(
-    spec: PipelineSpec, store: RetrievalStore, roots: Iterable[str | Path], access_rules: Rules | None = None
+    spec: PipelineSpec,
+    store: RetrievalStore,
+    roots: Iterable[str | Path],
+    access_rules: Rules | None = None,
+    rehash: bool = False,
 ) -> SyncPlan:
-    """Plan a sync of the files under ``roots`` (files and directories), deletions included."""
+    """Plan a sync of the files under ``roots`` (files and directories), deletions included.
+
+    :param rehash: Hash every file whatever its size and mtime (a full rebuild reads them all anyway, and
+        so records the hash of what it indexed, even for an edit that kept both).
+    """
     roots = list(roots)
-    return plan_files(spec, store, roots, [source_name(r) for r in roots], access_rules)
+    return plan_files(spec, store, roots, [source_name(r) for r in roots], access_rules, rehash)
 
 
 def plan_files(
@@ -249,15 +257,17 @@ def plan_files(
     roots: list[str | Path],
     delete_under: list[str] | None,
     access_rules: Rules | None,
+    rehash: bool = False,
 ) -> SyncPlan:
-    """Plan the files under ``roots``: those whose size and mtime match the manifest are not read."""
+    """Plan the files under ``roots``: those whose size and mtime match the manifest are not read
+    (unless ``rehash``)."""
     racy_from = time.time_ns() - RACY_WINDOW_NS  # see Source.stamped (inlined: this loop runs per file)
     files, missing = scan_files(roots)  # stat taken before any read: see Source.from_file
     manifest = _manifest(store, [f.name for f in files], delete_under)
     sources, hashed = [], 0
     for name, path, stat in files:
         entry, size, mtime = manifest.get(name), stat.st_size, stat.st_mtime_ns
-        if entry is not None and entry.mtime_ns == mtime and entry.size == size:
+        if not rehash and entry is not None and entry.mtime_ns == mtime and entry.size == size:
             content_hash = entry.content_hash
         else:
             content_hash, hashed = file_sha256(path), hashed + 1
@@ -374,8 +384,9 @@ class Syncer:
             the manifest); a full rebuild that stops is discarded and the live index stays as it was.
         """
         started = time.perf_counter()
-        plan = plan_sync(self.spec, self.store, sources, self.access_rules)
-        return self._apply(plan, SyncMode(mode), dry_run, allow_failures, progress, should_stop, started)
+        mode = SyncMode(mode)
+        plan = plan_sync(self.spec, self.store, sources, self.access_rules, rehash=mode == SyncMode.FULL)
+        return self._apply(plan, mode, dry_run, allow_failures, progress, should_stop, started)
 
     def _apply(
         self,

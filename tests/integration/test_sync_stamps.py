@@ -14,7 +14,7 @@ from ragship.spec import default_spec
 from ragship.stores.base import RetrievalStore
 from ragship.stores.elasticsearch import ElasticsearchStore
 from ragship.stores.embedded_schema import DB_FILE
-from ragship.sync import Syncer
+from ragship.sync import Syncer, file_sha256
 
 pytestmark = pytest.mark.slow
 OLD = time.time() - 3600  # an hour ago: well outside the racy window
@@ -143,3 +143,19 @@ def test_a_no_change_sync_builds_no_pipeline_and_commits_nothing(
         touched = fresh.sync([corpus])
         assert (touched.unchanged, touched.hashed, touched.chunks_written) == (4, 1, 0)
         assert observer.execute("PRAGMA data_version").fetchone() != version  # the new stamp was recorded
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_found_by_a_full_sync(corpus: Path, store: RetrievalStore) -> None:
+    """The cheap check's documented limit (a tool that restores times: cp -p, rsync -t, tar), and its remedy."""
+    syncer = Syncer(default_spec(), store)
+    syncer.sync([corpus])
+    edited = corpus / "note-1.md"
+    _write(edited, "# Note 1\n\nThis note is about basaly.\n", OLD)  # same size, the old mtime put back
+    assert (syncer.sync([corpus]).updated, _hits(store, "basaly")) == (0, [])
+
+    full = syncer.sync([corpus], mode="full")
+    assert (full.hashed, full.rebuild) == (4, "promoted")
+    assert _hits(store, "basaly") == ["note-1.md"]
+    entry = next(e for s, e in store.manifest.read().items() if s.endswith("note-1.md"))
+    assert entry.content_hash == file_sha256(edited)  # what was indexed, not the stale recorded hash
+    assert (syncer.sync([corpus]).hashed, syncer.sync([corpus]).updated) == (0, 0)
