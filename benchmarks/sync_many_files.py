@@ -11,6 +11,10 @@ that was not edited in the last seconds) in a temporary folder, then, in one run
 4. ``1% changed``: edits 1% of the files (appends a line) and syncs, both ways (a fresh 1% for each); the
    changed files are embedded and written for real.
 
+Besides the in-process ``Syncer.sync`` rows, ``no change (process)`` runs ``ragship sync DIR --json`` as a
+user does (a new Python process: imports, settings, store open, plan), and ``imports only`` times a process
+that only imports what that command imports, so the two show how much of the command is start-up.
+
 Goals (issue 30): no change <= 2 s at 100,000 files (warm file cache), 1% changed <= 5% of full. The old
 path is the code before the stamp check: it hashes every file before comparing with the manifest.
 
@@ -24,6 +28,9 @@ import contextlib
 import json
 import os
 import random
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -63,7 +70,11 @@ def write_files(folder: Path, n: int) -> list[Path]:
 
 
 def old_plan_sync(
-    spec: PipelineSpec, store: RetrievalStore, roots: Iterable[str | Path], access_rules: Rules | None = None
+    spec: PipelineSpec,
+    store: RetrievalStore,
+    roots: Iterable[str | Path],
+    access_rules: Rules | None = None,
+    rehash: bool = True,
 ) -> SyncPlan:
     """The plan before the stamp check: hash every file, then compare (sync.py before issue 30)."""
     roots = list(roots)
@@ -101,11 +112,33 @@ def edit(files: list[Path], fraction: float, seed: int) -> int:
     return len(changed)
 
 
+def cli_sync(folder: Path, store: Path, spec_file: Path, expected: int) -> SyncReport:
+    """``ragship sync`` in a new process; refuses to go on if it would not be a no-change run (a spec that
+    differs from the seeded one would re-embed every file)."""
+    command = [str(Path(sys.executable).with_name("ragship")), "sync", str(folder), "--store", str(store)]
+    command += ["--spec", str(spec_file), "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    report = json.loads(done.stdout)
+    if report["unchanged"] != expected:
+        raise SystemExit(f"ragship sync did not find {expected} unchanged files: {report}")
+    return SyncReport(mode=report["mode"], dry_run=False, store=report["store"], unchanged=report["unchanged"],
+                      hashed=report["hashed"])  # fmt: skip
+
+
+IMPORTS = "import ragship.cli, ragship.cli.index, ragship.assembly, ragship.sync, ragship.settings"
+
+
+def imports_only() -> SyncReport:
+    subprocess.run([sys.executable, "-c", IMPORTS], check=True)
+    return SyncReport(mode="incremental", dry_run=False, store="-")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=100_000, help="Number of files (default 100000)")
     parser.add_argument("--changed", type=float, default=0.01, help="Fraction of files edited (default 0.01)")
     parser.add_argument("--full-sample", type=int, default=2000, help="Files in the timed full sync (default 2000)")
+    parser.add_argument("--repeat", type=int, default=1, help="Runs of each no-change row (default 1)")
     parser.add_argument("--json", type=Path, help="Write the figures here")
     args = parser.parse_args()
     console, spec = Console(width=140), default_spec()
@@ -114,13 +147,14 @@ def main() -> None:
     def timed(name: str, path: str, run: Callable[[], SyncReport], scale: float = 1.0) -> None:
         # CPU seconds of this process beside the wall time: on the shared box (load 30-100 on 2 cores) the
         # wall time mostly measures the wait for a core.
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu, child = time.perf_counter(), time.process_time(), _children_cpu()
         report = run()
         seconds = (time.perf_counter() - started) * scale
-        cpu_s = (time.process_time() - cpu) * scale
+        cpu_s = (time.process_time() - cpu + _children_cpu() - child) * scale  # a subprocess's CPU included
         counts = report.to_dict() if report is not None else {}
         rows.append({"run": name, "path": path, "seconds": round(seconds, 3), "cpu_s": round(cpu_s, 3), **{
-            k: counts.get(k) for k in ("added", "updated", "unchanged", "hashed", "chunks_written")}})  # fmt: skip
+            k: counts.get(k) for k in ("added", "updated", "unchanged", "hashed", "chunks_written")},
+            "loadavg_1m": os.getloadavg()[0]})  # fmt: skip
         console.print(rows[-1])
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,7 +171,12 @@ def main() -> None:
         store = store_for(spec, str(Path(tmp) / "store"))
         seed_manifest(spec, store, folder)
         syncer = Syncer(spec, store, batch_files=256)
-        timed("no change", "stamps", lambda: syncer.sync([folder]))
+        spec_file = spec.save(Path(tmp) / "spec.yaml")
+        store_dir = Path(tmp) / "store"
+        for _ in range(args.repeat):  # the shared box's load moves by the second: repeats show the spread
+            timed("no change", "stamps", lambda: syncer.sync([folder]))
+            timed("no change (process)", "stamps", lambda: cli_sync(folder, store_dir, spec_file, len(files)))
+            timed("imports only (process)", "-", imports_only)
         with old_path():
             timed("no change", "hash all (old)", lambda: syncer.sync([folder]))
         console.print(f"manifest seeded ({len(store.manifest.read())} entries)")
@@ -158,6 +197,11 @@ def main() -> None:
     if args.json:
         load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
         args.json.write_text(json.dumps({"files": len(files), "loadavg": load, "rows": rows}, indent=2) + "\n")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":

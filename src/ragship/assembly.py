@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ragship.components.remote import RemoteModels
 from ragship.enums import RetrievalMode
 from ragship.models.resolve import embedding_dimension
-from ragship.pipelines.query import QueryEngine
 from ragship.settings import Settings, get_settings
 from ragship.spec import PipelineSpec
 from ragship.spec_source import resolve_spec as resolve_spec  # re-exported: callers import it from here
@@ -15,6 +15,9 @@ from ragship.spec_source import served_spec as served_spec
 from ragship.stores import open_store
 from ragship.stores.base import RetrievalStore
 from ragship.sync import Syncer
+
+if TYPE_CHECKING:  # imported when built: the query pipeline's model libraries are not an indexer's business
+    from ragship.pipelines.query import QueryEngine
 
 
 def store_for(
@@ -60,5 +63,7 @@ def open_query_engine(
     remote: RemoteModels | None = None,
 ) -> QueryEngine:
     """A :class:`QueryEngine` for ``spec`` over ``store`` (settings fill what is None)."""
+    from ragship.pipelines.query import QueryEngine
+
     resolved = resolve_spec(spec, settings)
     return QueryEngine(resolved, store_for(resolved, store, settings), mode=mode, remote=remote)

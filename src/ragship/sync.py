@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from haystack.dataclasses import ByteStream
 
@@ -39,10 +39,12 @@ from ragship.components.converters import FileFailure, source_name
 from ragship.components.remote import RemoteModels
 from ragship.enums import SyncMode
 from ragship.file_scan import scan_files
-from ragship.pipelines.indexing import IndexingPipeline, SourceData
 from ragship.spec import PipelineSpec
 from ragship.stores.base import FileStamp, ManifestEntry, RetrievalStore
 from ragship.stores.staging import staged
+
+if TYPE_CHECKING:  # imported where a pipeline is built: a no-change sync never loads the embedder's libraries
+    from ragship.pipelines.indexing import IndexingPipeline, SourceData
 
 SyncProgress = Callable[[int, int], None]
 StopCheck = Callable[[], bool]
@@ -52,10 +54,10 @@ StopCheck = Callable[[], bool]
 RACY_WINDOW_NS = 2_000_000_000
 
 
-def file_sha256(path: Path, block: int = 1 << 20) -> str:
+def file_sha256(path: str | Path, block: int = 1 << 20) -> str:
     """Hash a file in blocks (bounded memory for large files); same digest as the converter's content_hash."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open(path, "rb") as fh:
         while chunk := fh.read(block):
             digest.update(chunk)
     return digest.hexdigest()
@@ -82,7 +84,7 @@ class Source:
 
     @classmethod
     def stamped(
-        cls, name: str, path: Path, stat: os.stat_result, content_hash: str, started_ns: int | None = None
+        cls, name: str, path: str | Path, stat: os.stat_result, content_hash: str, started_ns: int | None = None
     ) -> Source:
         """A file with its size and mtime; the mtime is kept only when it is :data:`RACY_WINDOW_NS` older
         than the sync's start ``started_ns`` (default now), so a racy file is hashed again next time."""
@@ -234,11 +236,19 @@ def _compare(
 
 
 def plan_sync(
-    spec: PipelineSpec, store: RetrievalStore, roots: Iterable[str | Path], access_rules: Rules | None = None
+    spec: PipelineSpec,
+    store: RetrievalStore,
+    roots: Iterable[str | Path],
+    access_rules: Rules | None = None,
+    rehash: bool = False,
 ) -> SyncPlan:
-    """Plan a sync of the files under ``roots`` (files and directories), deletions included."""
+    """Plan a sync of the files under ``roots`` (files and directories), deletions included.
+
+    :param rehash: Hash every file whatever its size and mtime (a full rebuild reads them all anyway, and
+        so records the hash of what it indexed, even for an edit that kept both).
+    """
     roots = list(roots)
-    return plan_files(spec, store, roots, [source_name(r) for r in roots], access_rules)
+    return plan_files(spec, store, roots, [source_name(r) for r in roots], access_rules, rehash)
 
 
 def plan_files(
@@ -247,19 +257,21 @@ def plan_files(
     roots: list[str | Path],
     delete_under: list[str] | None,
     access_rules: Rules | None,
+    rehash: bool = False,
 ) -> SyncPlan:
-    """Plan the files under ``roots``: those whose size and mtime match the manifest are not read."""
-    started_ns = time.time_ns()
+    """Plan the files under ``roots``: those whose size and mtime match the manifest are not read
+    (unless ``rehash``)."""
+    racy_from = time.time_ns() - RACY_WINDOW_NS  # see Source.stamped (inlined: this loop runs per file)
     files, missing = scan_files(roots)  # stat taken before any read: see Source.from_file
     manifest = _manifest(store, [f.name for f in files], delete_under)
     sources, hashed = [], 0
-    for file in files:
-        entry, stat = manifest.get(file.name), file.stat
-        if entry is not None and entry.mtime_ns == stat.st_mtime_ns and entry.size == stat.st_size:
+    for name, path, stat in files:
+        entry, size, mtime = manifest.get(name), stat.st_size, stat.st_mtime_ns
+        if not rehash and entry is not None and entry.mtime_ns == mtime and entry.size == size:
             content_hash = entry.content_hash
         else:
-            content_hash, hashed = file_sha256(file.path), hashed + 1
-        sources.append(Source.stamped(file.name, file.path, stat, content_hash, started_ns))
+            content_hash, hashed = file_sha256(path), hashed + 1
+        sources.append(Source(name, content_hash, path, size, mtime if mtime < racy_from else None))
     plan = _compare(spec, manifest, sources, delete_under, access_rules)
     plan.missing, plan.hashed = missing, hashed
     return plan
@@ -304,6 +316,8 @@ class Syncer:
         """The indexing pipeline writing to ``store``; the live store's is built once, on first use
         (a no-op run loads no model), a staged store gets a fresh one (models are shared by Haystack's
         embedder cache, so that costs no second load)."""
+        from ragship.pipelines.indexing import IndexingPipeline
+
         if store is not self.store:
             return IndexingPipeline(self.spec, store, self.max_file_bytes, self.remote, self._rules)
         if self._pipeline is None:
@@ -370,8 +384,9 @@ class Syncer:
             the manifest); a full rebuild that stops is discarded and the live index stays as it was.
         """
         started = time.perf_counter()
-        plan = plan_sync(self.spec, self.store, sources, self.access_rules)
-        return self._apply(plan, SyncMode(mode), dry_run, allow_failures, progress, should_stop, started)
+        mode = SyncMode(mode)
+        plan = plan_sync(self.spec, self.store, sources, self.access_rules, rehash=mode == SyncMode.FULL)
+        return self._apply(plan, mode, dry_run, allow_failures, progress, should_stop, started)
 
     def _apply(
         self,

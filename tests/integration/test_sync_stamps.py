@@ -14,7 +14,7 @@ from ragship.spec import default_spec
 from ragship.stores.base import RetrievalStore
 from ragship.stores.elasticsearch import ElasticsearchStore
 from ragship.stores.embedded_schema import DB_FILE
-from ragship.sync import Syncer
+from ragship.sync import Syncer, file_sha256
 
 pytestmark = pytest.mark.slow
 OLD = time.time() - 3600  # an hour ago: well outside the racy window
@@ -119,3 +119,43 @@ def test_indexing_named_files_reads_only_their_manifest_entries(corpus: Path, st
     # A queue job's path: index() plans against its own files' entries only, and still skips them unread.
     report = syncer.index([corpus / "note-1.md", corpus / "note-2.md"])
     assert (report.unchanged, report.hashed, report.chunks_written) == (2, 0, 0)
+
+
+def test_a_no_change_sync_builds_no_pipeline_and_commits_nothing(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No model load, no manifest or store write when nothing changed; a touched file only restamps."""
+    store = store_for(default_spec(), str(tmp_path / "store"))
+    Syncer(default_spec(), store).sync([corpus])
+
+    def no_pipeline(self: Syncer, store: RetrievalStore) -> None:
+        raise AssertionError("a sync with nothing to index built the indexing pipeline (and its models)")
+
+    monkeypatch.setattr(Syncer, "pipeline_for", no_pipeline)
+    fresh = Syncer(default_spec(), store)  # a new process's syncer: nothing built yet
+    with sqlite3.connect(tmp_path / "store" / DB_FILE) as observer:
+        version = observer.execute("PRAGMA data_version").fetchone()  # moves when another connection commits
+        report = fresh.sync([corpus])
+        assert (report.unchanged, report.hashed, report.chunks_written) == (4, 0, 0)
+        assert observer.execute("PRAGMA data_version").fetchone() == version
+
+        os.utime(corpus / "note-3.md", (OLD + 5, OLD + 5))
+        touched = fresh.sync([corpus])
+        assert (touched.unchanged, touched.hashed, touched.chunks_written) == (4, 1, 0)
+        assert observer.execute("PRAGMA data_version").fetchone() != version  # the new stamp was recorded
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_found_by_a_full_sync(corpus: Path, store: RetrievalStore) -> None:
+    """The cheap check's documented limit (a tool that restores times: cp -p, rsync -t, tar), and its remedy."""
+    syncer = Syncer(default_spec(), store)
+    syncer.sync([corpus])
+    edited = corpus / "note-1.md"
+    _write(edited, "# Note 1\n\nThis note is about basaly.\n", OLD)  # same size, the old mtime put back
+    assert (syncer.sync([corpus]).updated, _hits(store, "basaly")) == (0, [])
+
+    full = syncer.sync([corpus], mode="full")
+    assert (full.hashed, full.rebuild) == (4, "promoted")
+    assert _hits(store, "basaly") == ["note-1.md"]
+    entry = next(e for s, e in store.manifest.read().items() if s.endswith("note-1.md"))
+    assert entry.content_hash == file_sha256(edited)  # what was indexed, not the stale recorded hash
+    assert (syncer.sync([corpus]).hashed, syncer.sync([corpus]).updated) == (0, 0)

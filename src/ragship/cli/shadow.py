@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.table import Table
 
 from ragship.cli.common import JsonOption, err, out, print_json
-from ragship.observability.shadow_report import ShadowSummary
+
+if TYPE_CHECKING:  # the report module loads the query pipeline's models' libraries: not on every command
+    from ragship.observability.shadow_report import ShadowSummary
 
 shadow_app = typer.Typer(help="The shadow challenger on live traffic (RAGSHIP_SHADOW__*).", no_args_is_help=True)
 

@@ -21,7 +21,7 @@ from ragship.pipelines import attach_models, attach_store, find_component, load_
 from ragship.spec import PipelineSpec
 from ragship.stores.base import RetrievalStore
 
-SourceData = Path | ByteStream
+SourceData = str | Path | ByteStream  # a file (path) or content in memory
 
 
 @dataclass
