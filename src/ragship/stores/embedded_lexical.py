@@ -8,7 +8,8 @@ are then looked up only for the few candidates left. Results are FTS5's: the ter
 tokenizer (``porter unicode61``, run on each distinct whitespace token), and the score is ``bm25()``'s
 formula (k1 = 1.2, b = 0.75, idf floored at 1e-6), summed per chunk in float64.
 
-The index is derived: SQLite stays the truth, and the index is rebuilt from it when the data changes.
+The index is derived: SQLite stays the truth. It is built on the first keyword search after opening and
+then follows writes incrementally (:meth:`LexicalIndex.updated`, with :mod:`~ragship.stores.embedded_delta`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from ragship.stores.embedded_delta import EMPTY, Seen, delta, snapshot
 from ragship.stores.embedded_mask import RowMask
 
 K1 = 1.2
 B = 0.75
 MIN_IDF = 1e-6  # FTS5's floor for terms in more than half the rows
-_FETCH = 20_000
+_FETCH = 100_000  # rows tokenised at a time: bounds the memory of a build
 
 
 class Fts5Tokenizer:
@@ -63,7 +65,12 @@ TOKENIZER = Fts5Tokenizer()
 
 
 class LexicalIndex:
-    """Postings (row positions and BM25 weights) per term, over all chunks of one store version."""
+    """Postings (row positions, term frequencies, BM25 weights) per term, over all chunks of the store.
+
+    The postings keep term frequencies and the rows keep their lengths, so a write does not rebuild the
+    index: :meth:`updated` drops deleted rows, appends the new ones and recomputes the weights (idf and
+    the average length move with every write, and FTS5 scores with today's values).
+    """
 
     def __init__(
         self,
@@ -71,90 +78,74 @@ class LexicalIndex:
         terms: dict[str, int],
         starts: np.ndarray,
         rows: np.ndarray,
-        weights: np.ndarray,
+        tf: np.ndarray,
+        lengths: np.ndarray,
         mask: RowMask,
+        seen: Seen,
     ) -> None:
         self.rowids = rowids
         self.terms = terms
         self.starts = starts
         self.rows = rows
-        self.weights = weights
+        self.tf = tf
+        self.lengths = lengths
         self.mask = mask
+        self.seen = seen
         self.size = len(rowids)
         df = np.diff(starts)
         idf = np.log((self.size - df + 0.5) / (df + 0.5))
         self.idf = np.where(idf <= 0, MIN_IDF, idf)
+        avg = lengths.sum() / self.size if self.size else 1.0
+        norm = K1 * (1 - B + B * lengths[rows] / (avg or 1.0))
+        self.weights = tf * (K1 + 1) / (tf + norm)
+        del norm
         self.max_weight = np.zeros(len(df))
         nonempty = df > 0
-        self.max_weight[nonempty] = np.maximum.reduceat(weights, starts[:-1][nonempty]) if len(weights) else 0
+        self.max_weight[nonempty] = np.maximum.reduceat(self.weights, starts[:-1][nonempty]) if len(rows) else 0
 
     @classmethod
     def build(cls, conn: sqlite3.Connection) -> LexicalIndex:
         """Read every chunk's content and metadata and index it (one pass over the table)."""
-        vocab: dict[str, int] = {}
-        tokens: list[np.ndarray] = []
-        ends = array("q")
-        rowids = array("q")
-        metas: list[dict[str, Any]] = []
-        total = 0
-        cursor = conn.execute("SELECT rowid, content, meta FROM documents ORDER BY rowid")
-        while batch := cursor.fetchmany(_FETCH):
-            words: list[str] = []
-            for rowid, content, meta in batch:
-                rowids.append(rowid)
-                metas.append(json.loads(meta))
-                if content:
-                    split = content.split()
-                    words.extend(split)
-                    total += len(split)
-                ends.append(total)
-            # New words get ids in one pass over the batch's distinct words; then a C-level map of the rest.
-            for word in dict.fromkeys(words).keys() - vocab.keys():
-                vocab[word] = len(vocab)
-            tokens.append(np.fromiter(map(vocab.__getitem__, words), dtype=np.int32, count=len(words)))
-        return cls._from_tokens(
-            np.frombuffer(rowids, dtype=np.int64).copy(),
-            vocab,
-            np.concatenate(tokens) if tokens else np.zeros(0, dtype=np.int32),
-            np.frombuffer(ends, dtype=np.int64),
-            RowMask(metas),
-        )
+        empty = np.zeros(0, dtype=np.int64)
+        rows = np.zeros(0, dtype=np.int32)
+        index = cls(empty, {}, np.zeros(1, dtype=np.int64), rows, rows, np.zeros(0), RowMask([]), EMPTY)
+        return index.updated(conn)
 
-    @classmethod
-    def _from_tokens(
-        cls, rowids: np.ndarray, vocab: dict[str, int], tokens: np.ndarray, ends: np.ndarray, mask: RowMask
-    ) -> LexicalIndex:
-        n = len(rowids)
-        # Whitespace tokens -> FTS5 terms (none for punctuation, several for "e.g."), as a CSR table.
-        term_ids: dict[str, int] = {}
-        per_token = TOKENIZER.terms(list(vocab))
-        counts = np.fromiter((len(t) for t in per_token), dtype=np.int64, count=len(per_token))
-        ptr = np.zeros(len(per_token) + 1, dtype=np.int64)
-        np.cumsum(counts, out=ptr[1:])
-        flat = np.fromiter(
-            (term_ids.setdefault(term, len(term_ids)) for terms in per_token for term in terms),
-            dtype=np.int64,
-            count=int(ptr[-1]),
-        )
-        doc = np.repeat(np.arange(n, dtype=np.int64), np.diff(np.concatenate(([0], ends))))
-        if (counts == 1).all():  # the usual case: each whitespace token is one term
-            term = flat[tokens]
-        else:
-            repeat = counts[tokens]
-            doc = np.repeat(doc, repeat)
-            first = np.repeat(ptr[tokens], repeat)
-            term = flat[first + np.arange(len(doc), dtype=np.int64) - np.repeat(np.cumsum(repeat) - repeat, repeat)]
-            del repeat, first
-        lengths = np.bincount(doc, minlength=n).astype(np.float64)  # FTS5's row size: its number of terms
-        avg = lengths.sum() / n if n else 1.0
-        keys, tf = np.unique(term * max(n, 1) + doc, return_counts=True)
-        del term, doc
-        post_term, post_row = np.divmod(keys, max(n, 1))
-        starts = np.zeros(len(term_ids) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(post_term, minlength=len(term_ids)), out=starts[1:])
-        norm = K1 * (1 - B + B * lengths[post_row] / (avg or 1.0))
-        weights = (tf * (K1 + 1) / (tf + norm)).astype(np.float64)
-        return cls(rowids, term_ids, starts, post_row.astype(np.int32), weights, mask)
+    def updated(self, conn: sqlite3.Connection) -> LexicalIndex:
+        """A new index of the table as it is now: deleted rows dropped, added rows read and appended.
+
+        This index is left as it was (searches may be reading it), so the result is a new object.
+        """
+        with snapshot(conn):
+            change = delta(conn, self.seen)
+            if change.alive is None and change.now.high == change.since.high:
+                return self
+            rowids, starts, rows, tf, lengths = self.rowids, self.starts, self.rows, self.tf, self.lengths
+            keep = change.keep(rowids)
+            if keep is not None:  # drop the deleted rows' postings and renumber the rows left
+                live = keep[rows]
+                position = np.cumsum(keep) - 1
+                starts = np.concatenate(([0], np.cumsum(live)))[starts]  # live postings before each run
+                rows, tf = position[rows[live]].astype(np.int32), tf[live]
+                rowids, lengths = rowids[keep], lengths[keep]
+            terms = dict(self.terms)
+            metas: list[dict[str, Any]] = []
+            cursor = conn.execute(
+                "SELECT rowid, content, meta FROM documents WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
+                (change.since.high, change.now.high),
+            )
+            while batch := cursor.fetchmany(_FETCH):
+                ids, term, row, freq, length = _postings(batch, terms, metas)
+                starts = np.concatenate((starts, np.full(len(terms) + 1 - len(starts), starts[-1])))
+                # Added rows come after every row held, so each posting goes at the end of its term's run.
+                at = starts[term + 1]
+                rows = np.insert(rows, at, (row + len(rowids)).astype(np.int32))
+                tf = np.insert(tf, at, freq)
+                starts = starts + np.concatenate(([0], np.cumsum(np.bincount(term, minlength=len(terms)))))
+                rowids = np.concatenate((rowids, ids))
+                lengths = np.concatenate((lengths, length))
+            mask = self.mask.updated(keep, metas)
+        return LexicalIndex(rowids, terms, starts, rows, tf, lengths, mask, change.now)
 
     def query_terms(self, clauses: Iterable[tuple[list[str], float]]) -> dict[int, float] | None:
         """Each known term's coefficient (clause weight x idf, summed); None when a word is an FTS5 phrase.
@@ -217,3 +208,54 @@ class LexicalIndex:
             candidates, scores = candidates[keep], scores[keep]
         best = np.lexsort((self.rowids[candidates], -scores))[:top_k]
         return [int(r) for r in self.rowids[candidates[best]]], [float(s) for s in scores[best]]
+
+
+def _postings(
+    batch: list[tuple[int, str | None, str]], terms: dict[str, int], metas: list[dict[str, Any]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rowids, postings (term, row in batch, frequency; by term then row) and row lengths of a batch.
+
+    New FTS5 terms get the next ids in ``terms``; each row's metadata is appended to ``metas``.
+    """
+    vocab: dict[str, int] = {}
+    words: list[str] = []
+    ends = array("q")
+    rowids = array("q")
+    total = 0
+    for rowid, content, meta in batch:
+        rowids.append(rowid)
+        metas.append(json.loads(meta))
+        if content:
+            split = content.split()
+            words.extend(split)
+            total += len(split)
+        ends.append(total)
+    # Words get ids in one pass over the batch's distinct words; then a C-level map of every word.
+    for word in dict.fromkeys(words):
+        vocab[word] = len(vocab)
+    tokens = np.fromiter(map(vocab.__getitem__, words), dtype=np.int64, count=len(words))
+    del words
+    n = len(rowids)
+    # Whitespace tokens -> FTS5 terms (none for punctuation, several for "e.g."), as a CSR table.
+    per_token = TOKENIZER.terms(list(vocab))
+    counts = np.fromiter((len(t) for t in per_token), dtype=np.int64, count=len(per_token))
+    ptr = np.zeros(len(per_token) + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    flat = np.fromiter(
+        (terms.setdefault(term, len(terms)) for found in per_token for term in found),
+        dtype=np.int64,
+        count=int(ptr[-1]),
+    )
+    doc = np.repeat(np.arange(n, dtype=np.int64), np.diff(np.concatenate(([0], np.frombuffer(ends, dtype=np.int64)))))
+    if (counts == 1).all():  # the usual case: each whitespace token is one term
+        term = flat[tokens]
+    else:
+        repeat = counts[tokens]
+        doc = np.repeat(doc, repeat)
+        first = np.repeat(ptr[tokens], repeat)
+        term = flat[first + np.arange(len(doc), dtype=np.int64) - np.repeat(np.cumsum(repeat) - repeat, repeat)]
+        del repeat, first
+    lengths = np.bincount(doc, minlength=n).astype(np.float64)  # FTS5's row size: its number of terms
+    keys, tf = np.unique(term * max(n, 1) + doc, return_counts=True)
+    post_term, post_row = np.divmod(keys, max(n, 1))
+    return np.frombuffer(rowids, dtype=np.int64).copy(), post_term, post_row, tf.astype(np.int32), lengths

@@ -29,6 +29,23 @@ class RowMask:
                 rows[i] = True
                 self.unmarked[i] = False
 
+    def updated(self, keep: np.ndarray | None, metas: list[dict[str, Any]]) -> RowMask:
+        """This mask with only the ``keep`` rows (None: all), then ``metas``' rows appended."""
+        if keep is None and not metas:
+            return self
+        old = self.metas if keep is None else [m for m, k in zip(self.metas, keep.tolist(), strict=True) if k]
+        added = RowMask(metas)
+        mask = RowMask.__new__(RowMask)
+        mask.metas = old + metas
+        mask.unmarked = np.concatenate((self.unmarked if keep is None else self.unmarked[keep], added.unmarked))
+        mask.group_rows = {}
+        for group in self.group_rows.keys() | added.group_rows.keys():
+            before = self.group_rows.get(group)
+            before = np.zeros(len(old), dtype=bool) if before is None else before if keep is None else before[keep]
+            after = added.group_rows.get(group, np.zeros(len(metas), dtype=bool))
+            mask.group_rows[group] = np.concatenate((before, after))
+        return mask
+
     def access_mask(self, access: AccessScope) -> np.ndarray | None:
         """Rows ``access`` may read (None: all)."""
         if access.groups is None:
