@@ -6,9 +6,9 @@ Why this design (figures: benchmarks/README.md, "Embedded store retrieval latenc
   (:mod:`~ragship.stores.embedded_lexical`) built from SQLite on the first keyword search and then
   brought up to date with the rows written and deleted since (:mod:`~ragship.stores.embedded_delta`:
   rowids are never reused), so stores written before it need no migration and a crash cannot leave it behind.
-- Dense search is a single matrix-vector product over an in-memory float32 matrix of
-  L2-normalised embeddings (:mod:`~ragship.stores.embedded_dense`), updated the same way after writes
-  (also writes by other processes, detected through SQLite's ``data_version``).
+- Dense search scans in-memory int8 codes of the L2-normalised embeddings and rescores the best
+  candidates exactly from SQLite's float32 (:mod:`~ragship.stores.embedded_dense`), updated the same way
+  after writes (also writes by other processes, detected through SQLite's ``data_version``).
 """
 
 from __future__ import annotations
@@ -387,15 +387,14 @@ class EmbeddedDocumentStore:
     def embedding_retrieval(
         self, query_embedding: list[float], top_k: int = 10, filters: dict[str, Any] | None = None
     ) -> list[Document]:
-        """Exact cosine-similarity search over all stored embeddings."""
+        """Cosine-similarity search over all stored embeddings (int8 scan, best candidates rescored exactly)."""
         index = self._dense_index()
         if index is None or top_k <= 0:
             return []
-        scores = index.scores(query_embedding)
         if filters:
             _check_filters(filters)
         access, filters = split_access(filters)
-        rowids, top_scores = index.top(scores, top_k, filters, access)
+        rowids, top_scores = index.top(query_embedding, top_k, index.mask.allowed(filters, access), self._embeddings)
         return self._documents_by_rowid(rowids, top_scores) if rowids else []
 
     # -- internals ------------------------------------------------------------------------------
@@ -435,6 +434,12 @@ class EmbeddedDocumentStore:
                 self._lexical = LexicalIndex.build(conn) if self._lexical is None else self._lexical.updated(conn)
                 self._lexical_version = version
             return self._lexical
+
+    def _embeddings(self, rowids: list[int]) -> dict[int, bytes]:
+        """The float32 embeddings of ``rowids`` (those still stored), read by this thread's reader."""
+        marks = ",".join("?" * len(rowids))
+        sql = f"SELECT rowid, embedding FROM documents WHERE rowid IN ({marks}) AND embedding IS NOT NULL"
+        return dict(self._reader().execute(sql, rowids).fetchall())
 
     def _documents_by_rowid(self, rowids: list[int], scores: list[float]) -> list[Document]:
         marks = ",".join("?" * len(rowids))
