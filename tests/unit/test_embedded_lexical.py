@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from haystack import Document
 
-from ragship.stores import EmbeddedDocumentStore
+from ragship.stores import EmbeddedDocumentStore, embedded_lexical
 from ragship.stores.embedded_dense import DenseIndex
 from ragship.stores.embedded_lexical import TOKENIZER, LexicalIndex
 
@@ -207,3 +207,13 @@ def test_index_follows_another_process_writes(tmp_path: Path) -> None:
     assert _ranked(reader.bm25_retrieval("vitamin bone", top_k=30)) == _ranked(
         reader.fts5_bm25_retrieval([("vitamin bone", 1.0)], top_k=30)
     )
+
+
+def test_a_build_in_many_batches_ranks_as_fts5(store: EmbeddedDocumentStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large stores are tokenised and merged a batch at a time; small batches take the same path here."""
+    monkeypatch.setattr(embedded_lexical, "_FETCH", 37)
+    monkeypatch.setattr(embedded_lexical, "_MERGE", 100)
+    for query in QUERIES:
+        assert _ranked(store.bm25_retrieval(query, top_k=30)) == _ranked(
+            store.fts5_bm25_retrieval([(query, 1.0)], top_k=30)
+        ), query

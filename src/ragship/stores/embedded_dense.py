@@ -10,10 +10,8 @@ and the access scope are a mask over the rows' metadata, applied before ranking.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import numkong as nk
 import numpy as np
@@ -73,7 +71,7 @@ class DenseIndex:
             keep = change.keep(rowids)
             if keep is not None:
                 rowids, buffer = rowids[keep], self.codes[keep]
-            metas: list[dict[str, Any]] = []
+            metas: list[str] = []
             cursor = conn.execute(
                 "SELECT rowid, embedding, meta FROM documents "
                 "WHERE rowid > ? AND rowid <= ? AND embedding IS NOT NULL ORDER BY rowid",
@@ -93,7 +91,7 @@ class DenseIndex:
                 buffer[n : n + len(added)] = np.clip(np.rint(added / scale), -127, 127)
                 ids = np.fromiter((r[0] for r in batch), dtype=np.int64, count=len(batch))
                 rowids = np.concatenate((rowids, ids))
-                metas.extend(json.loads(r[2]) for r in batch)
+                metas.extend(r[2] for r in batch)
             mask = self.mask.updated(keep, metas)
         return DenseIndex(rowids, buffer, scale, mask, change.now) if len(rowids) else None
 

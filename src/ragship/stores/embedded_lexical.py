@@ -14,12 +14,10 @@ then follows writes incrementally (:meth:`LexicalIndex.updated`, with :mod:`~rag
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from array import array
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import numpy as np
 
@@ -29,7 +27,10 @@ from ragship.stores.embedded_mask import RowMask
 K1 = 1.2
 B = 0.75
 MIN_IDF = 1e-6  # FTS5's floor for terms in more than half the rows
-_FETCH = 100_000  # rows tokenised at a time: bounds the memory of a build
+# Rows tokenised at a time (their words are short-lived Python strings: few at once keep the heap small),
+# and rows merged into the postings at a time (each merge copies the postings).
+_FETCH = 10_000
+_MERGE = 100_000
 
 
 class Fts5Tokenizer:
@@ -108,7 +109,8 @@ class LexicalIndex:
         """Read every chunk's content and metadata and index it (one pass over the table)."""
         empty = np.zeros(0, dtype=np.int64)
         rows = np.zeros(0, dtype=np.int32)
-        index = cls(empty, {}, np.zeros(1, dtype=np.int64), rows, rows, np.zeros(0), RowMask([]), EMPTY)
+        tf = np.zeros(0, dtype=np.uint16)  # widened to int32 if a chunk repeats a term 65,536 times
+        index = cls(empty, {}, np.zeros(1, dtype=np.int64), rows, tf, np.zeros(0), RowMask([]), EMPTY)
         return index.updated(conn)
 
     def updated(self, conn: sqlite3.Connection) -> LexicalIndex:
@@ -129,21 +131,21 @@ class LexicalIndex:
                 rows, tf = position[rows[live]].astype(np.int32), tf[live]
                 rowids, lengths = rowids[keep], lengths[keep]
             terms = dict(self.terms)
-            metas: list[dict[str, Any]] = []
+            metas: list[str] = []
             cursor = conn.execute(
                 "SELECT rowid, content, meta FROM documents WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
                 (change.since.high, change.now.high),
             )
-            while batch := cursor.fetchmany(_FETCH):
-                ids, term, row, freq, length = _postings(batch, terms, metas)
-                starts = np.concatenate((starts, np.full(len(terms) + 1 - len(starts), starts[-1])))
-                # Added rows come after every row held, so each posting goes at the end of its term's run.
-                at = starts[term + 1]
-                rows = np.insert(rows, at, (row + len(rowids)).astype(np.int32))
-                tf = np.insert(tf, at, freq)
-                starts = starts + np.concatenate(([0], np.cumsum(np.bincount(term, minlength=len(terms)))))
-                rowids = np.concatenate((rowids, ids))
-                lengths = np.concatenate((lengths, length))
+            parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+            while True:
+                batch = cursor.fetchmany(_FETCH)
+                if batch:
+                    parts.append(_postings(batch, terms, metas))
+                if parts and (not batch or sum(len(p[0]) for p in parts) >= _MERGE):
+                    rowids, starts, rows, tf, lengths = _merge(rowids, starts, rows, tf, lengths, parts, len(terms))
+                    parts = []
+                if not batch:
+                    break
             mask = self.mask.updated(keep, metas)
         return LexicalIndex(rowids, terms, starts, rows, tf, lengths, mask, change.now)
 
@@ -211,7 +213,7 @@ class LexicalIndex:
 
 
 def _postings(
-    batch: list[tuple[int, str | None, str]], terms: dict[str, int], metas: list[dict[str, Any]]
+    batch: list[tuple[int, str | None, str]], terms: dict[str, int], metas: list[str]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Rowids, postings (term, row in batch, frequency; by term then row) and row lengths of a batch.
 
@@ -224,7 +226,7 @@ def _postings(
     total = 0
     for rowid, content, meta in batch:
         rowids.append(rowid)
-        metas.append(json.loads(meta))
+        metas.append(meta)
         if content:
             split = content.split()
             words.extend(split)
@@ -259,3 +261,32 @@ def _postings(
     keys, tf = np.unique(term * max(n, 1) + doc, return_counts=True)
     post_term, post_row = np.divmod(keys, max(n, 1))
     return np.frombuffer(rowids, dtype=np.int64).copy(), post_term, post_row, tf.astype(np.int32), lengths
+
+
+def _merge(
+    rowids: np.ndarray,
+    starts: np.ndarray,
+    rows: np.ndarray,
+    tf: np.ndarray,
+    lengths: np.ndarray,
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    terms: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The postings with the batches' rows appended (they come after every row held, in rowid order)."""
+    offsets = np.cumsum([len(rowids)] + [len(p[0]) for p in parts])
+    term = np.concatenate([p[1] for p in parts])
+    row = np.concatenate([p[2] + offset for p, offset in zip(parts, offsets, strict=False)])
+    freq = np.concatenate([p[3] for p in parts])
+    order = np.argsort(term, kind="stable")  # by term; rows stay ascending within a term
+    term, row, freq = term[order], row[order], freq[order]
+    starts = np.concatenate((starts, np.full(terms + 1 - len(starts), starts[-1])))
+    # Each posting goes at the end of its term's run: np.insert keeps the order of equal positions.
+    at = starts[term + 1]
+    rows = np.insert(rows, at, row.astype(np.int32))
+    if freq.max(initial=0) > np.iinfo(tf.dtype).max:
+        tf = tf.astype(np.int32)
+    tf = np.insert(tf, at, freq.astype(tf.dtype))
+    starts = starts + np.concatenate(([0], np.cumsum(np.bincount(term, minlength=terms))))
+    rowids = np.concatenate([rowids, *[p[0] for p in parts]])
+    lengths = np.concatenate([lengths, *[p[4] for p in parts]])
+    return rowids, starts, rows, tf, lengths
