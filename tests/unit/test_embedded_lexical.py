@@ -183,8 +183,15 @@ def test_incremental_update_ranks_as_a_fresh_build_and_fts5(tmp_path: Path, monk
         fresh.embedding_retrieval(probe, top_k=25, filters=access)
     )
     assert _ranked(store.embedding_retrieval(probe, top_k=50)) == _ranked(fresh.embedding_retrieval(probe, top_k=50))
-    assert store._lexical is not lexical and store._lexical.seen.count == store.count_documents()  # type: ignore[union-attr]
+    assert store._lexical is not lexical and store._lexical.size == store.count_documents()  # type: ignore[union-attr]
     assert store._dense is not dense and len(store._dense.rowids) == store.count_documents()  # type: ignore[union-attr]
+    assert store._lexical.dead is not None  # type: ignore[union-attr]  # deleted rows masked, not yet dropped
+    store.delete_documents([f"c{i}" for i in range(0, 600, 2)])  # now over a fifth: their postings are dropped
+    for query in QUERIES:
+        assert _ranked(store.bm25_retrieval(query, top_k=25)) == _ranked(
+            store.fts5_bm25_retrieval([(query, 1.0)], top_k=25)
+        ), query
+    assert store._lexical.dead is None and len(store._lexical.rowids) == store.count_documents()  # type: ignore[union-attr]
 
 
 def test_a_deleted_rowid_is_never_given_again(tmp_path: Path) -> None:

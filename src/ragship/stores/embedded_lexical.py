@@ -31,6 +31,7 @@ MIN_IDF = 1e-6  # FTS5's floor for terms in more than half the rows
 # and rows merged into the postings at a time (each merge copies the postings).
 _FETCH = 10_000
 _MERGE = 100_000
+COMPACT = 0.2  # deleted rows' postings are dropped once they are this share of the rows
 
 
 class Fts5Tokenizer:
@@ -66,55 +67,69 @@ TOKENIZER = Fts5Tokenizer()
 
 
 class LexicalIndex:
-    """Postings (row positions, term frequencies, BM25 weights) per term, over all chunks of the store.
+    """Postings (row positions and term frequencies) per term, over all chunks of the store.
 
-    The postings keep term frequencies and the rows keep their lengths, so a write does not rebuild the
-    index: :meth:`updated` drops deleted rows, appends the new ones and recomputes the weights (idf and
-    the average length move with every write, and FTS5 scores with today's values).
+    BM25 weights are computed when a query reads a term's postings, from its frequencies and the rows'
+    length norms, because idf and the average length move with every write (FTS5 scores with today's
+    values): a write then costs only its own rows (:meth:`updated` appends them; deleted rows are masked
+    and counted out of the statistics, and their postings dropped once they are a fifth of the rows).
     """
 
     def __init__(
         self,
         rowids: np.ndarray,
         terms: dict[str, int],
-        starts: np.ndarray,
-        rows: np.ndarray,
-        tf: np.ndarray,
+        postings: tuple[np.ndarray, np.ndarray, np.ndarray],
         lengths: np.ndarray,
+        bounds: tuple[np.ndarray, np.ndarray],
+        dead: tuple[np.ndarray, np.ndarray] | None,
         mask: RowMask,
         seen: Seen,
     ) -> None:
         self.rowids = rowids
         self.terms = terms
-        self.starts = starts
-        self.rows = rows
-        self.tf = tf
+        self.starts, self.rows, self.tf = postings
         self.lengths = lengths
+        self.max_tf, self.min_length = bounds  # per term: its largest frequency, its shortest row
+        self.dead = dead  # (deleted rows, their postings per term) while they are still in the postings
         self.mask = mask
         self.seen = seen
-        self.size = len(rowids)
-        df = np.diff(starts)
+        self.positions = len(rowids)
+        df = np.diff(self.starts)
+        total = float(lengths.sum())
+        self.alive: np.ndarray | None = None
+        if dead is not None:
+            self.alive = ~dead[0]
+            df = df - dead[1]
+            total -= float(lengths[dead[0]].sum())  # sums of whole numbers: exact in any order
+        self.size = self.positions - (0 if dead is None else int(dead[0].sum()))  # FTS5's row count
         idf = np.log((self.size - df + 0.5) / (df + 0.5))
         self.idf = np.where(idf <= 0, MIN_IDF, idf)
-        avg = lengths.sum() / self.size if self.size else 1.0
-        norm = K1 * (1 - B + B * lengths[rows] / (avg or 1.0))
-        self.weights = tf * (K1 + 1) / (tf + norm)
-        del norm
-        self.max_weight = np.zeros(len(df))
-        nonempty = df > 0
-        self.max_weight[nonempty] = np.maximum.reduceat(self.weights, starts[:-1][nonempty]) if len(rows) else 0
+        avg = total / self.size if self.size else 1.0
+        self.norm = K1 * (1 - B + B * lengths / (avg or 1.0))  # per row; a weight is tf (k1+1) / (tf + norm)
+        # An upper bound of each term's weights (largest tf over shortest row), a hair above for rounding.
+        best = self.max_tf * (K1 + 1) / (self.max_tf + K1 * (1 - B + B * self.min_length / (avg or 1.0)))
+        self.max_weight = np.where(df > 0, best * (1 + 1e-9), 0.0)
 
     @classmethod
     def build(cls, conn: sqlite3.Connection) -> LexicalIndex:
         """Read every chunk's content and metadata and index it (one pass over the table)."""
         empty = np.zeros(0, dtype=np.int64)
-        rows = np.zeros(0, dtype=np.int32)
-        tf = np.zeros(0, dtype=np.uint16)  # widened to int32 if a chunk repeats a term 65,536 times
-        index = cls(empty, {}, np.zeros(1, dtype=np.int64), rows, tf, np.zeros(0), RowMask([]), EMPTY)
+        postings = (empty, np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.uint16))  # tf widens if needed
+        index = cls(
+            empty,
+            {},
+            (np.zeros(1, dtype=np.int64), *postings[1:]),
+            np.zeros(0),
+            (empty, np.zeros(0)),
+            None,
+            RowMask([]),
+            EMPTY,
+        )
         return index.updated(conn)
 
     def updated(self, conn: sqlite3.Connection) -> LexicalIndex:
-        """A new index of the table as it is now: deleted rows dropped, added rows read and appended.
+        """A new index of the table as it is now: deleted rows masked (or dropped), added rows appended.
 
         This index is left as it was (searches may be reading it), so the result is a new object.
         """
@@ -123,13 +138,17 @@ class LexicalIndex:
             if change.alive is None and change.now.high == change.since.high:
                 return self
             rowids, starts, rows, tf, lengths = self.rowids, self.starts, self.rows, self.tf, self.lengths
-            keep = change.keep(rowids)
-            if keep is not None:  # drop the deleted rows' postings and renumber the rows left
+            max_tf, min_length = self.max_tf, self.min_length
+            keep = change.keep(rowids)  # every row held that is still stored (the ones masked before are not)
+            gone = self.dead[0] if keep is None and self.dead is not None else None if keep is None else ~keep
+            mask_keep = None
+            if gone is not None and gone.sum() > COMPACT * len(rowids):  # drop the deleted rows' postings
+                keep = ~gone
                 live = keep[rows]
                 position = np.cumsum(keep) - 1
                 starts = np.concatenate(([0], np.cumsum(live)))[starts]  # live postings before each run
                 rows, tf = position[rows[live]].astype(np.int32), tf[live]
-                rowids, lengths = rowids[keep], lengths[keep]
+                rowids, lengths, mask_keep, gone = rowids[keep], lengths[keep], keep, None
             terms = dict(self.terms)
             metas: list[str] = []
             cursor = conn.execute(
@@ -142,12 +161,19 @@ class LexicalIndex:
                 if batch:
                     parts.append(_postings(batch, terms, metas))
                 if parts and (not batch or sum(len(p[0]) for p in parts) >= _MERGE):
-                    rowids, starts, rows, tf, lengths = _merge(rowids, starts, rows, tf, lengths, parts, len(terms))
+                    merged = _merge(rowids, (starts, rows, tf), lengths, (max_tf, min_length), parts, len(terms))
+                    rowids, (starts, rows, tf), lengths, (max_tf, min_length) = merged
                     parts = []
                 if not batch:
                     break
-            mask = self.mask.updated(keep, metas)
-        return LexicalIndex(rowids, terms, starts, rows, tf, lengths, mask, change.now)
+            dead = None
+            if gone is not None and gone.any():
+                gone = np.concatenate((gone, np.zeros(len(rowids) - len(gone), dtype=bool)))
+                # Each dead posting's term: the run of starts it falls in.
+                term_of = np.searchsorted(starts, np.flatnonzero(gone[rows]), side="right") - 1
+                dead = (gone, np.bincount(term_of, minlength=len(starts) - 1))
+            mask = self.mask.updated(mask_keep, metas)
+        return LexicalIndex(rowids, terms, (starts, rows, tf), lengths, (max_tf, min_length), dead, mask, change.now)
 
     def query_terms(self, clauses: Iterable[tuple[list[str], float]]) -> dict[int, float] | None:
         """Each known term's coefficient (clause weight x idf, summed); None when a word is an FTS5 phrase.
@@ -166,16 +192,20 @@ class LexicalIndex:
         return coef
 
     def _postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+        """A term's rows and their BM25 weights (FTS5's formula, in float64)."""
         lo, hi = self.starts[term], self.starts[term + 1]
-        return self.rows[lo:hi], self.weights[lo:hi]
+        rows, tf = self.rows[lo:hi], self.tf[lo:hi]
+        return rows, tf * (K1 + 1) / (tf + self.norm[rows])
 
     def top(self, coef: dict[int, float], top_k: int, allowed: np.ndarray | None) -> tuple[list[int], list[float]]:
         """Row ids and scores of the ``top_k`` best chunks (ties by rowid) among ``allowed`` rows, best first."""
         if not coef or top_k <= 0 or self.size == 0:
             return [], []
+        if self.alive is not None:  # deleted rows still in the postings
+            allowed = self.alive if allowed is None else allowed & self.alive
         order = sorted(coef, key=lambda t: coef[t] * self.max_weight[t], reverse=True)
         bounds = [coef[t] * self.max_weight[t] for t in order]
-        partial = np.zeros(self.size)
+        partial = np.zeros(self.positions)
         candidates: np.ndarray | None = None
         scored = 0
         for scored, term in enumerate(order, start=1):
@@ -200,10 +230,13 @@ class LexicalIndex:
         else:
             scores = partial[candidates]
             for term in order[scored:]:
-                rows, weights = self._postings(term)
+                lo, hi = self.starts[term], self.starts[term + 1]
+                rows = self.rows[lo:hi]
                 at = np.minimum(np.searchsorted(rows, candidates), len(rows) - 1)
                 found = rows[at] == candidates
-                scores = scores + np.where(found, coef[term] * weights[at], 0.0)
+                tf = self.tf[lo:hi][at]
+                weights = tf * (K1 + 1) / (tf + self.norm[candidates])
+                scores = scores + np.where(found, coef[term] * weights, 0.0)
         if len(candidates) > top_k:
             kth = np.partition(scores, len(scores) - top_k)[len(scores) - top_k]
             keep = scores >= kth
@@ -265,20 +298,29 @@ def _postings(
 
 def _merge(
     rowids: np.ndarray,
-    starts: np.ndarray,
-    rows: np.ndarray,
-    tf: np.ndarray,
+    postings: tuple[np.ndarray, np.ndarray, np.ndarray],
     lengths: np.ndarray,
+    bounds: tuple[np.ndarray, np.ndarray],
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
     terms: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """The postings with the batches' rows appended (they come after every row held, in rowid order)."""
+    starts, rows, tf = postings
     offsets = np.cumsum([len(rowids)] + [len(p[0]) for p in parts])
     term = np.concatenate([p[1] for p in parts])
     row = np.concatenate([p[2] + offset for p, offset in zip(parts, offsets, strict=False)])
     freq = np.concatenate([p[3] for p in parts])
     order = np.argsort(term, kind="stable")  # by term; rows stay ascending within a term
     term, row, freq = term[order], row[order], freq[order]
+    rowids = np.concatenate([rowids, *[p[0] for p in parts]])
+    lengths = np.concatenate([lengths, *[p[4] for p in parts]])
+    # Each term's bounds grow with its new postings; deleted rows leave them as (looser) bounds.
+    max_tf = np.concatenate((bounds[0], np.zeros(terms - len(bounds[0]), dtype=np.int64)))
+    min_length = np.concatenate((bounds[1], np.full(terms - len(bounds[1]), np.inf)))
+    runs = np.flatnonzero(np.concatenate(([True], term[1:] != term[:-1])))
+    present = term[runs]
+    max_tf[present] = np.maximum(max_tf[present], np.maximum.reduceat(freq, runs))
+    min_length[present] = np.minimum(min_length[present], np.minimum.reduceat(lengths[row], runs))
     starts = np.concatenate((starts, np.full(terms + 1 - len(starts), starts[-1])))
     # Each posting goes at the end of its term's run: np.insert keeps the order of equal positions.
     at = starts[term + 1]
@@ -287,6 +329,4 @@ def _merge(
         tf = tf.astype(np.int32)
     tf = np.insert(tf, at, freq.astype(tf.dtype))
     starts = starts + np.concatenate(([0], np.cumsum(np.bincount(term, minlength=terms))))
-    rowids = np.concatenate([rowids, *[p[0] for p in parts]])
-    lengths = np.concatenate([lengths, *[p[4] for p in parts]])
-    return rowids, starts, rows, tf, lengths
+    return rowids, (starts, rows, tf), lengths, (max_tf, min_length)
