@@ -181,9 +181,56 @@ def compare_fts5(corpus: str, size: int, queries_per_mode: int, console: Console
         times["hybrid (before)"] = [a + b for a, b in zip(times["bm25 fts5 (before)"], times["dense"], strict=True)]
         times["hybrid (after)"] = [a + b for a, b in zip(times["bm25 pruned (after)"], times["dense"], strict=True)]
         record["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        record["dense_recall_at_20"] = dense_recall(store, qvecs[: queries_per_mode + 1], 20)
+        record["write_then_query"] = [
+            write_then_query(store, rng, size + 1000 * k, queries[k], qvecs[k]) for k in range(3)
+        ]
         record["ms"] = {mode: {"p50": round(p(v, 50), 1), "p95": round(p(v, 95), 1)} for mode, v in times.items()}
         store.close()
     return record
+
+
+def dense_recall(store: EmbeddedDocumentStore, qvecs: np.ndarray, k: int) -> float:
+    """Mean recall@k of the store's dense search against exact float32 cosine over every stored vector."""
+    queries = qvecs / np.linalg.norm(qvecs, axis=1, keepdims=True)
+    best: list[list[tuple[float, str]]] = [[] for _ in queries]
+    cursor = store._connect().execute("SELECT id, embedding FROM documents")
+    while batch := cursor.fetchmany(20_000):
+        matrix = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in batch])
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+        for q, scores in enumerate(queries @ matrix.T):
+            top = np.argpartition(-scores, k)[:k]
+            best[q] = sorted(best[q] + [(float(scores[i]), batch[i][0]) for i in top], reverse=True)[:k]
+    found = [{d.id for d in store.embedding_retrieval(q.tolist(), top_k=k)} for q in qvecs]
+    return round(float(np.mean([len(f & {i for _, i in b}) / k for f, b in zip(found, best, strict=True)])), 4)
+
+
+def write_then_query(
+    store: EmbeddedDocumentStore, rng: np.random.Generator, first: int, query: str, qvec: np.ndarray
+) -> dict[str, float]:
+    """A write batch (1,000 new chunks, 100 deleted), then the first BM25 and dense queries after it (s).
+
+    Those queries bring the indexes up to date with the batch (an incremental update, not a rebuild).
+    """
+    vectors = rng.normal(size=(1000, DIM)).astype(np.float32)
+    words = np.array([f"w{i}" for i in range(VOCAB)])
+    texts = [" ".join(words[row]) for row in rng.zipf(1.3, size=(1000, WORDS_PER_CHUNK)) % VOCAB]
+    start = time.perf_counter()
+    store.write_documents(
+        [
+            Document(id=f"c{first + j}", content=t, embedding=v.tolist())
+            for j, (t, v) in enumerate(zip(texts, vectors, strict=True))
+        ]
+    )
+    store.delete_documents([f"c{j}" for j in range(first - 1000 - 100 * 7, first - 1000, 7)])
+    write = time.perf_counter() - start
+    start = time.perf_counter()
+    store.bm25_retrieval(query, top_k=20)
+    bm25 = time.perf_counter() - start
+    start = time.perf_counter()
+    store.embedding_retrieval(qvec.tolist(), top_k=20)
+    dense = time.perf_counter() - start
+    return {"write_s": round(write, 2), "first_bm25_s": round(bm25, 2), "first_dense_s": round(dense, 2)}
 
 
 def main() -> None:

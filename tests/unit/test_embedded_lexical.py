@@ -8,14 +8,16 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from haystack import Document
 
-from ragship.stores import EmbeddedDocumentStore
-from ragship.stores.embedded_lexical import TOKENIZER
+from ragship.stores import EmbeddedDocumentStore, embedded_lexical
+from ragship.stores.embedded_dense import DenseIndex
+from ragship.stores.embedded_lexical import TOKENIZER, LexicalIndex
 
 WORDS = [
     "vitamin", "vitamins", "calcium", "bone", "bones", "running", "runs", "ran", "heart", "disease", "risk",
@@ -136,3 +138,89 @@ def test_kill_9_mid_write_leaves_a_consistent_store(tmp_path: Path) -> None:
     assert _ranked(store.bm25_retrieval("word7 batch3", top_k=20)) == _ranked(
         store.fts5_bm25_retrieval([("word7 batch3", 1.0)], top_k=20)
     )
+
+
+def _no_rebuild(conn: sqlite3.Connection) -> None:
+    raise AssertionError("the index was rebuilt from scratch after a write")
+
+
+def _fresh(path: Path) -> EmbeddedDocumentStore:
+    return EmbeddedDocumentStore(path)  # a new store object builds its indexes from scratch
+
+
+def test_incremental_update_ranks_as_a_fresh_build_and_fts5(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writes, deletes and overwrites (the newest row included) update the index; nothing is rebuilt."""
+    path = tmp_path / "store"
+    store = EmbeddedDocumentStore(path)
+    rng = np.random.default_rng(2)
+    docs = [replace(d, embedding=rng.normal(size=8).tolist()) for d in _corpus(600, seed=1)]
+    store.write_documents(docs[:300])
+    assert store.bm25_retrieval("vitamin", top_k=3)  # both indexes built here, then only updated
+    store.embedding_retrieval(docs[0].embedding or [], top_k=3)
+    lexical, dense = store._lexical, store._dense
+    built = {"lexical": LexicalIndex.build, "dense": DenseIndex.build}
+    monkeypatch.setattr(LexicalIndex, "build", _no_rebuild)  # from here on the store may only update
+    monkeypatch.setattr(DenseIndex, "build", _no_rebuild)
+    store.write_documents(docs[300:450])
+    store.delete_documents([f"c{i}" for i in range(0, 450, 7)] + ["c449"])  # c449: the largest rowid
+    store.write_documents(docs[449:600])  # c449 comes back with new content under a new rowid
+    store.write_chunks([Document(id="c10", content="zebra vitamin café", embedding=[1.0] * 8)])
+    probe = rng.normal(size=8).tolist()
+    store.bm25_retrieval("vitamin", top_k=1), store.embedding_retrieval(probe, top_k=1)
+    monkeypatch.setattr(LexicalIndex, "build", built["lexical"])
+    monkeypatch.setattr(DenseIndex, "build", built["dense"])
+    fresh = _fresh(path)
+    for query in [*QUERIES, "zebra"]:
+        for top_k in (1, 10, 40):
+            updated = _ranked(store.bm25_retrieval(query, top_k=top_k))
+            assert updated == _ranked(fresh.bm25_retrieval(query, top_k=top_k)), query
+            assert updated == _ranked(store.fts5_bm25_retrieval([(query, 1.0)], top_k=top_k)), query
+    access = {"field": "meta.access", "operator": "in", "value": ["g2"]}
+    assert _ranked(store.bm25_retrieval("vitamin bone", top_k=20, filters=access)) == _ranked(
+        fresh.bm25_retrieval("vitamin bone", top_k=20, filters=access)
+    )
+    assert _ranked(store.embedding_retrieval(probe, top_k=25, filters=access)) == _ranked(
+        fresh.embedding_retrieval(probe, top_k=25, filters=access)
+    )
+    assert _ranked(store.embedding_retrieval(probe, top_k=50)) == _ranked(fresh.embedding_retrieval(probe, top_k=50))
+    assert store._lexical is not lexical and store._lexical.size == store.count_documents()  # type: ignore[union-attr]
+    assert store._dense is not dense and len(store._dense.rowids) == store.count_documents()  # type: ignore[union-attr]
+    assert store._lexical.dead is not None  # type: ignore[union-attr]  # deleted rows masked, not yet dropped
+    store.delete_documents([f"c{i}" for i in range(0, 600, 2)])  # now over a fifth: their postings are dropped
+    for query in QUERIES:
+        assert _ranked(store.bm25_retrieval(query, top_k=25)) == _ranked(
+            store.fts5_bm25_retrieval([(query, 1.0)], top_k=25)
+        ), query
+    assert store._lexical.dead is None and len(store._lexical.rowids) == store.count_documents()  # type: ignore[union-attr]
+
+
+def test_a_deleted_rowid_is_never_given_again(tmp_path: Path) -> None:
+    store = EmbeddedDocumentStore(tmp_path / "store")
+    store.write_documents([Document(id="a", content="alpha"), Document(id="b", content="beta")])
+    rowid = store._connect().execute("SELECT rowid FROM documents WHERE id = 'b'").fetchone()[0]
+    store.delete_documents(["b"])
+    store.write_documents([Document(id="b", content="gamma")])
+    assert store._connect().execute("SELECT rowid FROM documents WHERE id = 'b'").fetchone()[0] > rowid
+
+
+def test_index_follows_another_process_writes(tmp_path: Path) -> None:
+    reader = EmbeddedDocumentStore(tmp_path / "store")
+    reader.write_documents(_corpus(50))
+    assert reader.bm25_retrieval("zebra") == []
+    writer = EmbeddedDocumentStore(tmp_path / "store")
+    writer.write_documents([Document(id="z", content="zebra vitamin")])
+    writer.delete_documents(["c3", "c4"])
+    assert [d.id for d in reader.bm25_retrieval("zebra")] == ["z"]
+    assert _ranked(reader.bm25_retrieval("vitamin bone", top_k=30)) == _ranked(
+        reader.fts5_bm25_retrieval([("vitamin bone", 1.0)], top_k=30)
+    )
+
+
+def test_a_build_in_many_batches_ranks_as_fts5(store: EmbeddedDocumentStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large stores are tokenised and merged a batch at a time; small batches take the same path here."""
+    monkeypatch.setattr(embedded_lexical, "_FETCH", 37)
+    monkeypatch.setattr(embedded_lexical, "_MERGE", 100)
+    for query in QUERIES:
+        assert _ranked(store.bm25_retrieval(query, top_k=30)) == _ranked(
+            store.fts5_bm25_retrieval([(query, 1.0)], top_k=30)
+        ), query

@@ -3,11 +3,12 @@
 Why this design (figures: benchmarks/README.md, "Embedded store retrieval latency"):
 - SQLite gives crash-safe, incremental writes and deletes in a single file; it is the truth.
 - BM25 is FTS5's formula over FTS5's terms, answered by a pruned in-memory inverted index
-  (:mod:`~ragship.stores.embedded_lexical`) built from SQLite on the first keyword search and rebuilt
-  after writes, so stores written before it need no migration and a crash cannot leave it behind.
-- Dense search is a single matrix-vector product over an in-memory float32 matrix of
-  L2-normalised embeddings (:mod:`~ragship.stores.embedded_dense`), rebuilt lazily after writes
-  (also writes by other processes, detected through SQLite's ``data_version``).
+  (:mod:`~ragship.stores.embedded_lexical`) built from SQLite on the first keyword search and then
+  brought up to date with the rows written and deleted since (:mod:`~ragship.stores.embedded_delta`:
+  rowids are never reused), so stores written before it need no migration and a crash cannot leave it behind.
+- Dense search scans in-memory int8 codes of the L2-normalised embeddings and rescores the best
+  candidates exactly from SQLite's float32 (:mod:`~ragship.stores.embedded_dense`), updated the same way
+  after writes (also writes by other processes, detected through SQLite's ``data_version``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ragship.errors import StoreError
 from ragship.settings import Settings
 from ragship.stores.base import RetrievalStore, WeightedClause, WriteResult
 from ragship.stores.embedded_access import access_sql
+from ragship.stores.embedded_delta import next_rowid, record_high
 from ragship.stores.embedded_dense import DenseIndex, from_blob, to_blob
 from ragship.stores.embedded_lexical import LexicalIndex
 from ragship.stores.embedded_manifest import MANIFEST_SCHEMA, EmbeddedManifest
@@ -212,6 +214,7 @@ class EmbeddedDocumentStore:
         with self._transaction() as conn:
             if dims:
                 self._ensure_dimension(conn, dims.pop())
+            rowid = next_rowid(conn)
             for doc in documents:
                 exists = conn.execute("SELECT rowid FROM documents WHERE id = ?", (doc.id,)).fetchone()
                 if exists is not None:
@@ -221,8 +224,9 @@ class EmbeddedDocumentStore:
                         raise DuplicateDocumentError(f"Document with id '{doc.id}' already exists in the store.")
                     conn.execute("DELETE FROM documents WHERE id = ?", (doc.id,))
                 conn.execute(
-                    "INSERT INTO documents(id, content, meta, source, embedding) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO documents(rowid, id, content, meta, source, embedding) VALUES (?, ?, ?, ?, ?, ?)",
                     (
+                        rowid + written,
                         doc.id,
                         doc.content,
                         json.dumps(doc.meta, default=str),
@@ -231,6 +235,8 @@ class EmbeddedDocumentStore:
                     ),
                 )
                 written += 1
+            if written:
+                record_high(conn, rowid + written - 1)
         return written
 
     def delete_documents(self, document_ids: list[str]) -> None:
@@ -381,15 +387,14 @@ class EmbeddedDocumentStore:
     def embedding_retrieval(
         self, query_embedding: list[float], top_k: int = 10, filters: dict[str, Any] | None = None
     ) -> list[Document]:
-        """Exact cosine-similarity search over all stored embeddings."""
+        """Cosine-similarity search over all stored embeddings (int8 scan, best candidates rescored exactly)."""
         index = self._dense_index()
         if index is None or top_k <= 0:
             return []
-        scores = index.scores(query_embedding)
         if filters:
             _check_filters(filters)
         access, filters = split_access(filters)
-        rowids, top_scores = index.top(scores, top_k, filters, access)
+        rowids, top_scores = index.top(query_embedding, top_k, index.mask.allowed(filters, access), self._embeddings)
         return self._documents_by_rowid(rowids, top_scores) if rowids else []
 
     # -- internals ------------------------------------------------------------------------------
@@ -416,10 +421,8 @@ class EmbeddedDocumentStore:
             conn = self._connect()
             version = self._version(conn)
             if self._dense is None or self._dense_version != version:
-                rows = conn.execute(
-                    "SELECT rowid, embedding, meta FROM documents WHERE embedding IS NOT NULL"
-                ).fetchall()
-                self._dense = DenseIndex.from_rows(rows)
+                # Built once, then brought up to date with the rows written and deleted since.
+                self._dense = DenseIndex.build(conn) if self._dense is None else self._dense.updated(conn)
                 self._dense_version = version
             return self._dense
 
@@ -428,9 +431,15 @@ class EmbeddedDocumentStore:
             conn = self._connect()
             version = self._version(conn)
             if self._lexical is None or self._lexical_version != version:
-                self._lexical = LexicalIndex.build(conn)
+                self._lexical = LexicalIndex.build(conn) if self._lexical is None else self._lexical.updated(conn)
                 self._lexical_version = version
             return self._lexical
+
+    def _embeddings(self, rowids: list[int]) -> dict[int, bytes]:
+        """The float32 embeddings of ``rowids`` (those still stored), read by this thread's reader."""
+        marks = ",".join("?" * len(rowids))
+        sql = f"SELECT rowid, embedding FROM documents WHERE rowid IN ({marks}) AND embedding IS NOT NULL"
+        return dict(self._reader().execute(sql, rowids).fetchall())
 
     def _documents_by_rowid(self, rowids: list[int], scores: list[float]) -> list[Document]:
         marks = ",".join("?" * len(rowids))

@@ -1,20 +1,28 @@
-"""Dense search of the embedded store: an in-memory matrix of L2-normalised embeddings, searched exactly.
+"""Dense search of the embedded store: an int8 scan of every embedding, the best candidates rescored exactly.
 
-The matrix is built from the SQLite rows that hold an embedding; a query is one matrix-vector product
-(cosine similarity), with Haystack filters applied as a mask over the rows' metadata.
+The float32 matrix of 500,000 384-d embeddings is 768 MB and one query reads all of it (200 ms on the
+loaded 2-core machine, benchmarks/README.md). The index holds int8 codes instead (a quarter of the
+memory and of the bytes a query reads), scanned with numkong's SIMD kernels; the best candidates are read
+back from SQLite as float32 and rescored, so the scores returned are exact cosine similarities. The codes
+are built from the SQLite rows that hold an embedding and follow writes incrementally; Haystack filters
+and the access scope are a mask over the rows' metadata, applied before ranking.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
-from typing import Any
+import sqlite3
+from collections.abc import Callable, Iterable
 
+import numkong as nk
 import numpy as np
 
-from ragship.access.scope import AccessScope
 from ragship.errors import StoreError
+from ragship.stores.embedded_delta import EMPTY, Seen, delta, snapshot
 from ragship.stores.embedded_mask import RowMask
+
+RESCORED = 200  # candidates of the int8 scan rescored exactly (at least 10 x top_k)
+HEADROOM = 1.25  # codes leave room for later rows larger than the first ones read
+BATCH = 10_000
 
 
 def to_blob(embedding: Iterable[float] | None) -> bytes | None:
@@ -28,49 +36,119 @@ def from_blob(blob: bytes | None) -> list[float] | None:
 
 
 class DenseIndex:
-    """Normalised embedding matrix plus the row ids and metadata it was built from."""
+    """int8 codes of the normalised embeddings (one scale per dimension), with their row ids and metadata.
 
-    def __init__(self, rowids: np.ndarray, matrix: np.ndarray, metas: list[dict[str, Any]]) -> None:
+    The codes are a view of a larger buffer, so rows added by a write are copied in after it and the
+    index follows writes without reading the table again (:meth:`updated`).
+    """
+
+    def __init__(
+        self, rowids: np.ndarray, buffer: np.ndarray, scale: np.ndarray | None, mask: RowMask, seen: Seen
+    ) -> None:
         self.rowids = rowids
-        self.matrix = matrix
-        self.mask = RowMask(metas)
+        self._buffer = buffer
+        self.codes = buffer[: len(rowids)]
+        self.scale = scale
+        self.mask = mask
+        self.seen = seen
 
     @classmethod
-    def from_rows(cls, rows: Sequence[tuple[int, bytes, str]]) -> DenseIndex | None:
-        """Build from ``(rowid, embedding blob, meta JSON)`` rows; None when there are none."""
-        if not rows:
-            return None
-        matrix = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        matrix = (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)
-        rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        return cls(rowids, matrix, [json.loads(r[2]) for r in rows])
+    def build(cls, conn: sqlite3.Connection) -> DenseIndex | None:
+        """Read every stored embedding; None when there are none."""
+        empty = cls(np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.int8), None, RowMask([]), EMPTY)
+        return empty.updated(conn)
 
-    def scores(self, query_embedding: list[float]) -> np.ndarray:
-        """Cosine similarity of the query with every row.
+    def updated(self, conn: sqlite3.Connection) -> DenseIndex | None:
+        """The index of the table as it is now (deleted rows dropped, added rows appended); None when empty.
+
+        This index is left as it was (searches may be reading it).
+        """
+        with snapshot(conn):
+            change = delta(conn, self.seen)
+            if change.alive is None and change.now.high == change.since.high:
+                return self if len(self.rowids) else None
+            rowids, buffer, scale = self.rowids, self._buffer, self.scale
+            keep = change.keep(rowids)
+            if keep is not None:
+                rowids, buffer = rowids[keep], self.codes[keep]
+            metas: list[str] = []
+            cursor = conn.execute(
+                "SELECT rowid, embedding, meta FROM documents "
+                "WHERE rowid > ? AND rowid <= ? AND embedding IS NOT NULL ORDER BY rowid",
+                (change.since.high, change.now.high),
+            )
+            while batch := cursor.fetchmany(BATCH):
+                added = _normalised(np.stack([np.frombuffer(r[1], dtype=np.float32) for r in batch]))
+                n = len(rowids)
+                if n == 0 and (scale is None or scale.shape != added.shape[1:]):
+                    scale = _scale(added)  # set by the first rows read; a store rebuilt on open re-derives it
+                    buffer = np.zeros((0, added.shape[1]), dtype=np.int8)
+                assert scale is not None
+                if n + len(added) > len(buffer):  # grow by a quarter, so appends rarely copy the codes
+                    grown = np.empty((max(n + len(added), len(buffer) * 5 // 4), added.shape[1]), dtype=np.int8)
+                    grown[:n] = buffer[:n]
+                    buffer = grown
+                buffer[n : n + len(added)] = np.clip(np.rint(added / scale), -127, 127)
+                ids = np.fromiter((r[0] for r in batch), dtype=np.int64, count=len(batch))
+                rowids = np.concatenate((rowids, ids))
+                metas.extend(r[2] for r in batch)
+            mask = self.mask.updated(keep, metas)
+        return DenseIndex(rowids, buffer, scale, mask, change.now) if len(rowids) else None
+
+    def top(
+        self,
+        query_embedding: list[float],
+        top_k: int,
+        allowed: np.ndarray | None,
+        vectors: Callable[[list[int]], dict[int, bytes]],
+    ) -> tuple[list[int], list[float]]:
+        """Row ids and cosine similarities of the ``top_k`` best ``allowed`` rows (None: all), best first.
+
+        The int8 scan ranks every row; its best ``max(RESCORED, 10 x top_k)`` are rescored exactly from
+        their float32 embeddings (``vectors`` reads them by rowid), so scores are exact and only a row the
+        scan ranks below that many others could be missed (recall is measured in benchmarks/README.md).
 
         :raises StoreError: when the query's size differs from the stored embeddings'.
         """
         query = np.asarray(query_embedding, dtype=np.float32)
-        if query.shape != (self.matrix.shape[1],):
+        if query.shape != self.codes.shape[1:]:
             raise StoreError(
-                f"Query embedding has {query.size} dimensions but the store holds {self.matrix.shape[1]}; "
+                f"Query embedding has {query.size} dimensions but the store holds {self.codes.shape[1]}; "
                 "query with the model that indexed the store."
             )
         norm = float(np.linalg.norm(query))
-        result: np.ndarray = self.matrix @ (query / norm if norm else query)
-        return result
-
-    def top(
-        self, scores: np.ndarray, top_k: int, filters: dict[str, Any] | None, access: AccessScope | None = None
-    ) -> tuple[list[int], list[float]]:
-        """Row ids and scores of the ``top_k`` best rows that ``access`` may read and match ``filters``, best first."""
-        allowed = self.mask.allowed(filters, access)
+        query = query / norm if norm else query
+        assert self.scale is not None
+        scaled = query * self.scale  # the codes times their scale approximate the vectors
+        peak = float(np.abs(scaled).max())
+        code = np.rint(scaled * (127 / peak) if peak else scaled).astype(np.int8)
+        coarse = np.asarray(nk.cdist(code[None, :], self.codes, metric="dot"), dtype=np.float64)[0]
         if allowed is not None:
-            scores = np.where(allowed, scores, -np.inf)
-        k = min(top_k, int(np.isfinite(scores).sum()))
-        if k == 0:
+            coarse = np.where(allowed, coarse, -np.inf)
+        reachable = len(coarse) if allowed is None else int(allowed.sum())
+        count = min(reachable, max(RESCORED, 10 * top_k))
+        if count == 0 or top_k <= 0:
             return [], []
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [int(self.rowids[i]) for i in top], [float(scores[i]) for i in top]
+        if count < len(coarse):
+            candidates = np.argpartition(-coarse, count - 1)[:count]
+        else:
+            candidates = np.flatnonzero(coarse > -np.inf)
+        found = vectors([int(r) for r in self.rowids[candidates]])
+        candidates = np.array([c for c in candidates if int(self.rowids[c]) in found], dtype=np.int64)
+        if len(candidates) == 0:
+            return [], []
+        exact = _normalised(np.stack([np.frombuffer(found[int(self.rowids[c])], dtype=np.float32) for c in candidates]))
+        scores = exact @ query
+        best = np.lexsort((candidates, -scores))[:top_k]
+        return [int(r) for r in self.rowids[candidates[best]]], [float(s) for s in scores[best]]
+
+
+def _scale(vectors: np.ndarray) -> np.ndarray:
+    """Per-dimension int8 scale: the first rows' largest magnitude, with headroom, maps to 127 / 1.25."""
+    peak = np.abs(vectors).max(axis=0) * HEADROOM
+    return np.where(peak > 0, peak / 127, 1 / 127).astype(np.float32)
+
+
+def _normalised(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)
