@@ -189,9 +189,14 @@ def test_chart_pods_start_answer_index_reindex_and_reconfigure(
         if pods_file is not None:
             podman("kube", "down", str(pods_file), check=False)
         podman("pod", "rm", "--force", REINDEX_POD, check=False)
-        podman("volume", "rm", "--force", SOURCES_VOLUME, check=False)
+        # kube play keeps a volume per mounted ConfigMap (pods-spec) after kube down; so does the sources claim.
+        for volume in [o["metadata"]["name"] for o in objects if o["kind"] == "ConfigMap"] + [SOURCES_VOLUME]:
+            if podman("volume", "exists", volume, check=False).returncode == 0:
+                podman("volume", "rm", "--force", volume)
 
-    # Teardown leaves nothing: no pod and no container of the release.
+    # Teardown leaves nothing: no pod, container or volume of the release.
     names = podman("ps", "-a", "--format", "{{.Names}}").stdout.split()
     pods = podman("pod", "ps", "--format", "{{.Name}}").stdout.split()
-    assert not [n for n in names + pods if n.startswith("pods-")], (names, pods)
+    volumes = podman("volume", "ls", "--format", "{{.Name}}").stdout.split()
+    left = [n for n in names + pods + volumes if n.startswith("pods-") or n == SOURCES_VOLUME]
+    assert not left, left
