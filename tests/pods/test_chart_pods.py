@@ -128,7 +128,11 @@ def test_chart_pods_start_answer_index_reindex_and_reconfigure(
                 assert c["State"] == "running", c
                 info = json.loads(podman("inspect", c["Id"]).stdout)[0]
                 assert info["HostConfig"]["ReadonlyRootfs"] is True
+                assert "no-new-privileges" in info["HostConfig"]["SecurityOpt"]  # allowPrivilegeEscalation: false
                 assert podman("exec", c["Id"], "id", "-u").stdout.strip() == "1034"
+                # capabilities: drop ALL empties the bounding set (a non-root user has no effective ones anyway).
+                bounding = podman("exec", c["Id"], "grep", "CapBnd", "/proc/self/status").stdout.split()
+                assert bounding == ["CapBnd:", "0000000000000000"], bounding
         write = podman("exec", api_container, "touch", "/opt/ragship/x", check=False)
         assert write.returncode != 0 and "Read-only file system" in write.stderr
 
