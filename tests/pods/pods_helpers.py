@@ -1,8 +1,9 @@
 """Run the Helm chart's own pod specs with `podman kube play` (make test-pods).
 
 The chart is rendered with helm; its ConfigMaps, Deployments and the reindex CronJob's pod template are
-handed to podman unchanged but for `hostNetwork: true`: kube play has no Services or cluster DNS, so the
-pods reach Elasticsearch, Redis and MLflow on loopback, as the published port of a Service would.
+handed to podman unchanged. Each pod gets its own network namespace (slirp4netns) with its containerPorts
+published on the host's loopback; kube play has no Services or cluster DNS, so the values point the pods
+at Elasticsearch, Redis and MLflow on the host's loopback, which slirp4netns shows them as HOST_FROM_POD.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "ragship"
 HELM = ROOT / ".tools" / "bin" / "helm"
 RELEASE = "pods"
+# slirp4netns gives each pod its own network namespace, publishes its containerPorts on the host, and
+# with allow_host_loopback shows the host's 127.0.0.1 to the pod as 10.0.2.2 (its gateway).
+POD_NETWORK = "slirp4netns:allow_host_loopback=true"
+HOST_FROM_POD = "10.0.2.2"
 # runc and ulimits that work on this kind of host (deploy/images/containers.conf).
 PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(ROOT / "deploy" / "images" / "containers.conf")}
 
@@ -58,22 +63,41 @@ def find(objects: list[dict[str, Any]], kind: str, component: str) -> dict[str, 
     return found[0]
 
 
-def on_host_network(deployment: dict[str, Any]) -> dict[str, Any]:
-    """The Deployment with its pod template on the host's network (kube play has no Services)."""
-    deployment["spec"]["template"]["spec"]["hostNetwork"] = True
-    return deployment
-
-
 def cronjob_pod(cronjob: dict[str, Any], name: str) -> dict[str, Any]:
     """The CronJob's pod template as a Pod: what the Job controller would create on a schedule."""
     template = cronjob["spec"]["jobTemplate"]["spec"]["template"]
-    spec = {**template["spec"], "hostNetwork": True}
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, **template["metadata"]}, "spec": spec}
+    # Labels only: podman 4.3 holds a Pod's annotation values to the 63 characters of a label value and
+    # refuses checksum/config (a sha256); the annotation only rolls pods on a change (tests/chart checks it).
+    metadata = {"name": name, "labels": template["metadata"]["labels"]}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}
+
+
+def from_pod(url: str) -> str:
+    """A service URL on the host's loopback as the pods reach it (HOST_FROM_POD)."""
+    return url.replace("127.0.0.1", HOST_FROM_POD).replace("localhost", HOST_FROM_POD)
+
+
+def play(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`podman kube play` on the pods' own network: published ports, the host's loopback as HOST_FROM_POD.
+
+    Not hostNetwork: podman 4.3 refuses a containerPort on the host's network, and a pod of its own is
+    what a kubelet gives it (probes on the pod's 127.0.0.1, the port reached from outside only as published).
+    """
+    return podman("kube", "play", "--replace", "--network", POD_NETWORK, *args, timeout=timeout)
 
 
 def write_yaml(path: Path, *objects: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump_all(objects))
     return path
+
+
+def configmap_args(objects: list[dict[str, Any]], workdir: Path, name: str) -> list[str]:
+    """``--configmap FILE`` per rendered ConfigMap: podman 4.3 reads only the first document of each file."""
+    args = []
+    for configmap in (o for o in objects if o["kind"] == "ConfigMap"):
+        path = write_yaml(workdir / f"{name}-{configmap['metadata']['name']}.yaml", configmap)
+        args += ["--configmap", str(path)]
+    return args
 
 
 def containers(pod: str) -> list[dict[str, Any]]:

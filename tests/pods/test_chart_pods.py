@@ -14,16 +14,19 @@ import json
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pods_helpers import (
+    configmap_args,
     containers,
     cronjob_pod,
     find,
+    from_pod,
     http_json,
-    on_host_network,
+    play,
     podman,
     render,
     wait_until,
@@ -53,9 +56,9 @@ def _spec_yaml(tmp_path: Path, top_k: int) -> str:
 def _values(es_url: str, index: str, redis_url: str, mlflow_url: str, spec: str, ports: dict[str, int]) -> dict:
     return {
         # The chart's default image names; podman resolves them to the localhost/ images `make images` tags.
-        "elasticsearch": {"url": es_url, "index": index},
-        "redis": {"url": redis_url},
-        "mlflow": {"trackingUri": mlflow_url},
+        "elasticsearch": {"url": from_pod(es_url), "index": index},
+        "redis": {"url": from_pod(redis_url)},
+        "mlflow": {"trackingUri": from_pod(mlflow_url)},
         "spec": {"inline": spec},
         # One pod per component: the API runs the Embedder and Generator beside it (no Service to reach).
         "api": {"port": ports["api"], "replicas": 1, "hpa": {"enabled": False}, "topologySpread": []},
@@ -67,29 +70,23 @@ def _values(es_url: str, index: str, redis_url: str, mlflow_url: str, spec: str,
 
 
 def _play(tmp_path: Path, objects: list[dict[str, Any]], name: str) -> Path:
-    """kube play the ConfigMaps and the API and worker Deployments (a re-play replaces the pods)."""
-    configmaps = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] != "pods-dashboard"]
-    configmap_file = write_yaml(tmp_path / f"{name}-configmaps.yaml", *configmaps)
+    """kube play the API and worker Deployments with the ConfigMaps (a re-play replaces the pods)."""
     pods_file = write_yaml(
-        tmp_path / f"{name}-pods.yaml",
-        on_host_network(find(objects, "Deployment", "api")),
-        on_host_network(find(objects, "Deployment", "worker")),
+        tmp_path / f"{name}-pods.yaml", find(objects, "Deployment", "api"), find(objects, "Deployment", "worker")
     )
-    podman("kube", "play", "--replace", "--configmap", str(configmap_file), str(pods_file), timeout=600)
+    play(*configmap_args(objects, tmp_path, name), str(pods_file))
     return pods_file
 
 
 def _ready(port: int) -> bool:
-    status, _ = http_json("GET", f"http://127.0.0.1:{port}/readyz", timeout=5) if _listening(port) else (0, None)
-    return status == 200
+    """/readyz answers 200 on the published port; until the server listens, the port forwarder resets."""
+    import http.client
 
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as answer:
+            return answer.status == 200
+    except (OSError, http.client.HTTPException):  # HTTPError (503 while loading) is an OSError too
+        return False
 
 
 def _probe_inside(container: str, port: int, path: str) -> int:
@@ -131,7 +128,11 @@ def test_chart_pods_start_answer_index_reindex_and_reconfigure(
                 assert c["State"] == "running", c
                 info = json.loads(podman("inspect", c["Id"]).stdout)[0]
                 assert info["HostConfig"]["ReadonlyRootfs"] is True
+                assert "no-new-privileges" in info["HostConfig"]["SecurityOpt"]  # allowPrivilegeEscalation: false
                 assert podman("exec", c["Id"], "id", "-u").stdout.strip() == "1034"
+                # capabilities: drop ALL empties the bounding set (a non-root user has no effective ones anyway).
+                bounding = podman("exec", c["Id"], "grep", "CapBnd", "/proc/self/status").stdout.split()
+                assert bounding == ["CapBnd:", "0000000000000000"], bounding
         write = podman("exec", api_container, "touch", "/opt/ragship/x", check=False)
         assert write.returncode != 0 and "Read-only file system" in write.stderr
 
@@ -160,7 +161,7 @@ def test_chart_pods_start_answer_index_reindex_and_reconfigure(
         # The reindex CronJob's pod template, run once as a pod: its run is in MLflow, its file in the store.
         reindex_pod = cronjob_pod(find(objects, "CronJob", "reindex"), REINDEX_POD)
         reindex_file = write_yaml(tmp_path / "reindex.yaml", reindex_pod)
-        podman("kube", "play", "--replace", "--configmap", str(tmp_path / "first-configmaps.yaml"), str(reindex_file))
+        play(*configmap_args(objects, tmp_path, "reindex"), str(reindex_file))
         reindex_container = f"{REINDEX_POD}-reindex"
 
         def exited() -> bool:
@@ -192,9 +193,14 @@ def test_chart_pods_start_answer_index_reindex_and_reconfigure(
         if pods_file is not None:
             podman("kube", "down", str(pods_file), check=False)
         podman("pod", "rm", "--force", REINDEX_POD, check=False)
-        podman("volume", "rm", "--force", SOURCES_VOLUME, check=False)
+        # kube play keeps a volume per mounted ConfigMap (pods-spec) after kube down; so does the sources claim.
+        for volume in [o["metadata"]["name"] for o in objects if o["kind"] == "ConfigMap"] + [SOURCES_VOLUME]:
+            if podman("volume", "exists", volume, check=False).returncode == 0:
+                podman("volume", "rm", "--force", volume)
 
-    # Teardown leaves nothing: no pod and no container of the release.
+    # Teardown leaves nothing: no pod, container or volume of the release.
     names = podman("ps", "-a", "--format", "{{.Names}}").stdout.split()
     pods = podman("pod", "ps", "--format", "{{.Name}}").stdout.split()
-    assert not [n for n in names + pods if n.startswith("pods-")], (names, pods)
+    volumes = podman("volume", "ls", "--format", "{{.Name}}").stdout.split()
+    left = [n for n in names + pods + volumes if n.startswith("pods-") or n == SOURCES_VOLUME]
+    assert not left, left
