@@ -85,6 +85,12 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def own_cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its reaped children (live ones are workers and Redis)."""
+    t = psutil.Process().cpu_times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def job_profile(jobs: list[Any], started: float, seconds: float) -> dict[str, float]:
     """Where a queue run's wall time went, from the job states (Redis clock, one host): in jobs, between them."""
     spans = sorted((float(j.started_at), float(j.finished_at)) for j in jobs if j.started_at and j.finished_at)
@@ -153,11 +159,11 @@ def run_direct(config: Config, files: list[Path], warm_dir: Path) -> tuple[float
     warm = warm_dir / "direct-warm.txt"
     warm.write_text("Warm-up direct\n\nA short note that loads the embedding model.\n")
     syncer.index([warm])
-    cpu = cpu_seconds([os.getpid()])
+    cpu = own_cpu_seconds()
     started = time.perf_counter()
     report = syncer.index(files)
     seconds = time.perf_counter() - started
-    cpu = cpu_seconds([os.getpid()]) - cpu
+    cpu = own_cpu_seconds() - cpu
     if not report.ok:
         raise SystemExit(f"direct indexing failed: {report.to_dict()}")
     return seconds, cpu
@@ -172,16 +178,24 @@ def run_queue(
     logs: Path,
     console: Console,
     redis_pid: int,
+    prefetch: int | None = None,
 ) -> tuple[float, float, dict[str, float]]:
     queue = JobQueue(config.settings().queue)
     procs: list[subprocess.Popen[bytes]] = []
+    argv = [RAGSHIP, "worker", "--processes", "1", "--threads", "1"]
+    env = config.env
+    if prefetch is not None:
+        # What `ragship worker` runs, with another prefetch (its own is set by the CLI, not overridable).
+        argv = [sys.executable, "-m", "dramatiq", "ragship.queue.worker:setup", "--processes", "1", "--threads", "1",
+                "--queues", config.settings().queue.name]  # fmt: skip
+        env = {**env, "dramatiq_queue_prefetch": str(prefetch)}
     try:
         for i in range(workers):
             log = (logs / f"{config.name}-worker-{i}.log").open("wb")
             procs.append(
                 subprocess.Popen(
-                    [RAGSHIP, "worker", "--processes", "1", "--threads", "1"],
-                    env=config.env,
+                    argv,
+                    env=env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
@@ -209,17 +223,29 @@ def run_queue(
             time.sleep(0.5)
         pids = [p.pid for p in procs] + [redis_pid]
         cpu = cpu_seconds(pids)
+        redis_cpu = cpu_seconds([redis_pid])
+        client_cpu = own_cpu_seconds()
         started = time.perf_counter()
         started_wall = time.time()
         job_ids = [queue.submit_paths(files[i : i + per_job]) for i in range(0, len(files), per_job)]
+        done: dict[str, Any] = {}
 
-        def all_final() -> list[Any] | None:
-            jobs = [queue.job(j) for j in job_ids]
-            return jobs if all(j.status.final for j in jobs) else None
+        def all_final() -> bool:
+            # Only the unfinished jobs, twice a second: this process shares the CPU with the workers.
+            for job_id in [j for j in job_ids if j not in done]:
+                if (job := queue.job(job_id)).status.final:
+                    done[job_id] = job
+            return len(done) == len(job_ids)
 
-        jobs = wait_for("the corpus jobs", all_final, 3600, every_s=0.05)
-        seconds = time.perf_counter() - started
+        wait_for("the corpus jobs", all_final, 3600, every_s=0.5)
         cpu = cpu_seconds(pids) - cpu
+        redis_cpu = cpu_seconds([redis_pid]) - redis_cpu
+        client_cpu = own_cpu_seconds() - client_cpu
+        jobs = [done[j] for j in job_ids]
+        # Timed to the last job's recorded end (same host clock), not to when the poll noticed it.
+        seconds = max(float(j.finished_at or 0) for j in jobs) - started_wall
+        if seconds <= 0:
+            seconds = time.perf_counter() - started
         bad = [(j.id, j.status, j.error) for j in jobs if j.status != JobStatus.DONE or j.counts.get("failed")]
         if bad:
             raise SystemExit(f"{config.name}: jobs did not all succeed: {bad} (logs in {logs})")
@@ -227,9 +253,17 @@ def run_queue(
         for j in jobs:
             by_pid[int(j.pid or 0)] = by_pid.get(int(j.pid or 0), 0) + 1
         console.print(f"{config.name}: {len(jobs)} jobs, per worker process {sorted(by_pid.values(), reverse=True)}")
-        return seconds, cpu, job_profile(jobs, started_wall, seconds)
+        profile = job_profile(jobs, started_wall, seconds)
+        return seconds, cpu, {**profile, "redis_cpu_s": redis_cpu, "client_cpu_s": client_cpu}
     finally:
         stop_groups(procs, timeout_s=120)
+
+
+def label(workers: int, prefetch: int | None) -> str:
+    if not workers:
+        return "direct (Syncer.index)"
+    name = f"queue, {workers} worker{'s' if workers > 1 else ''}"
+    return f"{name}, prefetch {prefetch}" if prefetch is not None else name
 
 
 def main() -> None:
@@ -239,6 +273,13 @@ def main() -> None:
     parser.add_argument("--per-job", type=int, default=10, help="Files per job (default 10)")
     parser.add_argument(
         "--store", help="Elasticsearch URL, one new index per configuration (default: a temporary embedded store each)"
+    )
+    parser.add_argument(
+        "--prefetch",
+        type=int,
+        nargs="*",
+        default=[],
+        help="Also run 1 worker with this Dramatiq prefetch (1: before `ragship worker` prefetched threads + 1)",
     )
     parser.add_argument("--rounds", type=int, default=1, help="Alternating rounds; medians reported (default 1)")
     parser.add_argument("--json", type=Path, help="Also write the results to this JSON file")
@@ -270,7 +311,10 @@ def main() -> None:
         redis = LocalRedis(load_settings().local_redis, home=home, name="bench")
         base_env["RAGSHIP_QUEUE__URL"] = redis.start(port=0)
         redis_pid = redis.status().pid or 0
-        runs: dict[int, list[dict[str, Any]]] = {0: [], **{n: [] for n in args.workers}}
+        # (workers, prefetch): None is `ragship worker`'s own prefetch.
+        configs: list[tuple[int, int | None]] = [(0, None), *((n, None) for n in args.workers)]
+        configs += [(1, p) for p in args.prefetch]
+        runs: dict[tuple[int, int | None], list[dict[str, Any]]] = {c: [] for c in configs}
         expected: list[str] = []
         try:
             for r in range(args.rounds):  # alternately, so a change in the machine's load hits every configuration
@@ -278,44 +322,46 @@ def main() -> None:
                 seconds, cpu = run_direct(direct, files, warm_dir)
                 expected = direct.corpus_chunk_ids(corpus)
                 console.print(f"round {r + 1}, direct: {seconds:.1f}s, {cpu:.1f} CPU s, {len(expected)} chunks")
-                runs[0].append({"seconds": seconds, "cpu_s": cpu})
-                for n in args.workers:
-                    config = Config(root, f"w{n}-r{r}", args.store, base_env)
+                runs[(0, None)].append({"seconds": seconds, "cpu_s": cpu})
+                for n, prefetch in configs[1:]:
+                    config = Config(root, f"w{n}-p{prefetch or 0}-r{r}", args.store, base_env)
                     seconds, cpu, profile = run_queue(
-                        config, files, n, args.per_job, warm_dir, logs, console, redis_pid
+                        config, files, n, args.per_job, warm_dir, logs, console, redis_pid, prefetch
                     )
                     found = config.corpus_chunk_ids(corpus)
                     console.print(
-                        f"round {r + 1}, queue, {n} workers: {seconds:.1f}s, {cpu:.1f} CPU s, {len(found)} chunks; "
+                        f"round {r + 1}, {label(n, prefetch)}: {seconds:.1f}s, {cpu:.1f} CPU s, {len(found)} chunks; "
                         f"in jobs {profile['in_jobs_s']:.1f}s (mean {profile['mean_job_s']:.2f}s), between jobs "
-                        f"{profile['between_jobs_s']:.1f}s (mean gap {profile['mean_gap_s'] * 1000:.0f} ms)"
+                        f"{profile['between_jobs_s']:.1f}s (mean gap {profile['mean_gap_s'] * 1000:.0f} ms); CPU s: "
+                        f"Redis {profile['redis_cpu_s']:.2f}, this client {profile['client_cpu_s']:.2f}"
                     )
                     if found != expected:
                         raise SystemExit(
-                            f"queue, {n} workers: {len(found)} chunks ({len(set(found))} unique) in the store, the "
+                            f"{label(n, prefetch)}: {len(found)} chunks ({len(set(found))} unique) in the store, the "
                             f"direct run has {len(expected)}; ids differ: {len(set(found) ^ set(expected))}"
                         )
-                    runs[n].append({"seconds": seconds, "cpu_s": cpu, "profile": profile})
+                    runs[(n, prefetch)].append({"seconds": seconds, "cpu_s": cpu, "profile": profile})
         finally:
             redis.remove()
     rows = [
         {
-            "configuration": "direct (Syncer.index)" if n == 0 else f"queue, {n} worker{'s' if n > 1 else ''}",
+            "configuration": label(n, prefetch),
             "workers": n,
+            "prefetch": prefetch,
             "seconds": statistics.median(run["seconds"] for run in found_runs),
             "cpu_s": statistics.median(run["cpu_s"] for run in found_runs),
             "runs": found_runs,
         }
-        for n, found_runs in runs.items()
+        for (n, prefetch), found_runs in runs.items()
     ]
     direct_s = rows[0]["seconds"]
-    one = next((r["seconds"] for r in rows if r["workers"] == 1), None)
+    one = next((r["seconds"] for r in rows if r["workers"] == 1 and r["prefetch"] is None), None)
     for row in rows:
         row["docs"] = len(files)
         row["chunks"] = len(expected)
         row["docs_per_s"] = len(files) / row["seconds"]
         row["ratio_vs_direct"] = row["seconds"] / direct_s
-        row["speedup_vs_1_worker"] = one / row["seconds"] if one and row["workers"] else None
+        row["speedup_vs_1_worker"] = one / row["seconds"] if one and row["workers"] and not row["prefetch"] else None
         row["cpu_s_per_doc"] = row["cpu_s"] / len(files)
         row["cpu_ratio_vs_direct"] = row["cpu_s"] / rows[0]["cpu_s"]
     cores = os.cpu_count()
@@ -336,7 +382,7 @@ def main() -> None:
         )  # fmt: skip
     console.print(table)
     if one:
-        one_cpu = next(r["cpu_s"] for r in rows if r["workers"] == 1)
+        one_cpu = next(r["cpu_s"] for r in rows if r["workers"] == 1 and r["prefetch"] is None)
         console.print(
             f"queue overhead (1 worker ÷ direct, medians of {args.rounds}): {one / direct_s:.2f}x wall time, "
             f"{one_cpu / rows[0]['cpu_s']:.2f}x CPU seconds"
