@@ -280,6 +280,10 @@ bench-plan: setup  ## the capacity planner's predicted p95 of /ask vs the measur
 bench-queue: setup system-deps  ## indexing throughput via the job queue with 1, 2 and 4 workers vs direct indexing
 	$(VENV)/bin/python benchmarks/queue_throughput.py --limit 400 --workers 1 2 4 --per-job 10
 
+.PHONY: bench-ingest
+bench-ingest: setup system-deps  ## large initial ingest into Elasticsearch via the queue, 1 and 2 workers vs raw int8 encode
+	$(VENV)/bin/python benchmarks/large_ingest.py --docs 1000 --workers 1 2 --per-job 20
+
 lab: setup  ## JupyterLab on the notebooks
 	cd notebooks && ../$(VENV)/bin/jupyter lab
 

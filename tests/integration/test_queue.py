@@ -386,10 +386,20 @@ def test_sigterm_lets_the_job_in_hand_finish(
     job_id = queue.submit_paths([docs])
     (master,) = workers(1)
     _wait("the job to start", lambda: queue.job(job_id).status == JobStatus.RUNNING, every_s=0.05)
+    # A second job, which the worker takes in hand (prefetch: threads + 1) while the first runs.
+    later = tmp_path / "later.md"
+    later.write_text("# Later\n\nThe heron waits by the weir.\n")
+    next_id = queue.submit_paths([later])
+    _wait("the next job to be taken in hand", lambda: queue.stats(dead_letters=0).waiting == 0, 60, every_s=0.05)
+    assert queue.job(job_id).status == JobStatus.RUNNING and queue.job(next_id).status == JobStatus.QUEUED
     os.kill(master.pid, signal.SIGTERM)
     assert master.wait(timeout=120) == 0
     job = queue.job(job_id)
     assert job.status == JobStatus.DONE and job.counts["added"] == 30 and job.redeliveries == 0
+    # The job held but not started goes back on the queue for the next worker, untouched.
+    assert queue.stats(dead_letters=0).waiting == 1
+    waiting = queue.job(next_id)
+    assert waiting.status == JobStatus.QUEUED and waiting.attempts == 0
 
 
 def test_the_api_submits_jobs_and_reports_them_and_the_queue(

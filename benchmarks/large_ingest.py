@@ -1,0 +1,209 @@
+"""A large initial ingest into Elasticsearch through the queue, 1 and 2 workers, against the raw int8 encoder.
+
+Issue 30, goal 6: documents/s and chunks/s into Elasticsearch through the job queue with 1 and 2
+``ragship worker`` processes, against the raw encoder's chunks/s on the same chunks in the same run; goal:
+each worker at >= 0.9x of the raw encode. The documents are NFCorpus's (read from
+../shared/data/nfcorpus, written one per file to a temporary folder, never into the repo); past its 3,633
+documents they repeat with changed ids and a changed first line, so every chunk is new.
+
+One run, in rounds: ``queue, 1 worker`` (a fresh index), ``raw encode`` (the indexing pipeline's own
+document embedder, loaded once in this process, encoding the chunks that the first queue run wrote, read back
+from Elasticsearch with their metadata and without their vectors), ``queue, 2 workers`` (a fresh index).
+The queue runs are ``queue_throughput.run_queue``: warmed workers, jobs of ``--per-job`` files, timed from
+the first submit to the last job's recorded end. Beside the rates: CPU seconds (user + system) per chunk of
+the workers plus Redis, of this process for the raw encode, and of Elasticsearch apart.
+
+    .venv/bin/python benchmarks/large_ingest.py [--docs 1000] [--workers 1 2] [--per-job 20] [--rounds 1]
+        [--es URL] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from queue_throughput import Config, cpu_seconds, own_cpu_seconds, run_queue  # benchmarks/ is the script directory
+from reindex_incremental import NFCORPUS
+from rich.console import Console
+from rich.table import Table
+
+from ragship.local.redis_server import LocalRedis
+from ragship.settings import load_settings
+
+
+def write_documents(folder: Path, n: int) -> list[Path]:
+    """``n`` documents, one per file: NFCorpus's, then the same again with changed ids and first lines."""
+    records = [json.loads(line) for line in (NFCORPUS / "corpus.jsonl").open()]
+    files = []
+    for i in range(n):
+        doc = records[i % len(records)]
+        copy = i // len(records)
+        name = doc["_id"] if copy == 0 else f"{doc['_id']}-copy{copy}"
+        title = doc.get("title", "") if copy == 0 else f"{doc.get('title', '')} (copy {copy})"
+        path = folder / f"{name}.txt"
+        path.write_text(f"{title}\n\n{doc['text']}\n")
+        files.append(path)
+    return files
+
+
+def raw_encode(config: Config, corpus: Path) -> tuple[int, float, float]:
+    """Encode the chunks of ``config``'s index with the indexing pipeline's embedder: (chunks, seconds, CPU s)."""
+    from haystack import Document
+
+    from ragship.assembly import served_spec
+    from ragship.components.embedders import DocumentEmbedder
+    from ragship.pipelines import find_component
+    from ragship.pipelines.indexing import IndexingPipeline
+    from ragship.stores import open_store
+
+    settings = config.settings()
+    spec, _ = served_spec(settings)
+    store = open_store(config.store, embedding_dim=None, settings=settings)
+    stored = [d for d in store.filter_documents() if str(d.meta.get("source", "")).startswith(str(corpus))]
+    chunks = [Document(id=d.id, content=d.content, meta=dict(d.meta)) for d in stored]  # no vectors
+    pipeline = IndexingPipeline(spec, store)
+    pipeline.warm_up()
+    embedder: Any = pipeline.pipeline.get_component(find_component(pipeline.pipeline, DocumentEmbedder, "indexing"))
+    embedder.run(documents=[Document(content="Warm-up: a short note that runs the model once.")])
+    cpu = own_cpu_seconds()
+    started = time.perf_counter()
+    embedded = embedder.run(documents=chunks)["documents"]
+    seconds = time.perf_counter() - started
+    cpu = own_cpu_seconds() - cpu
+    if len(embedded) != len(chunks) or any(d.embedding is None for d in embedded):
+        raise SystemExit("the raw encode did not embed every chunk")
+    return len(chunks), seconds, cpu
+
+
+def start_es(console: Console) -> tuple[str, Any]:
+    from ragship.local.es_node import LocalElasticsearch
+
+    node = LocalElasticsearch(load_settings().local_es, name=f"bench-ingest-{os.getpid()}")
+    url = node.start(port=0)
+    console.print(f"Elasticsearch at {url}")
+    return url, node
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=1000, help="Documents (default 1000; NFCorpus has 3,633)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Worker counts (default 1 2)")
+    parser.add_argument("--per-job", type=int, default=20, help="Files per job (default 20)")
+    parser.add_argument("--rounds", type=int, default=1, help="Alternating rounds; medians reported (default 1)")
+    parser.add_argument("--es", help="Elasticsearch URL (default: a private local node, removed at the end)")
+    parser.add_argument("--json", type=Path, help="Also write the results to this JSON file")
+    args = parser.parse_args()
+    if not NFCORPUS.exists():
+        raise SystemExit(f"needs {NFCORPUS} (BEIR NFCorpus)")
+    console = Console(width=120)
+    node = None
+    es_url = args.es
+    if not es_url:
+        es_url, node = start_es(console)
+    es_pid = node.status().pid if node is not None else None
+    runs: dict[str, list[dict[str, float]]] = {}
+    chunks = 0
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            home, corpus, warm_dir, logs = (root / n for n in ("home", "corpus", "warm-up", "logs"))
+            for folder in (home, corpus, warm_dir, logs):
+                folder.mkdir()
+            files = write_documents(corpus, args.docs)
+            env = {**os.environ, "RAGSHIP_HOME": str(home), "RAGSHIP_WORKER__METRICS_PORT": "0", "HF_HUB_OFFLINE": "1"}
+            os.environ.update({k: env[k] for k in ("RAGSHIP_HOME", "HF_HUB_OFFLINE")})
+            redis = LocalRedis(load_settings().local_redis, home=home, name="bench")
+            env["RAGSHIP_QUEUE__URL"] = redis.start(port=0)
+            redis_pid = redis.status().pid or 0
+            try:
+                for r in range(args.rounds):
+                    first: Config | None = None
+                    for n in args.workers:
+                        config = Config(root, f"w{n}-r{r}", es_url, env)
+                        es_cpu = cpu_seconds([es_pid]) if es_pid else 0.0
+                        seconds, cpu, profile = run_queue(
+                            config, files, n, args.per_job, warm_dir, logs, console, redis_pid
+                        )
+                        es_cpu = cpu_seconds([es_pid]) - es_cpu if es_pid else 0.0
+                        found = len(config.corpus_chunk_ids(corpus))
+                        if chunks and found != chunks:
+                            raise SystemExit(f"{n} workers wrote {found} chunks, the first run {chunks}")
+                        chunks = found
+                        runs.setdefault(f"queue, {n} worker{'s' if n > 1 else ''}", []).append(
+                            {"workers": n, "seconds": seconds, "cpu_s": cpu, "es_cpu_s": es_cpu, **profile}
+                        )
+                        console.print(
+                            f"round {r + 1}, {n} workers: {seconds:.1f}s, {found / seconds:.1f} chunks/s, "
+                            f"{cpu:.1f} CPU s (+ Elasticsearch {es_cpu:.1f}); gaps {profile['between_jobs_s']:.1f}s"
+                        )
+                        if first is None:
+                            first = config
+                            n_chunks, raw_s, raw_cpu = raw_encode(config, corpus)
+                            runs.setdefault("raw encode (int8, in-process)", []).append(
+                                {"workers": 0, "seconds": raw_s, "cpu_s": raw_cpu, "es_cpu_s": 0.0}
+                            )
+                            console.print(f"round {r + 1}, raw encode: {n_chunks / raw_s:.1f} chunks/s")
+            finally:
+                redis.remove()
+    finally:
+        if node is not None:
+            node.remove()
+    report(console, args, runs, len(files), chunks)
+
+
+def report(console: Console, args: argparse.Namespace, runs: dict[str, list[dict[str, float]]], docs: int,
+           chunks: int) -> None:  # fmt: skip
+    raw = runs["raw encode (int8, in-process)"]
+    raw_rate = chunks / statistics.median(r["seconds"] for r in raw)
+    rows = []
+    for name, found in runs.items():
+        seconds = statistics.median(r["seconds"] for r in found)
+        workers = int(found[0]["workers"])
+        rate = chunks / seconds
+        rows.append({
+            "configuration": name, "workers": workers, "seconds": seconds, "docs_per_s": docs / seconds,
+            "chunks_per_s": rate, "per_worker_vs_raw": rate / max(workers, 1) / raw_rate,
+            "cpu_s_per_chunk": statistics.median(r["cpu_s"] for r in found) / chunks,
+            "es_cpu_s_per_chunk": statistics.median(r["es_cpu_s"] for r in found) / chunks, "runs": found,
+        })  # fmt: skip
+    table = Table(title=f"Ingest of {docs} documents ({chunks} chunks) into Elasticsearch, {os.cpu_count()} cores")
+    for column in (
+        "configuration",
+        "seconds",
+        "docs/s",
+        "chunks/s",
+        "per worker ÷ raw",
+        "CPU s/chunk",
+        "ES CPU s/chunk",
+    ):
+        table.add_column(column, justify="left" if column == "configuration" else "right")
+    for row in rows:
+        table.add_row(
+            row["configuration"], f"{row['seconds']:.1f}", f"{row['docs_per_s']:.2f}", f"{row['chunks_per_s']:.1f}",
+            f"{row['per_worker_vs_raw']:.2f}x", f"{row['cpu_s_per_chunk']:.4f}", f"{row['es_cpu_s_per_chunk']:.4f}",
+        )  # fmt: skip
+    console.print(table)
+    if args.json:
+        result = {
+            "command": " ".join(["benchmarks/large_ingest.py", *sys.argv[1:]]),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "loadavg": Path("/proc/loadavg").read_text().split()[:3],
+            "cores": os.cpu_count(),
+            "docs": docs,
+            "chunks": chunks,
+            "per_job": args.per_job,
+            "rounds": args.rounds,
+            "rows": rows,
+        }
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
