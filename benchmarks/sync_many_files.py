@@ -112,12 +112,14 @@ def edit(files: list[Path], fraction: float, seed: int) -> int:
     return len(changed)
 
 
-def cli_sync(folder: Path, store: Path, spec_file: Path, expected: int) -> SyncReport:
+def cli_sync(folder: Path, store: Path, spec_file: Path, expected: int, src: Path | None = None) -> SyncReport:
     """``ragship sync`` in a new process; refuses to go on if it would not be a no-change run (a spec that
-    differs from the seeded one would re-embed every file)."""
+    differs from the seeded one would re-embed every file). ``src``: run the ragship package found there
+    instead (an older checkout's ``src``, for a before/after in one run)."""
     command = [str(Path(sys.executable).with_name("ragship")), "sync", str(folder), "--store", str(store)]
     command += ["--spec", str(spec_file), "--json"]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    env = {**os.environ, "PYTHONPATH": str(src)} if src else None
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     report = json.loads(done.stdout)
     if report["unchanged"] != expected:
         raise SystemExit(f"ragship sync did not find {expected} unchanged files: {report}")
@@ -140,6 +142,7 @@ def main() -> None:
     parser.add_argument("--full-sample", type=int, default=2000, help="Files in the timed full sync (default 2000)")
     parser.add_argument("--repeat", type=int, default=1, help="Runs of each no-change row (default 1)")
     parser.add_argument("--json", type=Path, help="Write the figures here")
+    parser.add_argument("--baseline-src", type=Path, help="Also time `ragship sync` with the package in this src")
     args = parser.parse_args()
     console, spec = Console(width=140), default_spec()
     rows: list[dict[str, object]] = []
@@ -177,6 +180,9 @@ def main() -> None:
             timed("no change", "stamps", lambda: syncer.sync([folder]))
             timed("no change (process)", "stamps", lambda: cli_sync(folder, store_dir, spec_file, len(files)))
             timed("imports only (process)", "-", imports_only)
+            if args.baseline_src:
+                timed("no change (process, baseline src)", "stamps",
+                      lambda: cli_sync(folder, store_dir, spec_file, len(files), args.baseline_src))  # fmt: skip
         with old_path():
             timed("no change", "hash all (old)", lambda: syncer.sync([folder]))
         console.print(f"manifest seeded ({len(store.manifest.read())} entries)")

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from ragship.components.converters import SUPPORTED_TYPES, FileFailure, source_name
+from ragship.source_files import SUPPORTED_TYPES, FileFailure, source_name
 
 
 class FoundFile(NamedTuple):

@@ -32,19 +32,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from haystack.dataclasses import ByteStream
-
 from ragship.access.marks import Rules, rules_fingerprint
-from ragship.components.converters import FileFailure, source_name
-from ragship.components.remote import RemoteModels
 from ragship.enums import SyncMode
 from ragship.file_scan import scan_files
+from ragship.source_files import FileFailure, source_name
 from ragship.spec import PipelineSpec
-from ragship.stores.base import FileStamp, ManifestEntry, RetrievalStore
-from ragship.stores.staging import staged
+from ragship.stores.manifest_entry import FileStamp, ManifestEntry, ManifestReader
 
-if TYPE_CHECKING:  # imported where a pipeline is built: a no-change sync never loads the embedder's libraries
+# Imported where used: planning loads no Haystack (and so no torch), so a no-change ``ragship sync`` process
+# starts in a fraction of the time (ragship.quick_sync); a pipeline, an upload or a store brings them.
+if TYPE_CHECKING:
+    from ragship.components.remote import RemoteModels
     from ragship.pipelines.indexing import IndexingPipeline, SourceData
+    from ragship.stores.base import RetrievalStore
 
 SyncProgress = Callable[[int, int], None]
 StopCheck = Callable[[], bool]
@@ -95,6 +95,8 @@ class Source:
     @classmethod
     def from_bytes(cls, name: str, content: bytes) -> Source:
         """Content already in memory (an upload), named by its sender."""
+        from haystack.dataclasses import ByteStream
+
         return cls(name, hashlib.sha256(content).hexdigest(), ByteStream(data=content, meta={"source": name}))
 
 
@@ -130,6 +132,13 @@ class SyncReport:
     hashed: int = 0
     rebuild: str | None = None
     cancelled: bool = False
+
+    @classmethod
+    def of_plan(cls, plan: SyncPlan, mode: SyncMode, dry_run: bool, store: str) -> SyncReport:
+        """The report of ``plan`` before anything is written: what stays, what goes, what failed to be found."""
+        report = cls(mode=mode, dry_run=dry_run, store=store, failures=list(plan.missing))
+        report.unchanged, report.deleted, report.hashed = len(plan.unchanged), len(plan.deleted), plan.hashed
+        return report
 
     @property
     def failed(self) -> int:
@@ -198,14 +207,14 @@ def plan_changes(
         sync put in from elsewhere. Reading the manifest is the first store call, so an unreachable store
         fails here, before anything is written.
     """
-    manifest = _manifest(store, [s.name for s in sources], delete_under)
+    manifest = _manifest(store.manifest, [s.name for s in sources], delete_under)
     return _compare(spec, manifest, sources, delete_under, access_rules)
 
 
-def _manifest(store: RetrievalStore, names: list[str], delete_under: list[str] | None) -> dict[str, ManifestEntry]:
+def _manifest(manifest: ManifestReader, names: list[str], delete_under: list[str] | None) -> dict[str, ManifestEntry]:
     """The whole manifest when deletions are planned (they need every entry under the roots), else only
     the entries of ``names``: a queue job of 10 files then reads 10 entries, not the corpus's."""
-    return store.manifest.read() if delete_under is not None else store.manifest.read_sources(names)
+    return manifest.read() if delete_under is not None else manifest.read_sources(names)
 
 
 def _compare(
@@ -261,18 +270,31 @@ def plan_files(
 ) -> SyncPlan:
     """Plan the files under ``roots``: those whose size and mtime match the manifest are not read
     (unless ``rehash``)."""
+    return plan_against(spec, store.manifest, roots, delete_under, access_rules, rehash)
+
+
+def plan_against(
+    spec: PipelineSpec,
+    manifest: ManifestReader,
+    roots: list[str | Path],
+    delete_under: list[str] | None,
+    access_rules: Rules | None,
+    rehash: bool = False,
+) -> SyncPlan:
+    """:func:`plan_files` against any reader of a manifest (:mod:`ragship.quick_sync` reads it without
+    opening the store)."""
     racy_from = time.time_ns() - RACY_WINDOW_NS  # see Source.stamped (inlined: this loop runs per file)
     files, missing = scan_files(roots)  # stat taken before any read: see Source.from_file
-    manifest = _manifest(store, [f.name for f in files], delete_under)
+    entries = _manifest(manifest, [f.name for f in files], delete_under)
     sources, hashed = [], 0
     for name, path, stat in files:
-        entry, size, mtime = manifest.get(name), stat.st_size, stat.st_mtime_ns
+        entry, size, mtime = entries.get(name), stat.st_size, stat.st_mtime_ns
         if not rehash and entry is not None and entry.mtime_ns == mtime and entry.size == size:
             content_hash = entry.content_hash
         else:
             content_hash, hashed = file_sha256(path), hashed + 1
         sources.append(Source(name, content_hash, path, size, mtime if mtime < racy_from else None))
-    plan = _compare(spec, manifest, sources, delete_under, access_rules)
+    plan = _compare(spec, entries, sources, delete_under, access_rules)
     plan.missing, plan.hashed = missing, hashed
     return plan
 
@@ -388,6 +410,21 @@ class Syncer:
         plan = plan_sync(self.spec, self.store, sources, self.access_rules, rehash=mode == SyncMode.FULL)
         return self._apply(plan, mode, dry_run, allow_failures, progress, should_stop, started)
 
+    def apply(
+        self,
+        plan: SyncPlan,
+        started: float,
+        dry_run: bool = False,
+        allow_failures: bool = False,
+        progress: SyncProgress | None = None,
+    ) -> SyncReport:
+        """Carry out an incremental sync planned elsewhere against this store's manifest (:mod:`ragship.quick_sync`
+        plans before the store is opened; when there is work, this does it without planning again).
+
+        :param started: ``time.perf_counter()`` when planning began (the report's duration counts from it).
+        """
+        return self._apply(plan, SyncMode.INCREMENTAL, dry_run, allow_failures, progress, None, started)
+
     def _apply(
         self,
         plan: SyncPlan,
@@ -398,11 +435,12 @@ class Syncer:
         should_stop: StopCheck | None,
         started: float,
     ) -> SyncReport:
-        report = SyncReport(mode=mode, dry_run=dry_run, store=self.store.describe(), failures=list(plan.missing))
-        report.unchanged, report.deleted, report.hashed = len(plan.unchanged), len(plan.deleted), plan.hashed
+        report = SyncReport.of_plan(plan, mode, dry_run, self.store.describe())
         if dry_run:
             report.added, report.updated = len(plan.added), len(plan.updated)
         elif mode == SyncMode.FULL:
+            from ragship.stores.staging import staged
+
             with staged(self.store) as rebuild:
                 todo = plan.added + plan.updated + plan.unchanged
                 self._write(rebuild.store, todo, plan, report, progress, should_stop)

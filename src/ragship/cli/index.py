@@ -100,16 +100,30 @@ def sync(
     as_json: JsonOption = False,
 ) -> None:
     """Index new and changed files, drop removed ones, leave the rest (no notebook, no MLflow run)."""
-    from ragship.assembly import open_indexer, resolve_spec, served_spec
+    from ragship.quick_sync import plan_quickly
     from ragship.settings import get_settings
+    from ragship.spec_source import resolve_spec, served_spec
 
     settings = get_settings()
     if served and spec:
         raise typer.BadParameter("give either --spec or --served, not both", param_hint="--served")
     resolved = served_spec(settings)[0] if served else resolve_spec(spec, settings)
-    syncer = open_indexer(resolved, store, settings)
 
     def job(progress: ProgressCallback | None) -> SyncReport:
+        # Planned before the store is opened: a run with nothing to do never loads Haystack or torch.
+        roots: list[str | Path] = list(paths)
+        quick = None
+        if mode == SyncMode.INCREMENTAL:
+            quick = plan_quickly(resolved, store or settings.store_location, roots, settings.access.rules)
+        if quick is not None and not quick.has_work:
+            if progress:
+                progress(0, 0)
+            return quick.report(dry_run)
+        from ragship.assembly import open_indexer
+
+        syncer = open_indexer(resolved, store, settings)
+        if quick is not None:
+            return syncer.apply(quick.plan, quick.started, dry_run, allow_failures, progress)
         return syncer.sync(paths, mode=mode, dry_run=dry_run, allow_failures=allow_failures, progress=progress)
 
     def summarize(report: SyncReport) -> None:

@@ -8,7 +8,6 @@ import logging as std_logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -19,36 +18,17 @@ from haystack.dataclasses import ByteStream
 from ragship.access.marks import front_matter_access, groups_of, rule_access
 from ragship.access.scope import ACCESS_META
 from ragship.errors import ConversionError
+from ragship.source_files import BINARY_TYPES as BINARY_TYPES  # re-exported: callers import them from here
+from ragship.source_files import SUPPORTED_TYPES as SUPPORTED_TYPES
+from ragship.source_files import TEXT_TYPES as TEXT_TYPES
+from ragship.source_files import FileFailure as FileFailure
+from ragship.source_files import source_name as source_name
 from ragship.spec.knobs import default_of
 
-TEXT_TYPES = {".txt", ".md", ".markdown", ".html", ".htm", ".jsonl"}
-BINARY_TYPES = {".pdf", ".docx"}
-SUPPORTED_TYPES = TEXT_TYPES | BINARY_TYPES
 # ``meta.file_type`` values whose converted text is Markdown (HTML is converted to Markdown).
 MARKDOWN_FILE_TYPES = frozenset({"md", "markdown", "html", "htm"})
 _MARKDOWN_TITLE = re.compile(r"^\s{0,3}#\s+(.+?)\s*#*\s*$", re.MULTILINE)
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-
-
-@dataclass(frozen=True)
-class FileFailure:
-    """A file (or one record of a .jsonl file) that could not be converted."""
-
-    source: str
-    reason: str
-
-    def to_dict(self) -> dict[str, str]:
-        """Plain-data form for summaries and JSON output."""
-        return {"source": self.source, "reason": self.reason}
-
-
-def source_name(path: str | Path) -> str:
-    """Canonical name of a source file: relative to the working directory when inside it."""
-    resolved = Path(path).resolve()
-    try:
-        return resolved.relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return resolved.as_posix()
 
 
 @component

@@ -14,6 +14,8 @@ from haystack import Document
 from haystack.document_stores.types import DocumentStore
 
 from ragship.errors import StoreError
+from ragship.stores.manifest_entry import FileStamp as FileStamp  # re-exported: callers import them from here
+from ragship.stores.manifest_entry import ManifestEntry as ManifestEntry
 
 # A keyword query and its weight: a weighted search scores each clause's text as BM25 does and sums
 # the scores times the weights (how query expansion gives its new words less say than the question's).
@@ -35,59 +37,6 @@ class WriteResult:
 
     written: int = 0
     rejected: list[Rejection] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ManifestEntry:
-    """What the index holds for one source file: the file's hash, the pipeline that indexed it, its chunks.
-
-    Incremental sync compares these with the files on disk; the store keeps them next to the chunks
-    (same SQLite database, or an Elasticsearch index paired with the live index) so they move together.
-    """
-
-    source: str
-    content_hash: str
-    pipeline_hash: str
-    chunk_ids: tuple[str, ...] = ()
-    indexed_at: str = ""
-    # The file's size and modification time (ns) when it was hashed: equal ones let a sync skip hashing it.
-    # None (uploads, entries from before they were recorded, racy entries) means "hash it next time".
-    size: int | None = None
-    mtime_ns: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (stored as JSON)."""
-        return {
-            "source": self.source,
-            "content_hash": self.content_hash,
-            "pipeline_hash": self.pipeline_hash,
-            "chunk_ids": list(self.chunk_ids),
-            "indexed_at": self.indexed_at,
-            "size": self.size,
-            "mtime_ns": self.mtime_ns,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ManifestEntry:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            source=data["source"],
-            content_hash=data["content_hash"],
-            pipeline_hash=data["pipeline_hash"],
-            chunk_ids=tuple(data.get("chunk_ids") or ()),
-            indexed_at=data.get("indexed_at", ""),
-            size=data.get("size"),
-            mtime_ns=data.get("mtime_ns"),
-        )
-
-
-@dataclass(frozen=True)
-class FileStamp:
-    """A source file's size and modification time (ns), recorded so the next sync can skip hashing it."""
-
-    source: str
-    size: int | None
-    mtime_ns: int | None
 
 
 # -- the parts of a store: each caller types against the part it uses ----------------------------------------

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ragship.errors import ConfigError
 from ragship.settings import Settings, get_settings, redacted_url
-from ragship.stores.base import RetrievalStore
+
+if TYPE_CHECKING:  # the registry stays light: a no-change sync asks it for the backend without loading Haystack
+    from ragship.stores.base import RetrievalStore
 
 
 @dataclass(frozen=True)
