@@ -29,12 +29,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from queue_throughput import Config, cpu_seconds, own_cpu_seconds, run_queue  # benchmarks/ is the script directory
+from queue_throughput import (  # benchmarks/ is the script directory
+    Config,
+    bench_home,
+    cpu_seconds,
+    own_cpu_seconds,
+    run_queue,
+)
 from reindex_incremental import NFCORPUS
 from rich.console import Console
 from rich.table import Table
 
-from ragship.local.redis_server import LocalRedis
 from ragship.settings import load_settings
 
 
@@ -113,15 +118,10 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            home, corpus, warm_dir, logs = (root / n for n in ("home", "corpus", "warm-up", "logs"))
-            for folder in (home, corpus, warm_dir, logs):
-                folder.mkdir()
+            corpus = root / "corpus"
+            corpus.mkdir()
             files = write_documents(corpus, args.docs)
-            env = {**os.environ, "RAGSHIP_HOME": str(home), "RAGSHIP_WORKER__METRICS_PORT": "0", "HF_HUB_OFFLINE": "1"}
-            os.environ.update({k: env[k] for k in ("RAGSHIP_HOME", "HF_HUB_OFFLINE")})
-            redis = LocalRedis(load_settings().local_redis, home=home, name="bench")
-            env["RAGSHIP_QUEUE__URL"] = redis.start(port=0)
-            redis_pid = redis.status().pid or 0
+            redis, env, redis_pid, warm_dir, logs = bench_home(root)
             try:
                 for r in range(args.rounds):
                     first: Config | None = None

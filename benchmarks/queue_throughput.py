@@ -266,6 +266,21 @@ def label(workers: int, prefetch: int | None) -> str:
     return f"{name}, prefetch {prefetch}" if prefetch is not None else name
 
 
+def bench_home(root: Path) -> tuple[LocalRedis, dict[str, str], int, Path, Path]:
+    """Under ``root``: a fresh ragship home, warm-up and log folders, and a private Redis started in it.
+    Returns the Redis, the workers' environment, Redis's pid, the warm-up folder and the log folder."""
+    home, warm_dir, logs = (root / n for n in ("home", "warm-up", "logs"))
+    for folder in (home, warm_dir, logs):
+        folder.mkdir()
+    # This process and the workers read the same settings: a fresh home (no registered champion: the
+    # default spec), no metrics port, the model from the local cache.
+    env = {**os.environ, "RAGSHIP_HOME": str(home), "RAGSHIP_WORKER__METRICS_PORT": "0", "HF_HUB_OFFLINE": "1"}
+    os.environ.update({k: env[k] for k in ("RAGSHIP_HOME", "HF_HUB_OFFLINE")})
+    redis = LocalRedis(load_settings().local_redis, home=home, name="bench")
+    env["RAGSHIP_QUEUE__URL"] = redis.start(port=0)
+    return redis, env, redis.status().pid or 0, warm_dir, logs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=400, help="Use the first N documents (default 400)")
@@ -295,22 +310,10 @@ def main() -> None:
     console = Console(width=120)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        home = root / "home"
-        home.mkdir()
         corpus = root / "nfcorpus-files"
         corpus.mkdir()
-        warm_dir = root / "warm-up"
-        warm_dir.mkdir()
-        logs = root / "logs"
-        logs.mkdir()
         files = write_corpus(corpus, args.limit)
-        # This process and the workers read the same settings: a fresh home (no registered champion: the
-        # default spec), no metrics port, the model from the local cache.
-        base_env = {**os.environ, "RAGSHIP_HOME": str(home), "RAGSHIP_WORKER__METRICS_PORT": "0", "HF_HUB_OFFLINE": "1"}
-        os.environ.update({k: base_env[k] for k in ("RAGSHIP_HOME", "HF_HUB_OFFLINE")})
-        redis = LocalRedis(load_settings().local_redis, home=home, name="bench")
-        base_env["RAGSHIP_QUEUE__URL"] = redis.start(port=0)
-        redis_pid = redis.status().pid or 0
+        redis, base_env, redis_pid, warm_dir, logs = bench_home(root)
         # (workers, prefetch): None is `ragship worker`'s own prefetch.
         configs: list[tuple[int, int | None]] = [(0, None), *((n, None) for n in args.workers)]
         configs += [(1, p) for p in args.prefetch]
