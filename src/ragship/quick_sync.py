@@ -15,13 +15,13 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from ragship.access.marks import Rules
 from ragship.enums import SyncMode
 from ragship.models.resolve import embedding_dimension
 from ragship.source_files import source_name
 from ragship.spec import PipelineSpec
+from ragship.stores.embedded_schema import location_path
 from ragship.stores.manifest_file import open_manifest
 from ragship.stores.registry import backend_for
 from ragship.sync import SyncPlan, SyncReport, plan_against
@@ -61,8 +61,7 @@ def plan_quickly(
     backend, where = backend_for(location)
     if backend.name != "embedded":
         return None
-    # As ragship.stores.embedded.open_location reads a location (a directory path or a file:// URL).
-    path = Path(urlsplit(where).path if where.startswith("file:") else where)
+    path = Path(location_path(where))
     model = spec.embedding_model
     manifest = open_manifest(path, embedding_dimension(model) if model else None)
     if manifest is None:

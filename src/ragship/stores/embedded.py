@@ -20,7 +20,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from haystack import Document, default_from_dict, default_to_dict, logging
 from haystack.document_stores.errors import DuplicateDocumentError
@@ -36,7 +35,7 @@ from ragship.stores.embedded_delta import next_rowid, record_high
 from ragship.stores.embedded_dense import DenseIndex, from_blob, to_blob
 from ragship.stores.embedded_lexical import LexicalIndex
 from ragship.stores.embedded_manifest import MANIFEST_SCHEMA, EmbeddedManifest
-from ragship.stores.embedded_schema import DB_FILE, SCHEMA
+from ragship.stores.embedded_schema import DB_FILE, SCHEMA, location_path
 from ragship.stores.embedded_staging import remove_staged, staged_path, swap_in
 from ragship.text.analysis import content_words
 
@@ -482,5 +481,4 @@ def _check_filters(filters: dict[str, Any]) -> None:
 
 def open_location(location: str, *, embedding_dim: int | None, settings: Settings) -> EmbeddedDocumentStore:
     """The registry's entry point: a directory path or a ``file://`` URL."""
-    path = urlsplit(location).path if location.startswith("file:") else location
-    return EmbeddedDocumentStore(path, embedding_dim=embedding_dim)
+    return EmbeddedDocumentStore(location_path(location), embedding_dim=embedding_dim)

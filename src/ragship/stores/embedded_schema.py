@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 DB_FILE = "store.sqlite3"
 SCHEMA_VERSION = 1
 
@@ -29,3 +31,8 @@ CREATE TRIGGER IF NOT EXISTS documents_ad AFTER DELETE ON documents BEGIN
     VALUES ('delete', old.rowid, coalesce(old.content, ''));
 END;
 """
+
+
+def location_path(location: str) -> str:
+    """The directory an embedded-store location names: a directory path or a ``file://`` URL."""
+    return urlsplit(location).path if location.startswith("file:") else location
