@@ -41,6 +41,7 @@ from ragship.settings.infrastructure import (
 )
 from ragship.settings.observability import ShadowSettings, TracingSettings
 from ragship.settings.security import AccessSettings, AuthSettings
+from ragship.settings.stores import EmbeddedStoreSettings
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
@@ -49,6 +50,7 @@ __all__ = [
     "AuthSettings",
     "DataSettings",
     "ElasticsearchSettings",
+    "EmbeddedStoreSettings",
     "LocalElasticsearchSettings",
     "LocalLlamaSettings",
     "LocalRabbitmqSettings",
@@ -120,6 +122,7 @@ class Settings(BaseSettings):
     local_rabbitmq: LocalRabbitmqSettings = Field(default_factory=LocalRabbitmqSettings)  # type: ignore[arg-type]
     local_llama: LocalLlamaSettings = Field(default_factory=LocalLlamaSettings)  # type: ignore[arg-type]
     worker: WorkerSettings = Field(default_factory=WorkerSettings)  # type: ignore[arg-type]
+    embedded: EmbeddedStoreSettings = Field(default_factory=EmbeddedStoreSettings)  # type: ignore[arg-type]
     auth: AuthSettings = Field(default_factory=AuthSettings)  # type: ignore[arg-type]
     access: AccessSettings = Field(default_factory=AccessSettings)  # type: ignore[arg-type]
     data: DataSettings = Field(default_factory=DataSettings)  # type: ignore[arg-type]

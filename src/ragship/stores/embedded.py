@@ -28,7 +28,7 @@ from haystack.utils.filters import document_matches_filter
 
 from ragship.access.scope import ACCESS_META, split_access
 from ragship.errors import StoreError
-from ragship.settings import Settings
+from ragship.settings import EmbeddedStoreSettings, Settings
 from ragship.stores.base import RetrievalStore, WeightedClause, WriteResult
 from ragship.stores.embedded_access import access_sql
 from ragship.stores.embedded_delta import next_rowid, record_high
@@ -58,11 +58,15 @@ class EmbeddedDocumentStore:
 
     :param path: Directory holding the store; created if missing.
     :param embedding_dim: Expected vector size. When given, it must match what is stored.
+    :param settings: Memory the in-memory indexes may use (``Settings.embedded``); the defaults when None.
     """
 
-    def __init__(self, path: str | Path, embedding_dim: int | None = None) -> None:
+    def __init__(
+        self, path: str | Path, embedding_dim: int | None = None, settings: EmbeddedStoreSettings | None = None
+    ) -> None:
         self.path = Path(path)
         self._configured_dim = embedding_dim
+        self._settings = settings or EmbeddedStoreSettings.model_validate({})
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         # Searches read through one connection per thread, outside the lock: SQLite releases the GIL while it
@@ -169,7 +173,9 @@ class EmbeddedDocumentStore:
 
     def sibling(self, name: str) -> EmbeddedDocumentStore:
         """A store beside this one (directory ``<path>-<name>``), e.g. for evaluation."""
-        return EmbeddedDocumentStore(self.path.with_name(f"{self.path.name}-{name}"), self._configured_dim)
+        return EmbeddedDocumentStore(
+            self.path.with_name(f"{self.path.name}-{name}"), self._configured_dim, self._settings
+        )
 
     # -- Haystack DocumentStore protocol --------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -268,7 +274,7 @@ class EmbeddedDocumentStore:
 
     def staged_rebuild(self) -> EmbeddedDocumentStore:
         """An empty store in a sibling directory, swapped in by :meth:`promote`."""
-        return EmbeddedDocumentStore(staged_path(self.path), self._configured_dim)
+        return EmbeddedDocumentStore(staged_path(self.path), self._configured_dim, self._settings)
 
     def promote(self, staged: RetrievalStore) -> None:
         """Swap the staged directory in by two renames; the old data is deleted afterwards.
@@ -416,23 +422,49 @@ class EmbeddedDocumentStore:
         return int(conn.execute("PRAGMA data_version").fetchone()[0]), self._local_writes
 
     def _dense_index(self) -> DenseIndex | None:
+        seen = self._seen_by_reader()
+        if self._unchanged("dense", seen, self._dense):
+            return self._dense
         with self._lock:
             conn = self._connect()
             version = self._version(conn)
             if self._dense is None or self._dense_version != version:
                 # Built once, then brought up to date with the rows written and deleted since.
-                self._dense = DenseIndex.build(conn) if self._dense is None else self._dense.updated(conn)
+                if self._dense is None:
+                    self._dense = DenseIndex.build(conn, self._settings.exact_vectors_mib << 20)
+                    _report_memory(self._dense)
+                else:
+                    self._dense = self._dense.updated(conn)
                 self._dense_version = version
+            self._thread.dense = (seen, self._dense)
             return self._dense
 
     def _lexical_index(self) -> LexicalIndex | None:
+        seen = self._seen_by_reader()
+        if self._unchanged("lexical", seen, self._lexical):
+            return self._lexical
         with self._lock:
             conn = self._connect()
             version = self._version(conn)
             if self._lexical is None or self._lexical_version != version:
                 self._lexical = LexicalIndex.build(conn) if self._lexical is None else self._lexical.updated(conn)
                 self._lexical_version = version
+            self._thread.lexical = (seen, self._lexical)
             return self._lexical
+
+    def _seen_by_reader(self) -> tuple[int, int]:
+        """This thread's reader's ``data_version`` (it moves on any other connection's commit, this store's own
+        connection's included) and the count of this store's writes."""
+        return int(self._reader().execute("PRAGMA data_version").fetchone()[0]), self._local_writes
+
+    def _unchanged(self, kind: str, seen: tuple[int, int], current: object) -> bool:
+        """Whether ``current`` is the ``kind`` index this thread last brought up to date and nothing was
+        committed since (``seen``, read before the index). Checked without the store lock, which every
+        request thread otherwise queued on twice per question (py-spy, benchmarks/README.md, issue 30 goal 4,
+        round 4); a commit after ``seen`` was read only costs the next search a recheck.
+        """
+        last: tuple[tuple[int, int], object] | None = getattr(self._thread, kind, None)
+        return current is not None and last is not None and last[1] is current and last[0] == seen
 
     def _embeddings(self, rowids: list[int]) -> dict[int, bytes]:
         """The float32 embeddings of ``rowids`` (those still stored), read by this thread's reader."""
@@ -442,15 +474,9 @@ class EmbeddedDocumentStore:
 
     def _documents_by_rowid(self, rowids: list[int], scores: list[float]) -> list[Document]:
         marks = ",".join("?" * len(rowids))
-        with self._lock:
-            rows = (
-                self._connect()
-                .execute(
-                    f"SELECT rowid, id, content, meta, NULL FROM documents WHERE rowid IN ({marks})",
-                    rowids,
-                )
-                .fetchall()
-            )
+        # This thread's reader, outside the lock: a row deleted since the index was read is just left out.
+        sql = f"SELECT rowid, id, content, meta, NULL FROM documents WHERE rowid IN ({marks})"
+        rows = self._reader().execute(sql, rowids).fetchall()
         by_rowid = {r[0]: r for r in rows}
         return [
             self._row_to_document(by_rowid[rid][1], by_rowid[rid][2], by_rowid[rid][3], by_rowid[rid][4], score=score)
@@ -471,6 +497,18 @@ class EmbeddedDocumentStore:
         )
 
 
+def _report_memory(index: DenseIndex | None) -> None:
+    if index is not None:
+        codes, exact = index.nbytes
+        logger.info(
+            "Dense index of {rows} chunks: int8 codes {codes:.1f} MiB, float32 rescoring rows {exact:.1f} MiB "
+            "in memory (embedded.exact_vectors_mib).",
+            rows=len(index.rowids),
+            codes=codes / 2**20,
+            exact=exact / 2**20,
+        )
+
+
 def _check_filters(filters: dict[str, Any]) -> None:
     if "operator" not in filters and "conditions" not in filters:
         raise StoreError(
@@ -481,4 +519,4 @@ def _check_filters(filters: dict[str, Any]) -> None:
 
 def open_location(location: str, *, embedding_dim: int | None, settings: Settings) -> EmbeddedDocumentStore:
     """The registry's entry point: a directory path or a ``file://`` URL."""
-    return EmbeddedDocumentStore(location_path(location), embedding_dim=embedding_dim)
+    return EmbeddedDocumentStore(location_path(location), embedding_dim=embedding_dim, settings=settings.embedded)
