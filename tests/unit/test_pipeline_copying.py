@@ -82,6 +82,23 @@ def test_only_lists_of_scalars_take_the_shortcut() -> None:
     assert type(fast(sub)) is _Floats
 
 
+def test_scalars_are_their_own_copies_without_the_protocol_check() -> None:
+    original = haystack_utils._deepcopy_with_exceptions.haystack_copy
+    checked: list[Any] = []
+
+    def counting(obj: Any) -> Any:  # Haystack's copy, which tests what it is given against the protocols
+        checked.append(obj)
+        return original(obj)
+
+    fast = copying._make_fast(counting)
+    for value in ("a question", 5, 0.5, None, True, b"raw"):
+        assert fast(value) is value
+    assert checked == []
+    inputs = {"query": "q", "top_k": 3, "filters": {"field": "meta.x"}}
+    copied = fast(inputs)
+    assert copied == inputs and copied is not inputs and copied["filters"] is not inputs["filters"]
+
+
 def test_documents_are_copied_as_deeply_as_haystack_copies_them() -> None:
     import numpy as np
     from haystack.dataclasses import ByteStream, SparseEmbedding
