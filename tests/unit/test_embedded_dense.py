@@ -51,3 +51,35 @@ def test_dense_search_equals_exact_search_after_writes_and_deletes(tmp_path: Pat
         evens = [i for i, name in enumerate(ids) if int(name[1:]) % 2 == 0]
         hits = store.embedding_retrieval(query.tolist(), top_k=10, filters=even)
         assert [h.id for h in hits] == _exact(vectors[evens], [ids[i] for i in evens], query, 10)[0]
+
+
+def test_rescoring_rows_in_memory_rank_and_score_as_rows_read_from_sqlite(tmp_path: Path) -> None:
+    # embedded.exact_vectors_mib keeps the float32 rows in memory while they fit; past it they are dropped
+    # and read from SQLite per query. Either way a search returns the same hits and the same scores.
+    from ragship.settings import EmbeddedStoreSettings
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "store"
+    memory = EmbeddedDocumentStore(path, settings=EmbeddedStoreSettings(exact_vectors_mib=1))
+    sqlite = EmbeddedDocumentStore(path, settings=EmbeddedStoreSettings(exact_vectors_mib=0))
+    first = rng.normal(size=(4000, DIM)).astype(np.float32)  # 4,000 x 192 bytes: under 1 MiB
+    memory.write_documents(_docs(first, 0))
+    memory.delete_documents([f"d{i}" for i in range(0, 4000, 7)])
+    even = {"field": "meta.even", "operator": "==", "value": True}
+
+    def same_hits() -> None:
+        for _ in range(10):
+            query = rng.normal(size=DIM).astype(np.float32).tolist()
+            for filters in (None, even):
+                kept = memory.embedding_retrieval(query, top_k=10, filters=filters)
+                read = sqlite.embedding_retrieval(query, top_k=10, filters=filters)
+                assert [(d.id, d.score) for d in kept] == [(d.id, d.score) for d in read]
+
+    same_hits()
+    kept_index, read_index = memory._dense_index(), sqlite._dense_index()
+    assert kept_index is not None and kept_index.exact is not None and kept_index.nbytes[1] > 0
+    assert read_index is not None and read_index.exact is None and read_index.nbytes[1] == 0
+    memory.write_documents(_docs(rng.normal(size=(2000, DIM)).astype(np.float32), 4000))  # now over 1 MiB
+    same_hits()
+    grown = memory._dense_index()
+    assert grown is not None and grown.exact is None and len(grown.rowids) == 6000 - 572

@@ -174,3 +174,39 @@ def test_searches_from_many_threads_at_once_see_every_write(store: EmbeddedDocum
     assert all(ids == ["d21", "d20"] for ids in seen), seen
     store.close()
     assert [d.id for d in store.bm25_retrieval("durian", top_k=1)] == ["d21"]  # reopens after close
+
+
+def test_searches_do_not_wait_for_the_store_lock_when_nothing_changed(store: EmbeddedDocumentStore) -> None:
+    # Request threads used to queue on the store lock twice per question; a search of an unchanged store now
+    # answers while another thread holds it (a long write), and sees the write once it is committed.
+    import threading
+
+    store.write_documents([_doc(i, f"apple {'cherry ' * i}") for i in range(1, 5)])
+    held, searched, release = threading.Event(), threading.Event(), threading.Event()
+    found: list[list[str]] = []
+
+    def search() -> None:
+        found.append([d.id for d in store.bm25_retrieval("cherry", top_k=2)])  # builds the indexes
+        found.append([d.id for d in store.embedding_retrieval(np.ones(DIM).tolist(), top_k=2)])
+        held.wait()
+        found.append([d.id for d in store.bm25_retrieval("cherry", top_k=2)])
+        found.append([d.id for d in store.embedding_retrieval(np.ones(DIM).tolist(), top_k=2)])
+        searched.set()
+
+    def hold() -> None:
+        with store._lock:
+            held.set()
+            release.wait(timeout=30)
+
+    threads = [threading.Thread(target=search), threading.Thread(target=hold)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert searched.wait(timeout=10), "a search waited for the store lock"
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join()
+    assert found[2] == found[0] == ["d4", "d3"] and found[3] == found[1]
+    store.write_documents([_doc(9, "cherry " * 20)])
+    assert [d.id for d in store.bm25_retrieval("cherry", top_k=1)] == ["d9"]

@@ -25,6 +25,7 @@ Result = TypeVar("Result")
 @dataclass
 class _Call(Generic[Item, Result]):
     items: list[Item]
+    wake: threading.Condition  # on the coalescer's lock: only this caller waits on it
     results: list[Result] | None = None
     error: BaseException | None = None
     done: bool = False
@@ -43,38 +44,43 @@ class Coalescer(Generic[Item, Result]):
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self._batch_fn = batch_fn
         self.max_batch = max_batch
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
         self._queue: list[_Call[Item, Result]] = []
         self._running = False
 
     @property
     def waiting(self) -> int:
         """Calls queued behind the batch that runs now."""
-        with self._changed:
+        with self._lock:
             return len(self._queue)
 
     def __call__(self, items: list[Item]) -> list[Result]:
         """The results of ``items``, computed in a batch with whatever other calls are waiting."""
         if not items:
             return []
-        call: _Call[Item, Result] = _Call(list(items))
-        with self._changed:
+        call: _Call[Item, Result] = _Call(list(items), threading.Condition(self._lock))
+        with self._lock:
             self._queue.append(call)
             # Whoever finds no batch running runs the queue's head; the others wait for their results
-            # or for their turn to lead, so no thread sits idle while work is queued.
+            # or for their turn to lead, so no thread sits idle while work is queued. A finished batch wakes
+            # its own callers and the next head only: waking every waiter (notify_all) cost each batch one
+            # wake-up per queued thread, GIL hand-offs that grew with the clients (py-spy, benchmarks/README.md).
             while not call.done:
                 if self._running:
-                    self._changed.wait()
+                    call.wake.wait()
                     continue
                 self._running = True
                 batch = self._take()
-                self._changed.release()
+                self._lock.release()
                 try:
                     self._run(batch)
                 finally:
-                    self._changed.acquire()
+                    self._lock.acquire()
                     self._running = False
-                    self._changed.notify_all()
+                    for done in batch:
+                        done.wake.notify()
+                    if self._queue:
+                        self._queue[0].wake.notify()
         if call.error is not None:
             raise call.error
         assert call.results is not None
