@@ -79,7 +79,7 @@ def test_rescoring_rows_in_memory_rank_and_score_as_rows_read_from_sqlite(tmp_pa
     kept_index, read_index = memory._dense_index(), sqlite._dense_index()
     assert kept_index is not None and kept_index.exact is not None and kept_index.nbytes[1] > 0
     assert read_index is not None and read_index.exact is None and read_index.nbytes[1] == 0
-    memory.write_documents(_docs(rng.normal(size=(2000, DIM)).astype(np.float32), 4000))  # now over 1 MiB
+    memory.write_documents(_docs(rng.normal(size=(3000, DIM)).astype(np.float32), 4000))  # now over 1 MiB
     same_hits()
     grown = memory._dense_index()
-    assert grown is not None and grown.exact is None and len(grown.rowids) == 6000 - 572
+    assert grown is not None and grown.exact is None and len(grown.rowids) == 7000 - 572

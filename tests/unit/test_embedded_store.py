@@ -182,18 +182,20 @@ def test_searches_do_not_wait_for_the_store_lock_when_nothing_changed(store: Emb
     import threading
 
     store.write_documents([_doc(i, f"apple {'cherry ' * i}") for i in range(1, 5)])
-    held, searched, release = threading.Event(), threading.Event(), threading.Event()
+    built, held, searched, release = threading.Event(), threading.Event(), threading.Event(), threading.Event()
     found: list[list[str]] = []
 
     def search() -> None:
         found.append([d.id for d in store.bm25_retrieval("cherry", top_k=2)])  # builds the indexes
         found.append([d.id for d in store.embedding_retrieval(np.ones(DIM).tolist(), top_k=2)])
+        built.set()
         held.wait()
         found.append([d.id for d in store.bm25_retrieval("cherry", top_k=2)])
         found.append([d.id for d in store.embedding_retrieval(np.ones(DIM).tolist(), top_k=2)])
         searched.set()
 
     def hold() -> None:
+        built.wait(timeout=30)
         with store._lock:
             held.set()
             release.wait(timeout=30)
