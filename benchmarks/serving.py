@@ -32,6 +32,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 from rich.console import Console
 from rich.table import Table
 
@@ -104,20 +105,34 @@ def latency(url: str, requests: int) -> list[dict[str, object]]:
     return rows
 
 
+def server_cpu_s() -> float:
+    """CPU seconds used so far by this process's children (the server under test and its workers): a
+    figure that a busy shared host changes far less than wall-clock throughput."""
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = child.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def retrieve_cells(label: str, url: str, requests: int, route: str = "/retrieve") -> dict[str, object]:
-    """``route`` alone (1 client: p50) and saturated (16 clients: req/s)."""
+    """``route`` alone (1 client: p50) and saturated (16 clients: req/s, and the server's CPU per request)."""
 
     def call(http: httpx.Client, i: int) -> None:
         http.post(f"{url}{route}", json={"question": QUESTIONS[i % len(QUESTIONS)]}).raise_for_status()
 
     run_clients(4, 16, call)  # warm-up
     alone, alone_wall = run_clients(1, requests, call)
+    cpu_before = server_cpu_s()
     _, busy_wall = run_clients(max(CLIENTS), requests, call)
+    cpu_ms = (server_cpu_s() - cpu_before) / requests * 1000
     row = {
         "server": label,
         "p50_ms_1_client": round(float(np.percentile(np.array(alone) * 1000, 50)), 1),
         "req_per_s_1_client": round(requests / alone_wall, 1),
         "req_per_s_16_clients": round(requests / busy_wall, 1),
+        "server_cpu_ms_per_request_16_clients": round(cpu_ms, 2),
     }
     console.print(row)
     return row
@@ -136,17 +151,18 @@ def in_process_cells(store: str, requests: int) -> dict[str, object]:
     for i in range(16):
         engine.retrieve(QUESTIONS[i % len(QUESTIONS)])
     seconds = []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for i in range(requests):
         start = time.perf_counter()
         engine.retrieve(QUESTIONS[i % len(QUESTIONS)])
         seconds.append(time.perf_counter() - start)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     row = {
         "server": "pipeline run() in process",
         "p50_ms_1_client": round(float(np.percentile(np.array(seconds) * 1000, 50)), 1),
         "req_per_s_1_client": round(requests / wall, 1),
         "req_per_s_16_clients": None,
+        "cpu_ms_per_request_1_client": round(cpu / requests * 1000, 2),
     }
     console.print(row)
     return row
@@ -357,6 +373,11 @@ def print_placements(placement_rows: list[dict[str, object]]) -> None:
         f"one API worker per core vs one: 16-client throughput {ratio(per_core, api, 'req_per_s_16_clients'):.2f}x; "
         f"query embedder in the API vs in the Embedder: p50 {ratio(api, service, 'p50_ms_1_client'):.2f}x, "
         f"16-client throughput {ratio(api, service, 'req_per_s_16_clients'):.2f}x"
+    )
+    cpu = "server_cpu_ms_per_request_16_clients"
+    console.print(
+        f"server CPU per request at 16 clients: ragship (default) {api[cpu]} ms, Hayhooks {hayhooks[cpu]} ms "
+        f"(Hayhooks / ragship {ratio(hayhooks, api, cpu):.2f}x); in process {floor['cpu_ms_per_request_1_client']} ms"
     )
 
 
