@@ -37,7 +37,7 @@ def test_the_walk_matches_discover_files_in_order_names_and_stats(tree: Path) ->
     assert [f.name for f in found] == list(dict.fromkeys(source_name(p) for p in expected))
     assert [f.name for f in found][:4] == ["docs/B.md", "docs/Notes.MD", "docs/a/b/c.md", "docs/a/z.txt"]
     assert missing == expected_missing
-    assert all(f.stat.st_size == os.stat(f.path).st_size for f in found)
+    assert all((f.size, f.mtime_ns) == (os.stat(f.path).st_size, os.stat(f.path).st_mtime_ns) for f in found)
 
 
 def test_a_symlinked_file_is_named_by_its_target_and_kept_once(tree: Path) -> None:
