@@ -334,7 +334,7 @@ class ElasticsearchStore:
     def delete_by_source(self, sources: list[str], keep_ids: set[str] | None = None) -> int:
         """Delete chunks of these sources except ``keep_ids``."""
         keep = keep_ids or set()
-        doomed = [i for source in sources for i in self.ids_by_source(source) if i not in keep]
+        doomed = [i for i in self._ids_by_sources(sources) if i not in keep]
         # Ids + bulk delete rather than _delete_by_query: that API lives in the optional reindex module.
         if doomed:
             self.delete_documents(doomed)
@@ -342,8 +342,16 @@ class ElasticsearchStore:
 
     def ids_by_source(self, source: str) -> set[str]:
         """Ids stored for one source file."""
-        body = {"query": {"term": {"source": source}}, "_source": False}
-        return {h["_id"] for h in self._call(lambda: list(helpers.scan(self.client, index=self._target(), query=body)))}
+        return self._ids_by_sources([source])
+
+    def _ids_by_sources(self, sources: list[str]) -> set[str]:
+        """Ids stored for these source files: one search per group of sources (a scroll only past
+        :data:`~ragship.stores.es_bulk.ID_PAGE` hits), not a scroll per file."""
+        ids: set[str] = set()
+        for i in range(0, len(sources), es_bulk.TERMS_PER_QUERY):
+            query = {"terms": {"source": sources[i : i + es_bulk.TERMS_PER_QUERY]}}
+            ids |= self._call(es_bulk.matching_ids, self.client, self._target(), query)
+        return ids
 
     def bm25_retrieval(self, query: str, top_k: int = 10, filters: dict[str, Any] | None = None) -> list[Document]:
         """BM25 over ``content``, or over ``content_stemmed`` with the query stemmed alike where the index
