@@ -59,6 +59,11 @@ def main() -> None:
     parser.add_argument("--per-job", type=int, default=20, help="Files per job (default 20)")
     parser.add_argument("--es", help="Elasticsearch URL (default: a private local node, removed at the end)")
     parser.add_argument("--top", type=int, default=0, help="Also print the top N functions by own time")
+    parser.add_argument(
+        "--refresh", choices=["per-write", "at-end"], default="per-write",
+        help="per-write: the store's refresh after each bulk write (default); at-end: index refresh_interval -1 "
+        "during the jobs, no refresh per write, one refresh at the end (restored to the default after)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="Write the figures here")
     args = parser.parse_args()
     console = Console(width=120)
@@ -97,6 +102,10 @@ def profile_jobs(args: argparse.Namespace, es_url: str, es_pid: int | None) -> d
         warm = root / "warm.txt"
         warm.write_text("Warm-up\n\nA short note that loads the embedding model.\n")
         syncer.index([warm])
+        es: Any = syncer.store
+        if args.refresh == "at-end":
+            es.refresh_after_write = False
+            es.client.indices.put_settings(index=es.alias, settings={"index": {"refresh_interval": "-1"}})
         profile = cProfile.Profile()
         es_cpu = cpu_seconds([es_pid]) if es_pid else 0.0
         cpu = own_cpu_seconds()
@@ -104,6 +113,9 @@ def profile_jobs(args: argparse.Namespace, es_url: str, es_pid: int | None) -> d
         profile.enable()
         for i in range(0, len(files), args.per_job):
             syncer.index(files[i : i + args.per_job])
+        if args.refresh == "at-end":
+            es.client.indices.put_settings(index=es.alias, settings={"index": {"refresh_interval": None}})
+            es.client.indices.refresh(index=es.alias)
         profile.disable()
         jobs_s = time.perf_counter() - started
         jobs_cpu = own_cpu_seconds() - cpu
@@ -130,7 +142,7 @@ def profile_jobs(args: argparse.Namespace, es_url: str, es_pid: int | None) -> d
     parts = split(stats)
     total = float(stats.total_tt)  # type: ignore[attr-defined]
     return {
-        "docs": len(files), "chunks": n, "per_job": args.per_job,
+        "docs": len(files), "chunks": n, "per_job": args.per_job, "refresh": args.refresh,
         "loadavg": Path("/proc/loadavg").read_text().split()[:3],
         "jobs_s": round(jobs_s, 2), "raw_encode_s": round(raw_s, 2),
         "jobs_cpu_s_per_chunk": round(jobs_cpu / n, 5), "raw_cpu_s_per_chunk": round(raw_cpu / n, 5),

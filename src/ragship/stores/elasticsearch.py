@@ -110,6 +110,9 @@ class ElasticsearchStore:
         self._ready = False
         self._mapped_dim: int | None = None  # cached so bulk writes need no mapping lookup
         self._analysis: TextAnalysis | None = None  # the target index's, read from its _meta on first use
+        # Refresh after each bulk write, so a finished write is searchable; a bulk loader that refreshes once
+        # at its end may turn it off (benchmarks/ingest_profile.py measures what that saves).
+        self.refresh_after_write = True
 
     @classmethod
     def from_settings(
@@ -328,7 +331,8 @@ class ElasticsearchStore:
             attempts=self.write_retries,
             backoff_max_s=self.retry_backoff_max_s,
         )
-        self._call(self.client.indices.refresh, index=target)
+        if self.refresh_after_write:
+            self._call(self.client.indices.refresh, index=target)
         return result
 
     def delete_by_source(self, sources: list[str], keep_ids: set[str] | None = None) -> int:
