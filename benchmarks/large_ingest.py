@@ -6,15 +6,19 @@ each worker at >= 0.9x of the raw encode. The documents are NFCorpus's (read fro
 ../shared/data/nfcorpus, written one per file to a temporary folder, never into the repo); past its 3,633
 documents they repeat with changed ids and a changed first line, so every chunk is new.
 
-One run, in rounds: ``queue, 1 worker`` (a fresh index), ``raw encode`` (the indexing pipeline's own
-document embedder, loaded once in this process, encoding the chunks that the first queue run wrote, read back
-from Elasticsearch with their metadata and without their vectors), ``queue, 2 workers`` (a fresh index).
+One run: an untimed warm-up ingest of ``--warm-docs`` documents (the node's JIT and caches), then in
+rounds: ``queue, 1 worker`` (a fresh index), ``raw encode`` (the indexing pipeline's own document embedder,
+loaded once in this process, encoding the chunks that the queue run wrote, read back from Elasticsearch
+with their metadata and without their vectors), ``queue, 2 workers`` (a fresh index), and with
+``--pinned`` (default) ``queue, 1 worker, pinned`` and ``raw encode, pinned``: Elasticsearch and Redis on
+the first core(s), the worker and then the raw encode on the last one (Elasticsearch elsewhere, as in
+production; each pinned row is compared with the pinned raw encode).
 The queue runs are ``queue_throughput.run_queue``: warmed workers, jobs of ``--per-job`` files, timed from
 the first submit to the last job's recorded end. Beside the rates: CPU seconds (user + system) per chunk of
 the workers plus Redis, of this process for the raw encode, and of Elasticsearch apart.
 
     .venv/bin/python benchmarks/large_ingest.py [--docs 1000] [--workers 1 2] [--per-job 20] [--rounds 1]
-        [--es URL] [--json FILE]
+        [--warm-docs 200] [--no-pinned] [--es URL] [--json FILE]
 """
 
 from __future__ import annotations
