@@ -44,3 +44,14 @@ def test_ids_past_one_search_page_are_scrolled(es_url: str, es_alias: str, monke
     assert store.delete_by_source(["a.md", "b.md"], keep_ids={"a.md#t0", "b.md#y"}) == 7
     assert store.ids_by_source("a.md") == {"a.md#t0"}
     assert store.ids_by_source("b.md") == {"b.md#y"}
+
+
+def test_ids_by_sources_groups_one_search_by_source(es_url: str, es_alias: str) -> None:
+    store = ElasticsearchStore(es_url, es_alias, embedding_dim=3)
+    store.write_chunks(_chunks("a.md", ["one", "two"]) + _chunks("b.md", ["three"]))
+
+    assert store.ids_by_sources(["a.md", "b.md", "none.md"]) == {
+        "a.md": {"a.md#one", "a.md#two"},
+        "b.md": {"b.md#three"},
+        "none.md": set(),
+    }

@@ -346,16 +346,20 @@ class ElasticsearchStore:
 
     def ids_by_source(self, source: str) -> set[str]:
         """Ids stored for one source file."""
-        return self._ids_by_sources([source])
+        return self.ids_by_sources([source])[source]
 
-    def _ids_by_sources(self, sources: list[str]) -> set[str]:
-        """Ids stored for these source files: one search per group of sources (a scroll only past
+    def ids_by_sources(self, sources: list[str]) -> dict[str, set[str]]:
+        """Ids stored for each of these source files: one search per group of sources (a scroll only past
         :data:`~ragship.stores.es_bulk.ID_PAGE` hits), not a scroll per file."""
-        ids: set[str] = set()
+        ids: dict[str, set[str]] = {source: set() for source in sources}
         for i in range(0, len(sources), es_bulk.TERMS_PER_QUERY):
             query = {"terms": {"source": sources[i : i + es_bulk.TERMS_PER_QUERY]}}
-            ids |= self._call(es_bulk.matching_ids, self.client, self._target(), query)
+            for doc_id, source in self._call(es_bulk.matching_ids, self.client, self._target(), query):
+                ids.setdefault(source, set()).add(doc_id)
         return ids
+
+    def _ids_by_sources(self, sources: list[str]) -> set[str]:
+        return set().union(*self.ids_by_sources(sources).values())
 
     def bm25_retrieval(self, query: str, top_k: int = 10, filters: dict[str, Any] | None = None) -> list[Document]:
         """BM25 over ``content``, or over ``content_stemmed`` with the query stemmed alike where the index

@@ -167,17 +167,17 @@ def write_with_retries(
     return result
 
 
-def matching_ids(client: Elasticsearch, index: str, query: dict[str, Any]) -> set[str]:
-    """Ids of the documents matching ``query``: one search when they fit in :data:`ID_PAGE`, else a scroll.
+def matching_ids(client: Elasticsearch, index: str, query: dict[str, Any]) -> list[tuple[str, str]]:
+    """(id, source) of the documents matching ``query``: one search when they fit in :data:`ID_PAGE`, else a scroll.
 
     A search per written batch replaces a scroll per source file (search, scroll, clear: three requests
     and a scroll context on the cluster for every file of an ingest).
     """
-    response = client.search(index=index, query=query, size=ID_PAGE, source=False, track_total_hits=True)
+    response = client.search(index=index, query=query, size=ID_PAGE, source_includes=["source"], track_total_hits=True)
     hits = response["hits"]["hits"]
-    if response["hits"]["total"]["value"] <= len(hits):
-        return {h["_id"] for h in hits}
-    return {h["_id"] for h in helpers.scan(client, index=index, query={"query": query, "_source": False})}
+    if response["hits"]["total"]["value"] > len(hits):
+        hits = helpers.scan(client, index=index, query={"query": query, "_source": ["source"]})
+    return [(h["_id"], str(h["_source"].get("source", ""))) for h in hits]
 
 
 def to_document(hit: dict[str, Any]) -> Document:
