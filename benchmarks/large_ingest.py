@@ -167,7 +167,9 @@ def main() -> None:
                             assert es_pid is not None
                             pin(es_pid, set(cores[:-1]))
                             pin(redis_pid, set(cores[:-1]))
-                            os.sched_setaffinity(0, {cores[-1]})  # the workers inherit it
+                            # Every thread of this process (the encoder's thread pools outlive a pipeline),
+                            # and the workers started from it inherit the core.
+                            pin(os.getpid(), {cores[-1]})
                         try:
                             found = timed_queue(config, files, n, args, warm_dir, logs, console, redis_pid, es_pid,
                                                 runs, label, r)  # fmt: skip
@@ -183,7 +185,7 @@ def main() -> None:
                                 console.print(f"round {r + 1}, {raw_label}: {n_chunks / raw_s:.1f} chunks/s")
                         finally:
                             if pinned:
-                                os.sched_setaffinity(0, set(cores))
+                                pin(os.getpid(), set(cores))
                                 pin(es_pid or 0, set(cores))
                                 pin(redis_pid, set(cores))
             finally:
