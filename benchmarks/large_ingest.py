@@ -6,15 +6,19 @@ each worker at >= 0.9x of the raw encode. The documents are NFCorpus's (read fro
 ../shared/data/nfcorpus, written one per file to a temporary folder, never into the repo); past its 3,633
 documents they repeat with changed ids and a changed first line, so every chunk is new.
 
-One run, in rounds: ``queue, 1 worker`` (a fresh index), ``raw encode`` (the indexing pipeline's own
-document embedder, loaded once in this process, encoding the chunks that the first queue run wrote, read back
-from Elasticsearch with their metadata and without their vectors), ``queue, 2 workers`` (a fresh index).
+One run: an untimed warm-up ingest of ``--warm-docs`` documents (the node's JIT and caches), then in
+rounds: ``queue, 1 worker`` (a fresh index), ``raw encode`` (the indexing pipeline's own document embedder,
+loaded once in this process, encoding the chunks that the queue run wrote, read back from Elasticsearch
+with their metadata and without their vectors), ``queue, 2 workers`` (a fresh index), and with
+``--pinned`` (default) ``queue, 1 worker, pinned`` and ``raw encode, pinned``: Elasticsearch and Redis on
+the first core(s), the worker and then the raw encode on the last one (Elasticsearch elsewhere, as in
+production; each pinned row is compared with the pinned raw encode).
 The queue runs are ``queue_throughput.run_queue``: warmed workers, jobs of ``--per-job`` files, timed from
 the first submit to the last job's recorded end. Beside the rates: CPU seconds (user + system) per chunk of
 the workers plus Redis, of this process for the raw encode, and of Elasticsearch apart.
 
     .venv/bin/python benchmarks/large_ingest.py [--docs 1000] [--workers 1 2] [--per-job 20] [--rounds 1]
-        [--es URL] [--json FILE]
+        [--warm-docs 200] [--no-pinned] [--es URL] [--json FILE]
 """
 
 from __future__ import annotations
@@ -96,12 +100,37 @@ def start_es(console: Console) -> tuple[str, Any]:
     return url, node
 
 
+def pin(pid: int, cpus: set[int]) -> None:
+    """Pin every thread of process ``pid`` (and so the threads they start later) to ``cpus``."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except (ProcessLookupError, FileNotFoundError):
+            continue  # a thread that ended meanwhile
+
+
+def warm_es(config: Config, files: list[Path], warm_dir: Path, logs: Path, console: Console, redis_pid: int,
+            per_job: int) -> None:  # fmt: skip
+    """An untimed queue run into a throwaway index: the node's JIT, caches and thread pools warmed."""
+    started = time.perf_counter()
+    run_queue(config, files, 1, per_job, warm_dir, logs, console, redis_pid)
+    from ragship.stores import open_store
+
+    open_store(config.store, embedding_dim=None, settings=config.settings()).delete_index()  # type: ignore[attr-defined]
+    console.print(f"Elasticsearch warmed with {len(files)} documents in {time.perf_counter() - started:.0f}s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=1000, help="Documents (default 1000; NFCorpus has 3,633)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Worker counts (default 1 2)")
     parser.add_argument("--per-job", type=int, default=20, help="Files per job (default 20)")
     parser.add_argument("--rounds", type=int, default=1, help="Alternating rounds; medians reported (default 1)")
+    parser.add_argument("--warm-docs", type=int, default=200, help="Untimed warm-up ingest first (default 200)")
+    parser.add_argument(
+        "--pinned", action=argparse.BooleanOptionalAction, default=True,
+        help="Also 1 worker and the raw encode on the last core, Elasticsearch and Redis on the others",
+    )  # fmt: skip
     parser.add_argument("--es", help="Elasticsearch URL (default: a private local node, removed at the end)")
     parser.add_argument("--json", type=Path, help="Also write the results to this JSON file")
     args = parser.parse_args()
@@ -113,6 +142,9 @@ def main() -> None:
     if not es_url:
         es_url, node = start_es(console)
     es_pid = node.status().pid if node is not None else None
+    cores = sorted(os.sched_getaffinity(0))
+    if args.pinned and (es_pid is None or len(cores) < 2):
+        raise SystemExit("--pinned needs 2 cores and the private node (no --es); or pass --no-pinned")
     runs: dict[str, list[dict[str, float]]] = {}
     chunks = 0
     try:
@@ -123,33 +155,39 @@ def main() -> None:
             files = write_documents(corpus, args.docs)
             redis, env, redis_pid, warm_dir, logs = bench_home(root)
             try:
+                if args.warm_docs:
+                    warm_es(Config(root, "warm", es_url, env), files[: args.warm_docs], warm_dir, logs, console,
+                            redis_pid, args.per_job)  # fmt: skip
                 for r in range(args.rounds):
-                    first: Config | None = None
-                    for n in args.workers:
-                        config = Config(root, f"w{n}-r{r}", es_url, env)
-                        es_cpu = cpu_seconds([es_pid]) if es_pid else 0.0
-                        seconds, cpu, profile = run_queue(
-                            config, files, n, args.per_job, warm_dir, logs, console, redis_pid
-                        )
-                        es_cpu = cpu_seconds([es_pid]) - es_cpu if es_pid else 0.0
-                        found = len(config.corpus_chunk_ids(corpus))
-                        if chunks and found != chunks:
-                            raise SystemExit(f"{n} workers wrote {found} chunks, the first run {chunks}")
-                        chunks = found
-                        runs.setdefault(f"queue, {n} worker{'s' if n > 1 else ''}", []).append(
-                            {"workers": n, "seconds": seconds, "cpu_s": cpu, "es_cpu_s": es_cpu, **profile}
-                        )
-                        console.print(
-                            f"round {r + 1}, {n} workers: {seconds:.1f}s, {found / seconds:.1f} chunks/s, "
-                            f"{cpu:.1f} CPU s (+ Elasticsearch {es_cpu:.1f}); gaps {profile['between_jobs_s']:.1f}s"
-                        )
-                        if first is None:
-                            first = config
-                            n_chunks, raw_s, raw_cpu = raw_encode(config, corpus)
-                            runs.setdefault("raw encode (int8, in-process)", []).append(
-                                {"workers": 0, "seconds": raw_s, "cpu_s": raw_cpu, "es_cpu_s": 0.0}
-                            )
-                            console.print(f"round {r + 1}, raw encode: {n_chunks / raw_s:.1f} chunks/s")
+                    plan = [(n, False) for n in args.workers] + ([(1, True)] if args.pinned else [])
+                    for n, pinned in plan:
+                        label = f"queue, {n} worker{'s' if n > 1 else ''}" + (", pinned" if pinned else "")
+                        config = Config(root, f"w{n}{'p' if pinned else ''}-r{r}", es_url, env)
+                        if pinned:  # production's layout: Elasticsearch and Redis elsewhere, the worker alone
+                            assert es_pid is not None
+                            pin(es_pid, set(cores[:-1]))
+                            pin(redis_pid, set(cores[:-1]))
+                            # Every thread of this process (the encoder's thread pools outlive a pipeline),
+                            # and the workers started from it inherit the core.
+                            pin(os.getpid(), {cores[-1]})
+                        try:
+                            found = timed_queue(config, files, n, args, warm_dir, logs, console, redis_pid, es_pid,
+                                                runs, label, r)  # fmt: skip
+                            if chunks and found != chunks:
+                                raise SystemExit(f"{label} wrote {found} chunks, the first run {chunks}")
+                            chunks = found
+                            if n == 1:  # the raw encode on the same chunks, on the same cores
+                                n_chunks, raw_s, raw_cpu = raw_encode(config, corpus)
+                                raw_label = "raw encode (int8, in-process)" + (", pinned" if pinned else "")
+                                runs.setdefault(raw_label, []).append(
+                                    {"workers": 0, "seconds": raw_s, "cpu_s": raw_cpu, "es_cpu_s": 0.0}
+                                )
+                                console.print(f"round {r + 1}, {raw_label}: {n_chunks / raw_s:.1f} chunks/s")
+                        finally:
+                            if pinned:
+                                pin(os.getpid(), set(cores))
+                                pin(es_pid or 0, set(cores))
+                                pin(redis_pid, set(cores))
             finally:
                 redis.remove()
     finally:
@@ -158,12 +196,29 @@ def main() -> None:
     report(console, args, runs, len(files), chunks)
 
 
+def timed_queue(config: Config, files: list[Path], n: int, args: argparse.Namespace, warm_dir: Path, logs: Path,
+                console: Console, redis_pid: int, es_pid: int | None, runs: dict[str, list[dict[str, float]]],
+                label: str, r: int) -> int:  # fmt: skip
+    """One timed queue run into a fresh index, recorded under ``label``; returns the chunks it wrote."""
+    es_cpu = cpu_seconds([es_pid]) if es_pid else 0.0
+    seconds, cpu, profile = run_queue(config, files, n, args.per_job, warm_dir, logs, console, redis_pid)
+    es_cpu = cpu_seconds([es_pid]) - es_cpu if es_pid else 0.0
+    found = len(config.corpus_chunk_ids(files[0].parent))
+    runs.setdefault(label, []).append({"workers": n, "seconds": seconds, "cpu_s": cpu, "es_cpu_s": es_cpu, **profile})
+    console.print(
+        f"round {r + 1}, {label}: {seconds:.1f}s, {found / seconds:.1f} chunks/s, "
+        f"{cpu:.1f} CPU s (+ Elasticsearch {es_cpu:.1f}); gaps {profile['between_jobs_s']:.1f}s"
+    )
+    return found
+
+
 def report(console: Console, args: argparse.Namespace, runs: dict[str, list[dict[str, float]]], docs: int,
            chunks: int) -> None:  # fmt: skip
-    raw = runs["raw encode (int8, in-process)"]
-    raw_rate = chunks / statistics.median(r["seconds"] for r in raw)
     rows = []
     for name, found in runs.items():
+        # Each configuration against the raw encode on the same cores (the pinned rows against the pinned one).
+        raw = runs["raw encode (int8, in-process)" + (", pinned" if name.endswith(", pinned") else "")]
+        raw_rate = chunks / statistics.median(r["seconds"] for r in raw)
         seconds = statistics.median(r["seconds"] for r in found)
         workers = int(found[0]["workers"])
         rate = chunks / seconds
@@ -200,6 +255,7 @@ def report(console: Console, args: argparse.Namespace, runs: dict[str, list[dict
             "chunks": chunks,
             "per_job": args.per_job,
             "rounds": args.rounds,
+            "warm_docs": args.warm_docs,
             "rows": rows,
         }
         args.json.write_text(json.dumps(result, indent=2) + "\n")

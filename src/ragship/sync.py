@@ -494,10 +494,11 @@ class Syncer:
             failed = {f.source for f in outcome.failures}
             now = datetime.now(UTC).isoformat()
             entries = []
+            stored = store.ids_by_sources([s.name for s in batch if s.name not in failed])  # one lookup a batch
             for source in batch:
                 if source.name in failed:
                     continue
-                ids = tuple(sorted(store.ids_by_source(source.name)))
+                ids = tuple(sorted(stored.get(source.name, set())))
                 entries.append(
                     ManifestEntry(
                         source.name,

@@ -109,6 +109,11 @@ def test_delete_by_source_keeps_listed_ids(store: EmbeddedDocumentStore) -> None
     assert store.bm25_retrieval("one") == []
 
 
+def test_ids_by_sources_gives_each_source_its_ids(store: EmbeddedDocumentStore) -> None:
+    store.write_documents([_doc(1, "one", "x.md"), _doc(2, "two", "x.md"), _doc(3, "three", "y.md")])
+    assert store.ids_by_sources(["x.md", "y.md", "z.md"]) == {"x.md": {"d1", "d2"}, "y.md": {"d3"}, "z.md": set()}
+
+
 def test_dimension_mismatch_fails_before_writing(store: EmbeddedDocumentStore, tmp_path: Path) -> None:
     store.write_documents([_doc(1, "eight dims")])
     wrong = Document(id="w", content="three dims", meta={}, embedding=[0.1, 0.2, 0.3])

@@ -52,8 +52,11 @@ class StoreWriter(StoreBound):
             # A file with a refused chunk keeps its older chunks: nothing stored is lost to a partial write.
             for source in {r.source for r in result.rejected}:
                 ids_by_source.pop(source, None)
-            for source, ids in ids_by_source.items():
-                deleted += store.delete_by_source([source], keep_ids=ids)
+            # One call for the batch (a store looks the sources up together); chunk ids are unique across
+            # sources, so keeping their union keeps exactly each source's new chunks.
+            if ids_by_source:
+                keep = set().union(*ids_by_source.values())
+                deleted = store.delete_by_source(list(ids_by_source), keep_ids=keep)
         refused = {r.id for r in result.rejected}
         landed = Counter(str(d.meta.get("source")) for d in documents if d.id not in refused)
         return {

@@ -95,6 +95,10 @@ class ChunkWriter(Protocol):
         """Ids of the chunks stored for one source file."""
         ...
 
+    def ids_by_sources(self, sources: list[str]) -> dict[str, set[str]]:
+        """Ids of the chunks stored for each of these source files (one lookup for a batch)."""
+        ...
+
 
 class Manifest(Protocol):
     """The record of what the index holds per source file (:mod:`ragship.sync`), kept beside the chunks."""

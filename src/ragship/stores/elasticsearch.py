@@ -110,6 +110,9 @@ class ElasticsearchStore:
         self._ready = False
         self._mapped_dim: int | None = None  # cached so bulk writes need no mapping lookup
         self._analysis: TextAnalysis | None = None  # the target index's, read from its _meta on first use
+        # Refresh after each bulk write, so a finished write is searchable; a bulk loader that refreshes once
+        # at its end may turn it off (benchmarks/ingest_profile.py measures what that saves).
+        self.refresh_after_write = True
 
     @classmethod
     def from_settings(
@@ -328,13 +331,14 @@ class ElasticsearchStore:
             attempts=self.write_retries,
             backoff_max_s=self.retry_backoff_max_s,
         )
-        self._call(self.client.indices.refresh, index=target)
+        if self.refresh_after_write:
+            self._call(self.client.indices.refresh, index=target)
         return result
 
     def delete_by_source(self, sources: list[str], keep_ids: set[str] | None = None) -> int:
         """Delete chunks of these sources except ``keep_ids``."""
         keep = keep_ids or set()
-        doomed = [i for source in sources for i in self.ids_by_source(source) if i not in keep]
+        doomed = [i for i in self._ids_by_sources(sources) if i not in keep]
         # Ids + bulk delete rather than _delete_by_query: that API lives in the optional reindex module.
         if doomed:
             self.delete_documents(doomed)
@@ -342,8 +346,20 @@ class ElasticsearchStore:
 
     def ids_by_source(self, source: str) -> set[str]:
         """Ids stored for one source file."""
-        body = {"query": {"term": {"source": source}}, "_source": False}
-        return {h["_id"] for h in self._call(lambda: list(helpers.scan(self.client, index=self._target(), query=body)))}
+        return self.ids_by_sources([source])[source]
+
+    def ids_by_sources(self, sources: list[str]) -> dict[str, set[str]]:
+        """Ids stored for each of these source files: one search per group of sources (a scroll only past
+        :data:`~ragship.stores.es_bulk.ID_PAGE` hits), not a scroll per file."""
+        ids: dict[str, set[str]] = {source: set() for source in sources}
+        for i in range(0, len(sources), es_bulk.TERMS_PER_QUERY):
+            query = {"terms": {"source": sources[i : i + es_bulk.TERMS_PER_QUERY]}}
+            for doc_id, source in self._call(es_bulk.matching_ids, self.client, self._target(), query):
+                ids.setdefault(source, set()).add(doc_id)
+        return ids
+
+    def _ids_by_sources(self, sources: list[str]) -> set[str]:
+        return set().union(*self.ids_by_sources(sources).values())
 
     def bm25_retrieval(self, query: str, top_k: int = 10, filters: dict[str, Any] | None = None) -> list[Document]:
         """BM25 over ``content``, or over ``content_stemmed`` with the query stemmed alike where the index

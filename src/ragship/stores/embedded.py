@@ -312,6 +312,10 @@ class EmbeddedDocumentStore:
             rows = self._connect().execute("SELECT id FROM documents WHERE source = ?", (source,)).fetchall()
         return {r[0] for r in rows}
 
+    def ids_by_sources(self, sources: list[str]) -> dict[str, set[str]]:
+        """Ids stored for each of these source files (an indexed lookup each: nothing to save by grouping)."""
+        return {source: self.ids_by_source(source) for source in sources}
+
     # Retrieval returns chunks without their embeddings, as Elasticsearch does: nothing downstream reads them,
     # and Haystack deep-copies every component's inputs, so 384 floats per chunk cost more than encoding the
     # question (py-spy on /retrieve, benchmarks/README.md).

@@ -9,6 +9,7 @@ so writing a chunk twice is harmless.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
@@ -25,6 +26,8 @@ Fields = Callable[[str | None], dict[str, Any]]  # a chunk's content -> fields i
 _NULLABLE = ("embedding", "blob", "sparse_embedding")  # typed fields: ES rejects explicit nulls
 # Item failures of a cluster in motion (a node left, a replica not yet promoted, no elected master).
 RETRY_ITEM_STATUS = (429, 503)
+ID_PAGE = 10_000  # ids one search returns (the index's default max_result_window); more are scrolled
+TERMS_PER_QUERY = 1_000  # sources per ``terms`` query (well under the cluster's 65,536 terms limit)
 RETRY_ITEM_TYPES = frozenset(
     {
         "unavailable_shards_exception",
@@ -43,7 +46,10 @@ def actions(
     """Bulk actions writing ``documents`` into ``index`` (``op_type`` ``index`` overwrites, ``create`` does not);
     ``fields`` adds fields derived from the content (the client-side analysed text)."""
     for doc in documents:
-        body = doc.to_dict(flatten=True)
+        # to_dict deep-copies every field: without the vector in it, 384 floats per chunk are not copied twice.
+        body = replace(doc, embedding=None).to_dict(flatten=True)
+        if doc.embedding is not None:
+            body["embedding"] = doc.embedding
         if fields is not None:
             body.update(fields(doc.content))
         body.pop("score", None)  # a retrieval score is not document data
@@ -159,6 +165,19 @@ def write_with_retries(
     except PendingChunksError:
         result.rejected.extend(refusals)
     return result
+
+
+def matching_ids(client: Elasticsearch, index: str, query: dict[str, Any]) -> list[tuple[str, str]]:
+    """(id, source) of the documents matching ``query``: one search when they fit in :data:`ID_PAGE`, else a scroll.
+
+    A search per written batch replaces a scroll per source file (search, scroll, clear: three requests
+    and a scroll context on the cluster for every file of an ingest).
+    """
+    response = client.search(index=index, query=query, size=ID_PAGE, source_includes=["source"], track_total_hits=True)
+    hits = response["hits"]["hits"]
+    if response["hits"]["total"]["value"] > len(hits):
+        hits = helpers.scan(client, index=index, query={"query": query, "_source": ["source"]})
+    return [(h["_id"], str(h["_source"].get("source", ""))) for h in hits]
 
 
 def to_document(hit: dict[str, Any]) -> Document:
