@@ -12,13 +12,15 @@ loaded once in this process, encoding the chunks that the queue run wrote, read 
 with their metadata and without their vectors), ``queue, 2 workers`` (a fresh index), and with
 ``--pinned`` (default) ``queue, 1 worker, pinned`` and ``raw encode, pinned``: Elasticsearch and Redis on
 the first core(s), the worker and then the raw encode on the last one (Elasticsearch elsewhere, as in
-production; each pinned row is compared with the pinned raw encode).
+production; each pinned row is compared with the pinned raw encode), and ``queue, 1 worker, pinned, N job
+threads`` (``--pinned-threads``, default 2: one worker process on the same one core running N jobs at once,
+``worker.threads``, so that one job encodes while another waits for Elasticsearch).
 The queue runs are ``queue_throughput.run_queue``: warmed workers, jobs of ``--per-job`` files, timed from
 the first submit to the last job's recorded end. Beside the rates: CPU seconds (user + system) per chunk of
 the workers plus Redis, of this process for the raw encode, and of Elasticsearch apart.
 
     .venv/bin/python benchmarks/large_ingest.py [--docs 1000] [--workers 1 2] [--per-job 20] [--rounds 1]
-        [--warm-docs 200] [--no-pinned] [--es URL] [--json FILE]
+        [--warm-docs 200] [--no-pinned] [--pinned-threads 2] [--es URL] [--json FILE]
 """
 
 from __future__ import annotations
@@ -131,6 +133,10 @@ def main() -> None:
         "--pinned", action=argparse.BooleanOptionalAction, default=True,
         help="Also 1 worker and the raw encode on the last core, Elasticsearch and Redis on the others",
     )  # fmt: skip
+    parser.add_argument(
+        "--pinned-threads", type=int, default=2,
+        help="With --pinned, also one pinned worker running this many jobs at once (worker.threads; 1: no such row)",
+    )  # fmt: skip
     parser.add_argument("--es", help="Elasticsearch URL (default: a private local node, removed at the end)")
     parser.add_argument("--json", type=Path, help="Also write the results to this JSON file")
     args = parser.parse_args()
@@ -159,10 +165,13 @@ def main() -> None:
                     warm_es(Config(root, "warm", es_url, env), files[: args.warm_docs], warm_dir, logs, console,
                             redis_pid, args.per_job)  # fmt: skip
                 for r in range(args.rounds):
-                    plan = [(n, False) for n in args.workers] + ([(1, True)] if args.pinned else [])
-                    for n, pinned in plan:
+                    plan = [(n, False, 1) for n in args.workers] + ([(1, True, 1)] if args.pinned else [])
+                    if args.pinned and args.pinned_threads > 1:
+                        plan.append((1, True, args.pinned_threads))
+                    for n, pinned, threads in plan:
                         label = f"queue, {n} worker{'s' if n > 1 else ''}" + (", pinned" if pinned else "")
-                        config = Config(root, f"w{n}{'p' if pinned else ''}-r{r}", es_url, env)
+                        label += f", {threads} job threads" if threads > 1 else ""
+                        config = Config(root, f"w{n}{'p' if pinned else ''}t{threads}-r{r}", es_url, env)
                         if pinned:  # production's layout: Elasticsearch and Redis elsewhere, the worker alone
                             assert es_pid is not None
                             pin(es_pid, set(cores[:-1]))
@@ -172,11 +181,11 @@ def main() -> None:
                             pin(os.getpid(), {cores[-1]})
                         try:
                             found = timed_queue(config, files, n, args, warm_dir, logs, console, redis_pid, es_pid,
-                                                runs, label, r)  # fmt: skip
+                                                runs, label, r, threads)  # fmt: skip
                             if chunks and found != chunks:
                                 raise SystemExit(f"{label} wrote {found} chunks, the first run {chunks}")
                             chunks = found
-                            if n == 1:  # the raw encode on the same chunks, on the same cores
+                            if n == 1 and threads == 1:  # the raw encode on the same chunks, on the same cores
                                 n_chunks, raw_s, raw_cpu = raw_encode(config, corpus)
                                 raw_label = "raw encode (int8, in-process)" + (", pinned" if pinned else "")
                                 runs.setdefault(raw_label, []).append(
@@ -198,10 +207,11 @@ def main() -> None:
 
 def timed_queue(config: Config, files: list[Path], n: int, args: argparse.Namespace, warm_dir: Path, logs: Path,
                 console: Console, redis_pid: int, es_pid: int | None, runs: dict[str, list[dict[str, float]]],
-                label: str, r: int) -> int:  # fmt: skip
+                label: str, r: int, threads: int = 1) -> int:  # fmt: skip
     """One timed queue run into a fresh index, recorded under ``label``; returns the chunks it wrote."""
     es_cpu = cpu_seconds([es_pid]) if es_pid else 0.0
-    seconds, cpu, profile = run_queue(config, files, n, args.per_job, warm_dir, logs, console, redis_pid)
+    seconds, cpu, profile = run_queue(config, files, n, args.per_job, warm_dir, logs, console, redis_pid,
+                                      threads=threads)  # fmt: skip
     es_cpu = cpu_seconds([es_pid]) - es_cpu if es_pid else 0.0
     found = len(config.corpus_chunk_ids(files[0].parent))
     runs.setdefault(label, []).append({"workers": n, "seconds": seconds, "cpu_s": cpu, "es_cpu_s": es_cpu, **profile})
@@ -217,7 +227,7 @@ def report(console: Console, args: argparse.Namespace, runs: dict[str, list[dict
     rows = []
     for name, found in runs.items():
         # Each configuration against the raw encode on the same cores (the pinned rows against the pinned one).
-        raw = runs["raw encode (int8, in-process)" + (", pinned" if name.endswith(", pinned") else "")]
+        raw = runs["raw encode (int8, in-process)" + (", pinned" if ", pinned" in name else "")]
         raw_rate = chunks / statistics.median(r["seconds"] for r in raw)
         seconds = statistics.median(r["seconds"] for r in found)
         workers = int(found[0]["workers"])

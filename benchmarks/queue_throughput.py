@@ -179,10 +179,13 @@ def run_queue(
     console: Console,
     redis_pid: int,
     prefetch: int | None = None,
+    threads: int = 1,
 ) -> tuple[float, float, dict[str, float]]:
+    """One timed queue run of ``files`` in jobs of ``per_job``: ``workers`` processes of ``threads`` job threads each
+    (``threads`` is ignored with ``prefetch``). Returns the seconds, the CPU seconds and the job profile."""
     queue = JobQueue(config.settings().queue)
     procs: list[subprocess.Popen[bytes]] = []
-    argv = [RAGSHIP, "worker", "--processes", "1", "--threads", "1"]
+    argv = [RAGSHIP, "worker", "--processes", "1", "--threads", str(threads)]
     env = config.env
     if prefetch is not None:
         # What `ragship worker` runs, with another prefetch (its own is set by the CLI, not overridable).
@@ -221,6 +224,14 @@ def run_queue(
             if job.pid:
                 warm_pids.add(int(job.pid))
             time.sleep(0.5)
+        if threads > 1:
+            # Each job thread builds its own pipeline (and loads the model) on its first job: as many warm-up
+            # jobs at once as a process has threads, so that the idle threads take one each.
+            paths = [warm_dir / f"{config.name}-warm-thread-{i}.txt" for i in range(threads * workers)]
+            for i, path in enumerate(paths):
+                path.write_text(f"Warm-up thread {config.name} {i}\n\nA short note that loads the embedding model.\n")
+            for job_id in [queue.submit_paths([path]) for path in paths]:
+                wait_for(f"warm-up job {job_id}", functools.partial(final_job, queue, job_id), 600)
         pids = [p.pid for p in procs] + [redis_pid]
         cpu = cpu_seconds(pids)
         redis_cpu = cpu_seconds([redis_pid])
