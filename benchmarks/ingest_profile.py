@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from large_ingest import start_es, write_documents  # benchmarks/ is the script directory
+from large_ingest import elasticsearch, write_documents  # benchmarks/ is the script directory
 from queue_throughput import cpu_seconds, own_cpu_seconds
 from rich.console import Console
 
@@ -67,16 +67,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="Write the figures here")
     args = parser.parse_args()
     console = Console(width=120)
-    node = None
-    es_url = args.es
-    if not es_url:
-        es_url, node = start_es(console)
-    es_pid = node.status().pid if node is not None else None
-    try:
+    with elasticsearch(args.es, console) as (es_url, es_pid):
         result = profile_jobs(args, es_url, es_pid)
-    finally:
-        if node is not None:
-            node.remove()
     console.print_json(json.dumps(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

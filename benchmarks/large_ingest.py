@@ -26,12 +26,14 @@ the workers plus Redis, of this process for the raw encode, and of Elasticsearch
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,13 +95,22 @@ def raw_encode(config: Config, corpus: Path) -> tuple[int, float, float]:
     return len(chunks), seconds, cpu
 
 
-def start_es(console: Console) -> tuple[str, Any]:
+@contextlib.contextmanager
+def elasticsearch(url: str | None, console: Console) -> Iterator[tuple[str, int | None]]:
+    """The cluster at ``url``, else a private local node (port 0) removed on exit; yields its URL and, for the
+    private node, its pid (whose CPU the benchmarks count apart)."""
+    if url:
+        yield url, None
+        return
     from ragship.local.es_node import LocalElasticsearch
 
     node = LocalElasticsearch(load_settings().local_es, name=f"bench-ingest-{os.getpid()}")
     url = node.start(port=0)
     console.print(f"Elasticsearch at {url}")
-    return url, node
+    try:
+        yield url, node.status().pid
+    finally:
+        node.remove()
 
 
 def pin(pid: int, cpus: set[int]) -> None:
@@ -143,65 +154,56 @@ def main() -> None:
     if not NFCORPUS.exists():
         raise SystemExit(f"needs {NFCORPUS} (BEIR NFCorpus)")
     console = Console(width=120)
-    node = None
-    es_url = args.es
-    if not es_url:
-        es_url, node = start_es(console)
-    es_pid = node.status().pid if node is not None else None
     cores = sorted(os.sched_getaffinity(0))
-    if args.pinned and (es_pid is None or len(cores) < 2):
+    if args.pinned and (args.es or len(cores) < 2):
         raise SystemExit("--pinned needs 2 cores and the private node (no --es); or pass --no-pinned")
     runs: dict[str, list[dict[str, float]]] = {}
     chunks = 0
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            root = Path(tmp)
-            corpus = root / "corpus"
-            corpus.mkdir()
-            files = write_documents(corpus, args.docs)
-            redis, env, redis_pid, warm_dir, logs = bench_home(root)
-            try:
-                if args.warm_docs:
-                    warm_es(Config(root, "warm", es_url, env), files[: args.warm_docs], warm_dir, logs, console,
-                            redis_pid, args.per_job)  # fmt: skip
-                for r in range(args.rounds):
-                    plan = [(n, False, 1) for n in args.workers] + ([(1, True, 1)] if args.pinned else [])
-                    if args.pinned and args.pinned_threads > 1:
-                        plan.append((1, True, args.pinned_threads))
-                    for n, pinned, threads in plan:
-                        label = f"queue, {n} worker{'s' if n > 1 else ''}" + (", pinned" if pinned else "")
-                        label += f", {threads} job threads" if threads > 1 else ""
-                        config = Config(root, f"w{n}{'p' if pinned else ''}t{threads}-r{r}", es_url, env)
-                        if pinned:  # production's layout: Elasticsearch and Redis elsewhere, the worker alone
-                            assert es_pid is not None
-                            pin(es_pid, set(cores[:-1]))
-                            pin(redis_pid, set(cores[:-1]))
-                            # Every thread of this process (the encoder's thread pools outlive a pipeline),
-                            # and the workers started from it inherit the core.
-                            pin(os.getpid(), {cores[-1]})
-                        try:
-                            found = timed_queue(config, files, n, args, warm_dir, logs, console, redis_pid, es_pid,
-                                                runs, label, r, threads)  # fmt: skip
-                            if chunks and found != chunks:
-                                raise SystemExit(f"{label} wrote {found} chunks, the first run {chunks}")
-                            chunks = found
-                            if n == 1 and threads == 1:  # the raw encode on the same chunks, on the same cores
-                                n_chunks, raw_s, raw_cpu = raw_encode(config, corpus)
-                                raw_label = "raw encode (int8, in-process)" + (", pinned" if pinned else "")
-                                runs.setdefault(raw_label, []).append(
-                                    {"workers": 0, "seconds": raw_s, "cpu_s": raw_cpu, "es_cpu_s": 0.0}
-                                )
-                                console.print(f"round {r + 1}, {raw_label}: {n_chunks / raw_s:.1f} chunks/s")
-                        finally:
-                            if pinned:
-                                pin(os.getpid(), set(cores))
-                                pin(es_pid or 0, set(cores))
-                                pin(redis_pid, set(cores))
-            finally:
-                redis.remove()
-    finally:
-        if node is not None:
-            node.remove()
+    with elasticsearch(args.es, console) as (es_url, es_pid), tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        corpus = root / "corpus"
+        corpus.mkdir()
+        files = write_documents(corpus, args.docs)
+        redis, env, redis_pid, warm_dir, logs = bench_home(root)
+        try:
+            if args.warm_docs:
+                warm_es(Config(root, "warm", es_url, env), files[: args.warm_docs], warm_dir, logs, console,
+                        redis_pid, args.per_job)  # fmt: skip
+            for r in range(args.rounds):
+                plan = [(n, False, 1) for n in args.workers] + ([(1, True, 1)] if args.pinned else [])
+                if args.pinned and args.pinned_threads > 1:
+                    plan.append((1, True, args.pinned_threads))
+                for n, pinned, threads in plan:
+                    label = f"queue, {n} worker{'s' if n > 1 else ''}" + (", pinned" if pinned else "")
+                    label += f", {threads} job threads" if threads > 1 else ""
+                    config = Config(root, f"w{n}{'p' if pinned else ''}t{threads}-r{r}", es_url, env)
+                    if pinned:  # production's layout: Elasticsearch and Redis elsewhere, the worker alone
+                        assert es_pid is not None
+                        pin(es_pid, set(cores[:-1]))
+                        pin(redis_pid, set(cores[:-1]))
+                        # Every thread of this process (the encoder's thread pools outlive a pipeline),
+                        # and the workers started from it inherit the core.
+                        pin(os.getpid(), {cores[-1]})
+                    try:
+                        found = timed_queue(config, files, n, args, warm_dir, logs, console, redis_pid, es_pid,
+                                            runs, label, r, threads)  # fmt: skip
+                        if chunks and found != chunks:
+                            raise SystemExit(f"{label} wrote {found} chunks, the first run {chunks}")
+                        chunks = found
+                        if n == 1 and threads == 1:  # the raw encode on the same chunks, on the same cores
+                            n_chunks, raw_s, raw_cpu = raw_encode(config, corpus)
+                            raw_label = "raw encode (int8, in-process)" + (", pinned" if pinned else "")
+                            runs.setdefault(raw_label, []).append(
+                                {"workers": 0, "seconds": raw_s, "cpu_s": raw_cpu, "es_cpu_s": 0.0}
+                            )
+                            console.print(f"round {r + 1}, {raw_label}: {n_chunks / raw_s:.1f} chunks/s")
+                    finally:
+                        if pinned:
+                            pin(os.getpid(), set(cores))
+                            pin(es_pid or 0, set(cores))
+                            pin(redis_pid, set(cores))
+        finally:
+            redis.remove()
     report(console, args, runs, len(files), chunks)
 
 
