@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from large_ingest import elasticsearch, write_documents  # benchmarks/ is the script directory
+from large_ingest import elasticsearch, encode_stored, write_documents  # benchmarks/ is the script directory
 from queue_throughput import cpu_seconds, own_cpu_seconds
 from rich.console import Console
 
@@ -75,12 +75,7 @@ def main() -> None:
 
 
 def profile_jobs(args: argparse.Namespace, es_url: str, es_pid: int | None) -> dict[str, Any]:
-    from haystack import Document
-
     from ragship.assembly import open_indexer, served_spec
-    from ragship.components.embedders import DocumentEmbedder
-    from ragship.pipelines import find_component
-    from ragship.pipelines.indexing import IndexingPipeline
     from ragship.stores import open_store
 
     settings = load_settings(store=es_url, es={"index": f"bench-profile-{uuid.uuid4().hex[:8]}"})
@@ -113,24 +108,13 @@ def profile_jobs(args: argparse.Namespace, es_url: str, es_pid: int | None) -> d
         jobs_cpu = own_cpu_seconds() - cpu
         es_cpu = cpu_seconds([es_pid]) - es_cpu if es_pid else 0.0
         store = open_store(es_url, embedding_dim=None, settings=settings)
-        stored = [d for d in store.filter_documents() if str(d.meta.get("source", "")).startswith(str(corpus))]
-        chunks = [Document(id=d.id, content=d.content, meta=dict(d.meta)) for d in stored]
-        pipeline = IndexingPipeline(spec, store)
-        pipeline.warm_up()
-        embedder: Any = pipeline.pipeline.get_component(find_component(pipeline.pipeline, DocumentEmbedder, "indexing"))
-        embedder.run(documents=[Document(content="Warm-up: a short note that runs the model once.")])
-        cpu = own_cpu_seconds()
-        started = time.perf_counter()
-        embedder.run(documents=chunks)
-        raw_s = time.perf_counter() - started
-        raw_cpu = own_cpu_seconds() - cpu
+        n, raw_s, raw_cpu = encode_stored(store, spec, corpus)
         store.delete_index()
     stats = pstats.Stats(profile)
     if args.top:
         out = io.StringIO()
         pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(args.top)
         print(out.getvalue())
-    n = len(chunks)
     parts = split(stats)
     total = float(stats.total_tt)  # type: ignore[attr-defined]
     return {

@@ -68,17 +68,23 @@ def write_documents(folder: Path, n: int) -> list[Path]:
 
 def raw_encode(config: Config, corpus: Path) -> tuple[int, float, float]:
     """Encode the chunks of ``config``'s index with the indexing pipeline's embedder: (chunks, seconds, CPU s)."""
-    from haystack import Document
-
     from ragship.assembly import served_spec
-    from ragship.components.embedders import DocumentEmbedder
-    from ragship.pipelines import find_component
-    from ragship.pipelines.indexing import IndexingPipeline
     from ragship.stores import open_store
 
     settings = config.settings()
     spec, _ = served_spec(settings)
-    store = open_store(config.store, embedding_dim=None, settings=settings)
+    return encode_stored(open_store(config.store, embedding_dim=None, settings=settings), spec, corpus)
+
+
+def encode_stored(store: Any, spec: Any, corpus: Path) -> tuple[int, float, float]:
+    """Encode the chunks ``store`` holds from files under ``corpus`` (read back without their vectors) with the
+    indexing pipeline's own embedder, warmed first: (chunks, seconds, CPU s)."""
+    from haystack import Document
+
+    from ragship.components.embedders import DocumentEmbedder
+    from ragship.pipelines import find_component
+    from ragship.pipelines.indexing import IndexingPipeline
+
     stored = [d for d in store.filter_documents() if str(d.meta.get("source", "")).startswith(str(corpus))]
     chunks = [Document(id=d.id, content=d.content, meta=dict(d.meta)) for d in stored]  # no vectors
     pipeline = IndexingPipeline(spec, store)
